@@ -1,0 +1,3 @@
+from skeldir.cli import main
+
+main()

@@ -1,0 +1,41 @@
+"""The contract every webhook provider module fulfils: verify raw bytes, then parse."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from skeldir.ingestion.event import CommerceEvent
+
+
+class SignatureError(Exception):
+    """The request is not proven to come from the source (answered 401, nothing stored)."""
+
+
+class UnprocessableEvent(Exception):
+    """A verified payload we cannot turn into a CommerceEvent (kept as a dead event)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a verified request means: its topic, the key that makes it unique, the event."""
+
+    topic: str
+    dedupe_key: str
+    event: CommerceEvent
+    # The payload projected onto the non-personal fields the parser reads, for re-parsing.
+    redacted_payload: dict[str, Any]
+
+
+class Provider(Protocol):
+    name: str
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: Sequence[bytes]) -> None:
+        """Raise SignatureError unless `body` is signed by one of `secrets`.
+
+        `headers` has lower-case names. Must run in constant time per secret.
+        """
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        """Raise UnprocessableEvent when the verified payload cannot be used."""
