@@ -58,3 +58,5 @@ class CommerceEvent:
     presentment_total_minor: int | None = None
     entries: tuple[RevenueEntry, ...] = ()
     hints: AttributionHints = field(default_factory=AttributionHints)
+    # False for events about an order that do not describe the order itself (a refund).
+    has_order_snapshot: bool = True
