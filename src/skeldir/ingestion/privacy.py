@@ -1,0 +1,184 @@
+"""What of a payload may be kept: attribution signals in, everything personal out.
+
+URLs keep scheme, host, path and only allow-listed query parameters (utm fields and ad click
+ids); a query string otherwise carries emails, tokens and whatever a site chose to put there.
+Payloads are kept as projections onto the fields a parser reads, never as copies minus a
+deny-list, so a field added by the sender later is dropped by default.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, TypeAlias
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
+
+UTM_KEYS: tuple[str, ...] = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+CLICK_ID_KEYS: tuple[str, ...] = (
+    "dclid",
+    "epik",
+    "fbclid",
+    "gbraid",
+    "gclid",
+    "irclickid",
+    "li_fat_id",
+    "msclkid",
+    "rdt_cid",
+    "ScCid",
+    "ttclid",
+    "twclid",
+    "wbraid",
+    "yclid",
+)
+ATTRIBUTION_QUERY_KEYS: frozenset[str] = frozenset(UTM_KEYS + CLICK_ID_KEYS)
+
+MAX_TEXT_LENGTH = 512
+MAX_CLICK_ID_LENGTH = 256
+
+# Senders vary the case of parameter names (GCLID, Utm_Source); the canonical spelling is kept.
+_CANONICAL_KEYS = {key.lower(): key for key in ATTRIBUTION_QUERY_KEYS}
+_HOST = re.compile(r"[a-z0-9.\-_:\[\]]+")
+_SCRUBBABLE_SCHEMES = frozenset({"", "http", "https"})
+
+UtmFields: TypeAlias = dict[str, str]
+ClickIds: TypeAlias = tuple[tuple[str, str], ...]
+
+
+def landing_hints(url: str | None) -> tuple[str | None, UtmFields, ClickIds]:
+    """(path without query, allow-listed utm fields, sorted (click id name, value) pairs)."""
+    parts = _split(url)
+    if parts is None or parts.scheme.lower() not in _SCRUBBABLE_SCHEMES:
+        return None, {}, ()
+    utm, click_ids = _attribution_params(parts.query)
+    return _bounded_path(parts.path), utm, click_ids
+
+
+def referring_domain(url: str | None) -> str | None:
+    """Lower-case host of `url`, without userinfo, port or path; None when there is none."""
+    if not isinstance(url, str) or not url.strip():
+        return None
+    text = url.strip()
+    if "://" not in text and not text.startswith(("/", "?", "#")):
+        # Referrers sometimes arrive without a scheme ("www.google.com/search").
+        text = "//" + text
+    parts = _split(text)
+    if parts is None:
+        return None
+    return _host(parts)
+
+
+def scrub_url(url: str | None) -> str | None:
+    """`url` reduced to scheme, host and path plus only allow-listed query parameters.
+
+    Relative URLs stay relative. Schemes other than http(s) are dropped whole, since a data:
+    or javascript: URL is all payload.
+    """
+    parts = _split(url)
+    if parts is None or parts.scheme.lower() not in _SCRUBBABLE_SCHEMES:
+        return None
+    utm, click_ids = _attribution_params(parts.query)
+    query = urlencode([*utm.items(), *click_ids])
+    path = _bounded_path(parts.path)
+    if parts.netloc:
+        host = _host(parts)
+        if host is None:
+            return None
+        scheme = parts.scheme.lower()
+        origin = f"{scheme}://{host}" if scheme else f"//{host}"
+    else:
+        origin = ""
+    return f"{origin}{path}" + (f"?{query}" if query else "")
+
+
+def _split(url: str | None) -> SplitResult | None:
+    if not isinstance(url, str) or not url.strip():
+        return None
+    try:
+        return urlsplit(url.strip())
+    except ValueError:
+        return None
+
+
+def _host(parts: SplitResult) -> str | None:
+    try:
+        host = parts.hostname
+    except ValueError:
+        return None
+    if not host or len(host) > 253 or not _HOST.fullmatch(host):
+        return None
+    return host
+
+
+def _bounded_path(path: str) -> str:
+    return (path or "/")[:MAX_TEXT_LENGTH]
+
+
+def _attribution_params(query: str) -> tuple[UtmFields, ClickIds]:
+    """The first non-empty value of each allow-listed parameter; nothing else."""
+    found: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=False, errors="replace"):
+        key = _CANONICAL_KEYS.get(name.lower())
+        if key is None or key in found or not value:
+            continue
+        limit = MAX_TEXT_LENGTH if key in UTM_KEYS else MAX_CLICK_ID_LENGTH
+        found[key] = value[:limit]
+    utm = {key: found[key] for key in UTM_KEYS if key in found}
+    click_ids = tuple(sorted((key, value) for key, value in found.items() if key not in UTM_KEYS))
+    return utm, click_ids
+
+
+Spec: TypeAlias = Mapping[str, "SpecRule"]
+# True keeps a scalar leaf; a mapping projects a nested object; [mapping] projects each
+# object of a list; a callable replaces the value by its result (e.g. scrub_url).
+SpecRule: TypeAlias = "bool | Spec | list[Spec] | Callable[[Any], Any]"
+
+_DROPPED = object()
+
+
+def project(payload: Mapping[str, Any], spec: Spec) -> dict[str, Any]:
+    """The part of `payload` named by `spec`, with bounded, JSON-safe scalar leaves.
+
+    Fields absent from the payload stay absent; a value whose shape does not fit its rule
+    (an object where a scalar was named, a scalar where an object was named) is dropped.
+    """
+    projected: dict[str, Any] = {}
+    for key, rule in spec.items():
+        if key not in payload:
+            continue
+        value = _project_value(payload[key], rule)
+        if value is not _DROPPED:
+            projected[key] = value
+    return projected
+
+
+def _project_value(value: Any, rule: Any) -> Any:
+    if rule is True:
+        return _leaf(value)
+    if callable(rule):
+        return rule(value)
+    if isinstance(rule, Mapping):
+        return project(value, rule) if isinstance(value, Mapping) else _DROPPED
+    if isinstance(rule, list) and len(rule) == 1:
+        if not isinstance(value, list):
+            return _DROPPED
+        return [project(item, rule[0]) for item in value if isinstance(item, Mapping)]
+    raise TypeError(f"invalid projection rule: {rule!r}")
+
+
+def _leaf(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # Beyond 64 bits a JSON integer is not portable; keep its text instead.
+        return value if -(2**63) <= value < 2**63 else str(value)[:MAX_TEXT_LENGTH]
+    if isinstance(value, str):
+        return value[:MAX_TEXT_LENGTH]
+    if isinstance(value, Decimal):
+        if value.is_finite() and -40 <= value.adjusted() <= 40:
+            return format(value, "f")[:MAX_TEXT_LENGTH]
+        return str(value)[:MAX_TEXT_LENGTH]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return _DROPPED
