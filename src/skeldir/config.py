@@ -1,0 +1,120 @@
+"""The one Settings object. Read from the environment once, passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".skeldir")
+    # Runtime role (API and worker): NOSUPERUSER NOBYPASSRLS, DML only.
+    database_url: str | None = None
+    # Owner role: migrations and operator commands.
+    owner_database_url: str | None = None
+    broker_url: str | None = None
+    # Base64 key that encrypts signing secrets at rest; read from the data dir when unset.
+    secret_key: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    # Queue names are prefixed so several deployments can share one broker.
+    queue_namespace: str = "skeldir"
+    max_body_bytes: int = 1024 * 1024
+    db_pool_size: int = 32
+    recompute_batch_size: int = 500
+    sweep_interval_seconds: float = 5.0
+    # A pending order older than this with no chain queued is rescheduled by the sweeper.
+    sweep_grace_seconds: float = 5.0
+    # A chain queued this long ago without starting is presumed lost (broker restart, lost message).
+    chain_stale_seconds: float = 60.0
+    source_cache_seconds: float = 30.0
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 8001
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        base = cls(
+            data_dir=Path(_env("SKELDIR_DATA_DIR", ".skeldir")),
+            database_url=_env("SKELDIR_DATABASE_URL"),
+            owner_database_url=_env("SKELDIR_OWNER_DATABASE_URL"),
+            broker_url=_env("SKELDIR_BROKER_URL"),
+            secret_key=_env("SKELDIR_SECRET_KEY"),
+            public_url=_env("SKELDIR_PUBLIC_URL", cls.public_url),
+            queue_namespace=_env("SKELDIR_QUEUE_NAMESPACE", cls.queue_namespace),
+            max_body_bytes=int(_env("SKELDIR_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            db_pool_size=int(_env("SKELDIR_DB_POOL_SIZE", str(cls.db_pool_size))),
+            recompute_batch_size=int(
+                _env("SKELDIR_RECOMPUTE_BATCH_SIZE", str(cls.recompute_batch_size))
+            ),
+            sweep_interval_seconds=float(
+                _env("SKELDIR_SWEEP_INTERVAL_SECONDS", str(cls.sweep_interval_seconds))
+            ),
+            sweep_grace_seconds=float(
+                _env("SKELDIR_SWEEP_GRACE_SECONDS", str(cls.sweep_grace_seconds))
+            ),
+            chain_stale_seconds=float(
+                _env("SKELDIR_CHAIN_STALE_SECONDS", str(cls.chain_stale_seconds))
+            ),
+            source_cache_seconds=float(
+                _env("SKELDIR_SOURCE_CACHE_SECONDS", str(cls.source_cache_seconds))
+            ),
+            worker_metrics_host=_env("SKELDIR_WORKER_METRICS_HOST", cls.worker_metrics_host),
+            worker_metrics_port=int(
+                _env("SKELDIR_WORKER_METRICS_PORT", str(cls.worker_metrics_port))
+            ),
+            log_level=_env("SKELDIR_LOG_LEVEL", cls.log_level),
+        )
+        return replace(base, **overrides) if overrides else base
+
+    @property
+    def external_services(self) -> bool:
+        """True when PostgreSQL and the broker are given, so nothing embedded is started."""
+        return bool(self.database_url and self.owner_database_url and self.broker_url)
+
+    @property
+    def runtime_role(self) -> str:
+        return _user_of(self.database_url, "skeldir_app")
+
+    @property
+    def owner_role(self) -> str:
+        return _user_of(self.owner_database_url, "skeldir_owner")
+
+    def queue(self, name: str) -> str:
+        return f"{self.queue_namespace}.{name}"
+
+    def as_env(self) -> dict[str, str]:
+        """The environment that gives a child process these same settings."""
+        pairs = {
+            "SKELDIR_DATA_DIR": str(self.data_dir),
+            "SKELDIR_DATABASE_URL": self.database_url,
+            "SKELDIR_OWNER_DATABASE_URL": self.owner_database_url,
+            "SKELDIR_BROKER_URL": self.broker_url,
+            "SKELDIR_SECRET_KEY": self.secret_key,
+            "SKELDIR_PUBLIC_URL": self.public_url,
+            "SKELDIR_QUEUE_NAMESPACE": self.queue_namespace,
+            "SKELDIR_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "SKELDIR_DB_POOL_SIZE": str(self.db_pool_size),
+            "SKELDIR_RECOMPUTE_BATCH_SIZE": str(self.recompute_batch_size),
+            "SKELDIR_SWEEP_INTERVAL_SECONDS": str(self.sweep_interval_seconds),
+            "SKELDIR_SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
+            "SKELDIR_CHAIN_STALE_SECONDS": str(self.chain_stale_seconds),
+            "SKELDIR_SOURCE_CACHE_SECONDS": str(self.source_cache_seconds),
+            "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
+            "SKELDIR_WORKER_METRICS_PORT": str(self.worker_metrics_port),
+            "SKELDIR_LOG_LEVEL": self.log_level,
+        }
+        return {k: v for k, v in pairs.items() if v is not None}
+
+
+def _user_of(url: str | None, default: str) -> str:
+    if not url:
+        return default
+    return urlsplit(url).username or default

@@ -1,0 +1,69 @@
+"""Database access: the runtime pool, the one tenant transaction, the one owner connection.
+
+The runtime role is subject to row-level security; every query it runs on tenant data goes
+through `tenant_transaction`, which sets `app.tenant_id` for that transaction only (never for
+the session: a pooled connection would carry one tenant's context into another's request).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import asyncpg
+import orjson
+import psycopg
+
+from skeldir.config import Settings
+
+SET_TENANT_SQL = "SELECT set_config('app.tenant_id', $1::text, true)"
+
+
+class DatabaseNotConfigured(RuntimeError):
+    pass
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
+    if not settings.database_url:
+        raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
+    size = max_size or settings.db_pool_size
+    return await asyncpg.create_pool(
+        settings.database_url,
+        min_size=min(2, size),
+        max_size=size,
+        init=_init_connection,
+        # Statements are few and fixed; caching their plans is the point of a pool.
+        statement_cache_size=256,
+        command_timeout=60,
+    )
+
+
+@asynccontextmanager
+async def tenant_transaction(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID | str
+) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction in which row-level security admits exactly one tenant's rows."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute(SET_TENANT_SQL, str(tenant_id))
+            yield conn
+
+
+@contextmanager
+def owner_connection(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """A connection as the owner role, for migrations and operator commands."""
+    if not settings.owner_database_url:
+        raise DatabaseNotConfigured("SKELDIR_OWNER_DATABASE_URL is not set and no data dir is up")
+    with psycopg.connect(settings.owner_database_url, autocommit=autocommit) as conn:
+        yield conn

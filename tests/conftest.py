@@ -1,0 +1,66 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or the one in SKELDIR_TEST_ADMIN_URL) and a
+fresh, migrated database with its own owner and runtime roles for this test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from skeldir import migrate
+from skeldir.config import Settings
+from skeldir.crypto import new_secret_key
+from skeldir.embedded.postgres import EmbeddedPostgres
+from skeldir.provision import Roles, drop, provision, role_url
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    """A superuser URL: the machine's server when given, else an embedded one for the session."""
+    given = os.environ.get("SKELDIR_TEST_ADMIN_URL")
+    if given:
+        yield given
+        return
+    # mkdtemp under /tmp: when run as root the server's own user must be able to reach it.
+    data_dir = Path(tempfile.mkdtemp(prefix="skt-pg-"))
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    try:
+        yield server.dsn()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def new_roles() -> Roles:
+    suffix = uuid.uuid4().hex[:10]
+    return Roles(database=f"skt_{suffix}", owner=f"skt_{suffix}_owner", runtime=f"skt_{suffix}_app")
+
+
+@pytest.fixture(scope="session")
+def database(admin_url: str) -> Iterator[Settings]:
+    """Settings for a migrated database of this session; dropped at the end."""
+    roles = new_roles()
+    provision(admin_url, roles)
+    settings = Settings(
+        data_dir=Path(tempfile.mkdtemp(prefix="skt-data-")),
+        owner_database_url=role_url(admin_url, roles.database, roles.owner),
+        database_url=role_url(admin_url, roles.database, roles.runtime),
+        secret_key=new_secret_key(),
+    )
+    migrate.upgrade(settings)
+    try:
+        yield settings
+    finally:
+        drop(admin_url, roles)
+        shutil.rmtree(settings.data_dir, ignore_errors=True)

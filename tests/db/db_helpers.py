@@ -1,0 +1,84 @@
+"""Helpers for tests on real PostgreSQL: tenants, signed Shopify deliveries, the whole chain."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from skeldir import admin
+from skeldir.config import Settings
+from skeldir.crypto import secret_box
+from skeldir.db import owner_connection
+from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.db import tenant_transaction
+from skeldir.ingestion.inbox import IngestResult, ingest, record_dead_event
+from skeldir.reporting.registry import REPORTS
+from skeldir.webhooks.shopify import ShopifyProvider
+
+SHOPIFY_SECRET = "shpss_test_secret"
+CHAIN_STALE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class TenantUnderTest:
+    tenant_id: uuid.UUID
+    api_key: str
+    webhook_key: str
+    source_id: uuid.UUID
+    source_url: str
+
+
+def create_tenant(settings: Settings, name: str = "shop") -> TenantUnderTest:
+    with owner_connection(settings) as conn:
+        tenant = admin.create_tenant(conn, name)
+        source = admin.add_source(conn, secret_box(settings), tenant_id=tenant.tenant_id,
+                                  provider="shopify", secret=SHOPIFY_SECRET,
+                                  public_url="http://test")
+    return TenantUnderTest(tenant.tenant_id, tenant.api_key, tenant.webhook_key,
+                           source.source_id, source.url)
+
+
+def shopify_delivery(body: bytes, topic: str = "orders/create", event_id: str | None = None):
+    headers = {"x-shopify-topic": topic}
+    if event_id:
+        headers["x-shopify-event-id"] = event_id
+    return ShopifyProvider().parse(body, headers)
+
+
+async def ingest_shopify(pool, tenant: TenantUnderTest, body: bytes, *, topic: str = "orders/create",
+                         event_id: str | None = None) -> IngestResult:
+    return await ingest(pool, tenant_id=tenant.tenant_id, source_id=tenant.source_id,
+                        provider="shopify", delivery=shopify_delivery(body, topic, event_id),
+                        chain_stale=CHAIN_STALE)
+
+
+def order_body(order_id: int, total: str = "10.50", currency: str = "USD",
+               created_at: str = "2026-01-25T12:34:56Z", **extra: object) -> bytes:
+    return json.dumps({"id": order_id, "total_price": total, "currency": currency,
+                       "created_at": created_at, **extra}).encode()
+
+
+async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUnderTest) -> None:
+    """Run the real flows that write tenant rows, so every tenant table has one for `tenant`."""
+    box = secret_box(settings)
+    result = await ingest_shopify(pool, tenant, order_body(910001), event_id="populate-1")
+    assert result.status == "accepted"
+    await pool.fetchval("SELECT claim_chain($1, $2)", tenant.tenant_id, CHAIN_STALE)
+    await record_dead_event(pool, box, tenant_id=tenant.tenant_id, source_id=tenant.source_id,
+                            provider="shopify", topic="orders/create", reason="test",
+                            body=b"{}", headers={})
+    job_id = uuid.uuid4()
+    await start_run(pool, tenant.tenant_id, job_id)
+    outcome = await recompute_pending(pool, tenant.tenant_id, batch_size=100)
+    await finish_run(pool, tenant.tenant_id, job_id, outcome)
+    # Leave one order pending and one dirty, so those tables hold a row too.
+    await ingest_shopify(pool, tenant, order_body(910002), event_id="populate-2")
+    async with tenant_transaction(pool, tenant.tenant_id) as conn:
+        await conn.execute(
+            "INSERT INTO report_dirty_orders (tenant_id, order_id)"
+            " SELECT tenant_id, order_id FROM orders ON CONFLICT DO NOTHING")
+        for report in REPORTS:
+            await report.refresh(conn, tenant.tenant_id, [
+                r["order_id"] for r in await conn.fetch("SELECT order_id FROM orders")])
