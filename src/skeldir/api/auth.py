@@ -1,0 +1,40 @@
+"""API key authentication: `Authorization: Bearer <key>` resolves to one tenant and scope."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+
+from skeldir import keys
+
+_READ_SCOPES = frozenset({"read", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID
+    scope: str
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_reader(request: Request) -> Principal:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential:
+        raise _unauthorized()
+    parsed = keys.parse_credential(credential.strip(), keys.API_KEY_PREFIX)
+    if parsed is None:
+        raise _unauthorized()
+    row = await request.app.state.pool.fetchrow(
+        "SELECT key_id, scope FROM resolve_api_key($1, $2)", parsed.tenant_id, parsed.digest
+    )
+    if row is None:
+        raise _unauthorized()
+    if row["scope"] not in _READ_SCOPES:
+        raise HTTPException(403, "this key cannot read reports")
+    return Principal(parsed.tenant_id, row["key_id"], row["scope"])

@@ -1,0 +1,66 @@
+"""create_app(): the API process — routers, error shapes, and the resources it holds."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from skeldir import __version__
+from skeldir.api import attribution
+from skeldir.api.problems import http_exception_handler, validation_exception_handler
+from skeldir.config import Settings
+from skeldir.crypto import secret_box
+from skeldir.db import create_pool
+from skeldir.tasks.celery_app import create_celery
+from skeldir.tasks.scheduling import ChainScheduler
+from skeldir.webhooks import router as webhooks
+from skeldir.webhooks.sources import SourceResolver
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        pool = await create_pool(settings)
+        box = secret_box(settings)
+        sources = SourceResolver(pool, box, settings.source_cache_seconds)
+        await sources.start()
+        chain_stale = timedelta(seconds=settings.chain_stale_seconds)
+        scheduler = ChainScheduler(pool, create_celery(settings), chain_stale)
+        app.state.pool = pool
+        app.state.webhook_edge = webhooks.WebhookEdge(
+            pool=pool,
+            box=box,
+            sources=sources,
+            schedule_chain=scheduler.request,
+            max_body_bytes=settings.max_body_bytes,
+            chain_stale=chain_stale,
+        )
+        try:
+            yield
+        finally:
+            await scheduler.drain()
+            await sources.close()
+            await pool.close()
+
+    app = FastAPI(title="Skeldir", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+    app.add_exception_handler(RequestValidationError, validation_exception_handler)
+    app.include_router(webhooks.router)
+    app.include_router(attribution.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        await app.state.pool.fetchval("SELECT 1")
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

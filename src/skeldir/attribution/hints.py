@@ -1,0 +1,20 @@
+"""Hints as the ledger stores them (a JSON document) back into the typed form."""
+
+from __future__ import annotations
+
+from skeldir.ingestion.event import AttributionHints
+
+_TEXT_FIELDS = (
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    "landing_path", "referring_domain", "source_name",
+)
+
+
+def hints_from_document(document: dict | None) -> AttributionHints:
+    document = document or {}
+    click_ids = tuple(
+        (str(pair[0]), str(pair[1])) for pair in document.get("click_ids") or () if len(pair) == 2
+    )
+    return AttributionHints(
+        **{name: document.get(name) for name in _TEXT_FIELDS}, click_ids=click_ids
+    )

@@ -1,0 +1,185 @@
+"""The `skeldir` command: a thin adapter over launcher, migrations and operator actions."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import click
+import uvicorn
+
+from skeldir import admin, migrate
+from skeldir.app import create_app
+from skeldir.config import Settings
+from skeldir.crypto import secret_box
+from skeldir.db import owner_connection
+from skeldir.launcher import run_up, settings_with_running_services
+from skeldir.observability.logging import configure_logging
+from skeldir.tasks.worker import run_worker
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj
+
+
+def _operator_settings(ctx: click.Context) -> Settings:
+    settings = settings_with_running_services(_settings(ctx))
+    if not settings.owner_database_url:
+        raise click.ClickException(
+            f"no database: start `skeldir up --data-dir {settings.data_dir}` first, "
+            "or set SKELDIR_OWNER_DATABASE_URL"
+        )
+    return settings
+
+
+def _emit(payload: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(payload))
+    else:
+        for key, value in payload.items():
+            click.echo(f"{key}: {value}")
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="SKELDIR_DATA_DIR",
+              default=Path(".skeldir"), show_default=True, help="Where embedded services keep data.")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path) -> None:
+    """Skeldir: verified commerce webhooks in, exact attribution and fresh reports out."""
+    ctx.obj = Settings.from_env(data_dir=data_dir)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--worker-metrics-port", type=int, default=None,
+              help="Port of the worker's metrics endpoint [default: --port + 1].")
+@click.pass_context
+def up(ctx: click.Context, host: str, port: int, worker_metrics_port: int | None) -> None:
+    """Run the whole system (embedded PostgreSQL and Redis unless URLs are given)."""
+    settings = _settings(ctx)
+    configure_logging(settings.log_level, component="supervisor")
+    metrics_port = worker_metrics_port or (port + 1)
+    settings = replace(settings, worker_metrics_port=metrics_port)
+    sys.exit(run_up(settings, host=host, port=port))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.pass_context
+def api(ctx: click.Context, host: str, port: int) -> None:
+    """Run the API alone (uvicorn), for deployments."""
+    settings = _settings(ctx)
+    configure_logging(settings.log_level, component="api")
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False,
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+
+
+@main.command()
+@click.option("--beat/--no-beat", default=False, help="Also run the periodic sweeper.")
+@click.pass_context
+def worker(ctx: click.Context, beat: bool) -> None:
+    """Run a Celery worker alone, for deployments."""
+    settings = _settings(ctx)
+    configure_logging(settings.log_level, component="worker")
+    run_worker(settings, beat=beat)
+
+
+@main.command("migrate")
+@click.pass_context
+def migrate_command(ctx: click.Context) -> None:
+    """Apply database migrations as the owner role."""
+    settings = _operator_settings(ctx)
+    migrate.upgrade(settings)
+    click.echo("migrations at head")
+
+
+@main.group()
+def tenant() -> None:
+    """Tenants and their keys."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@click.option("--reporting-currency", default="USD", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_json: bool) -> None:
+    """Create a tenant; its keys are printed once and stored hashed."""
+    settings = _operator_settings(ctx)
+    try:
+        with owner_connection(settings) as conn:
+            created = admin.create_tenant(conn, name, reporting_currency)
+    except admin.AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit({"tenant_id": str(created.tenant_id), "api_key": created.api_key,
+           "webhook_key": created.webhook_key}, as_json)
+
+
+@main.group()
+def source() -> None:
+    """Webhook sources (one per connected store or account) and their signing secrets."""
+
+
+@source.command("add")
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.option("--provider", required=True, type=click.Choice(admin.PROVIDERS))
+@click.option("--secret", required=True, help="The signing secret the provider uses.")
+@click.option("--label", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def source_add(ctx: click.Context, tenant_id: uuid.UUID, provider: str, secret: str,
+               label: str | None, as_json: bool) -> None:
+    """Connect a webhook source; prints the URL to paste into the provider."""
+    settings = _operator_settings(ctx)
+    try:
+        with owner_connection(settings) as conn:
+            created = admin.add_source(conn, secret_box(settings, create=True), tenant_id=tenant_id,
+                                       provider=provider, secret=secret,
+                                       public_url=settings.public_url, label=label)
+    except admin.AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit({"source_id": str(created.source_id), "secret_id": str(created.secret_id),
+           "url": created.url}, as_json)
+
+
+@source.command("rotate")
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.option("--source", "source_id", required=True, type=click.UUID)
+@click.option("--secret", default=None, help="A new signing secret to accept.")
+@click.option("--retire", "retire", multiple=True, type=click.UUID, help="Secret id to retire.")
+@click.option("--retire-others", is_flag=True, help="Retire every secret but the new one.")
+@click.option("--grace", default=0, show_default=True, type=int,
+              help="Seconds a retired secret still verifies (providers switch over slowly).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def source_rotate(ctx: click.Context, tenant_id: uuid.UUID, source_id: uuid.UUID, secret: str | None,
+                  retire: tuple[uuid.UUID, ...], retire_others: bool, grace: int, as_json: bool) -> None:
+    """Add a signing secret and/or retire old ones."""
+    if not secret and not retire and not retire_others:
+        raise click.UsageError("give --secret, --retire or --retire-others")
+    settings = _operator_settings(ctx)
+    try:
+        with owner_connection(settings) as conn:
+            result = admin.rotate_secret(conn, secret_box(settings), tenant_id=tenant_id,
+                                         source_id=source_id, secret=secret, retire=list(retire),
+                                         retire_others=retire_others, grace=timedelta(seconds=grace))
+    except admin.AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(result, as_json)
+
+
+@source.command("list")
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.pass_context
+def source_list(ctx: click.Context, tenant_id: uuid.UUID) -> None:
+    """List a tenant's sources and the state of their secrets (never the secrets)."""
+    settings = _operator_settings(ctx)
+    with owner_connection(settings) as conn:
+        click.echo(json.dumps(admin.list_sources(conn, tenant_id), indent=2))
+

@@ -1,0 +1,128 @@
+"""Store a verified delivery exactly once and apply it to the order ledger, in one round trip."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from skeldir.crypto import SecretBox
+from skeldir.db import tenant_transaction
+from skeldir.ingestion.event import CommerceEvent
+from skeldir.webhooks.provider import Delivery
+
+_INGEST_SQL = "SELECT * FROM ingest_event($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    status: str  # "accepted" | "duplicate"
+    event_id: uuid.UUID
+    order_id: uuid.UUID | None
+    # True when this event changed an order and no fresh chain is queued for the tenant.
+    needs_chain: bool
+
+
+def order_document(event: CommerceEvent) -> dict:
+    """The ledger's view of an event, as the ingest function reads it."""
+    hints = event.hints
+    return {
+        "external_order_id": event.external_order_id,
+        "has_snapshot": event.has_order_snapshot,
+        "currency": event.currency,
+        "total_minor": event.total_minor,
+        "presentment_currency": event.presentment_currency,
+        "presentment_total_minor": event.presentment_total_minor,
+        "ordered_at": event.ordered_at.isoformat(),
+        "updated_at": event.updated_at.isoformat() if event.updated_at else None,
+        "hints": {
+            "utm_source": hints.utm_source,
+            "utm_medium": hints.utm_medium,
+            "utm_campaign": hints.utm_campaign,
+            "utm_term": hints.utm_term,
+            "utm_content": hints.utm_content,
+            "click_ids": [list(pair) for pair in hints.click_ids],
+            "landing_path": hints.landing_path,
+            "referring_domain": hints.referring_domain,
+            "source_name": hints.source_name,
+        },
+    }
+
+
+def entry_documents(event: CommerceEvent) -> list[dict]:
+    return [
+        {
+            "external_id": entry.external_id,
+            "kind": entry.kind.value,
+            "amount_minor": entry.amount_minor,
+            "currency": entry.currency,
+            "occurred_at": entry.occurred_at.isoformat(),
+        }
+        for entry in event.entries
+    ]
+
+
+async def ingest(
+    pool: asyncpg.Pool,
+    *,
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    provider: str,
+    delivery: Delivery,
+    chain_stale: timedelta,
+) -> IngestResult:
+    row = await pool.fetchrow(
+        _INGEST_SQL,
+        tenant_id,
+        source_id,
+        provider,
+        delivery.topic,
+        delivery.dedupe_key,
+        delivery.redacted_payload,
+        order_document(delivery.event),
+        entry_documents(delivery.event),
+        chain_stale,
+    )
+    return IngestResult(row["status"], row["event_id"], row["order_id"], row["needs_chain"])
+
+
+async def record_dead_event(
+    pool: asyncpg.Pool,
+    box: SecretBox,
+    *,
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    provider: str,
+    topic: str | None,
+    reason: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> uuid.UUID:
+    """Keep a verified but unusable delivery; its body only encrypted (it may hold PII)."""
+    body_sha256 = hashlib.sha256(body).digest()
+    async with tenant_transaction(pool, tenant_id) as conn:
+        dead_event_id = await conn.fetchval(
+            "INSERT INTO dead_events (tenant_id, source_id, provider, topic, reason, body_sha256,"
+            " body_ciphertext, headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (tenant_id, source_id, body_sha256) DO NOTHING RETURNING dead_event_id",
+            tenant_id,
+            source_id,
+            provider,
+            topic,
+            reason[:500],
+            body_sha256,
+            box.encrypt(body, context=tenant_id.bytes),
+            headers,
+        )
+        if dead_event_id is None:
+            dead_event_id = await conn.fetchval(
+                "SELECT dead_event_id FROM dead_events WHERE tenant_id = $1 AND source_id = $2"
+                " AND body_sha256 = $3",
+                tenant_id,
+                source_id,
+                body_sha256,
+            )
+    return dead_event_id

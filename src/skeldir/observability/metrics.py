@@ -1,0 +1,45 @@
+"""Every metric of the system, declared once. Labels are bounded: never a tenant or any id."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Webhook outcomes form a closed set so the label stays bounded.
+WEBHOOK_OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "dead_lettered",
+    "unauthorized",
+    "too_large",
+    "unsupported_media_type",
+    "unavailable",
+    "error",
+)
+
+EVENTS_INGESTED = Counter("events_ingested_total", "Webhook events stored for the first time")
+EVENTS_DUPLICATE = Counter("events_duplicate_total", "Webhook deliveries of an event already stored")
+EVENTS_DEAD_LETTERED = Counter(
+    "events_dead_lettered_total", "Verified deliveries kept as dead events because they could not be processed"
+)
+WEBHOOK_REQUESTS = Counter(
+    "webhook_requests_total", "Webhook requests by provider and outcome", ["provider", "outcome"]
+)
+INGESTION_DURATION = Histogram(
+    "ingestion_duration_seconds",
+    "Time from request received to the ingest transaction committed",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+CHAINS_SCHEDULED = Counter(
+    "attribution_chains_scheduled_total", "Recompute chains published, by who scheduled them", ["trigger"]
+)
+
+CELERY_TASK_SUCCESS = Counter("celery_task_success_total", "Tasks that succeeded", ["task_name"])
+CELERY_TASK_FAILURE = Counter("celery_task_failure_total", "Tasks that failed", ["task_name"])
+CELERY_TASK_DURATION = Histogram(
+    "celery_task_duration_seconds",
+    "Task run time",
+    ["task_name"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+REPORT_REFRESH = Counter("report_refresh_total", "Report refreshes by report and outcome", ["report", "outcome"])
+ORDERS_ATTRIBUTED = Counter("orders_attributed_total", "Orders whose allocations a recompute wrote")

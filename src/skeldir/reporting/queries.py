@@ -1,0 +1,58 @@
+"""Read queries behind the reports API; every one runs inside a tenant transaction."""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+async def order_attribution(conn: asyncpg.Connection, provider: str, external_order_id: str) -> dict | None:
+    order = await conn.fetchrow(
+        "SELECT o.order_id, o.provider, o.external_order_id, o.currency, o.total_minor,"
+        " o.presentment_currency, o.presentment_total_minor, o.ordered_at, o.version,"
+        " coalesce(sum(e.amount_minor) FILTER (WHERE e.amount_minor > 0), 0) AS gross,"
+        " coalesce(-sum(e.amount_minor) FILTER (WHERE e.amount_minor < 0), 0) AS refunded,"
+        " EXISTS (SELECT 1 FROM pending_orders p WHERE p.tenant_id = o.tenant_id"
+        "         AND p.order_id = o.order_id) AS pending"
+        " FROM orders o LEFT JOIN revenue_entries e USING (tenant_id, order_id)"
+        " WHERE o.provider = $1 AND o.external_order_id = $2 GROUP BY o.tenant_id, o.order_id",
+        provider,
+        external_order_id,
+    )
+    if order is None:
+        return None
+    rows = await conn.fetch(
+        "SELECT a.model, a.model_version, a.revenue_minor, a.channels, a.credits_minor,"
+        " a.computed_at, s.allocated_cents, s.is_balanced, s.drift_cents"
+        " FROM attribution_allocations a LEFT JOIN allocation_summary s"
+        "   USING (tenant_id, order_id, model)"
+        " WHERE a.order_id = $1 ORDER BY a.model",
+        order["order_id"],
+    )
+    models = {}
+    for row in rows:
+        allocated = sum(row["credits_minor"])
+        models[row["model"]] = {
+            "model_version": row["model_version"],
+            "allocated_cents": allocated,
+            "is_balanced": allocated == row["revenue_minor"],
+            "drift_cents": allocated - row["revenue_minor"],
+            "report_refreshed": row["allocated_cents"] is not None,
+            "allocations": [
+                {"channel": channel, "cents": cents}
+                for channel, cents in zip(row["channels"], row["credits_minor"], strict=True)
+            ],
+            "computed_at": row["computed_at"].isoformat(),
+        }
+    return {
+        "provider": order["provider"],
+        "external_order_id": order["external_order_id"],
+        "currency": order["currency"],
+        "gross_cents": order["gross"],
+        "refunded_cents": order["refunded"],
+        "revenue_cents": order["gross"] - order["refunded"],
+        "presentment_currency": order["presentment_currency"],
+        "presentment_total_cents": order["presentment_total_minor"],
+        "ordered_at": order["ordered_at"].isoformat() if order["ordered_at"] else None,
+        "attribution_pending": order["pending"],
+        "models": models,
+    }

@@ -1,0 +1,196 @@
+"""The HTTP edge for webhooks: resolve the source, verify raw bytes, parse, ingest, schedule.
+
+Unknown tenants, unknown sources and bad signatures take the same path (an HMAC is always
+computed) and get the same 401, so neither the answer nor its timing tells them apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from skeldir.api.problems import problem
+from skeldir.crypto import SecretBox
+from skeldir.ingestion.inbox import ingest, record_dead_event
+from skeldir.observability import metrics
+from skeldir.webhooks.provider import SignatureError, UnprocessableEvent
+from skeldir.webhooks.registry import LEGACY_TOPICS, PROVIDERS
+from skeldir.webhooks.sources import ResolvedSource, SourceResolver
+
+log = logging.getLogger(__name__)
+
+TENANT_KEY_HEADER = "x-skeldir-tenant-key"
+# Verifying against a throwaway secret costs what a real check costs.
+_DECOY_SECRETS = (b"decoy-secret-that-matches-nothing",)
+_DB_UNAVAILABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
+                   asyncpg.InterfaceError, asyncpg.TooManyConnectionsError)
+
+
+@dataclass
+class WebhookEdge:
+    pool: asyncpg.Pool
+    box: SecretBox
+    sources: SourceResolver
+    schedule_chain: Callable[[uuid.UUID, dict[str, str]], Awaitable[None]]
+    max_body_bytes: int
+    chain_stale: timedelta
+
+
+router = APIRouter()
+
+
+def _edge(request: Request) -> WebhookEdge:
+    return request.app.state.webhook_edge
+
+
+@router.post("/hooks/{source_token}", include_in_schema=True, summary="Webhook URL of one source")
+async def receive_by_source_token(source_token: str, request: Request) -> Response:
+    edge = _edge(request)
+    try:
+        source = await edge.sources.by_token(source_token)
+    except _DB_UNAVAILABLE:
+        return _unavailable("unknown")
+    return await _receive(edge, request, source, source.provider if source else None, {})
+
+
+@router.post("/api/webhooks/{provider}", summary="Webhook for a provider, tenant given by key")
+async def receive_by_tenant_key(provider: str, request: Request) -> Response:
+    return await _receive_with_key(request, provider, None)
+
+
+@router.post("/api/webhooks/{provider}/{legacy_route}", summary="Routes of the replaced system")
+async def receive_legacy(provider: str, legacy_route: str, request: Request) -> Response:
+    topic = LEGACY_TOPICS.get((provider, legacy_route))
+    if topic is None:
+        return problem(404, "Not found", "no such webhook route")
+    return await _receive_with_key(request, provider, topic)
+
+
+async def _receive_with_key(request: Request, provider: str, default_topic: str | None) -> Response:
+    if provider not in PROVIDERS:
+        return problem(404, "Not found", f"unknown provider; known: {', '.join(PROVIDERS)}")
+    edge = _edge(request)
+    tenant_key = request.headers.get(TENANT_KEY_HEADER, "")
+    try:
+        source = await edge.sources.by_tenant_key(tenant_key, provider) if tenant_key else None
+    except _DB_UNAVAILABLE:
+        return _unavailable(provider)
+    return await _receive(edge, request, source, provider, {"default_topic": default_topic})
+
+
+async def _receive(
+    edge: WebhookEdge,
+    request: Request,
+    source: ResolvedSource | None,
+    provider_name: str | None,
+    options: dict,
+) -> Response:
+    started = time.perf_counter()
+    label = provider_name or "unknown"
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > edge.max_body_bytes):
+        return _outcome(label, "too_large", problem(413, "Payload too large",
+                                                    f"the body limit is {edge.max_body_bytes} bytes"))
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        return _outcome(label, "unsupported_media_type",
+                        problem(415, "Unsupported media type", "webhooks are application/json"))
+    body = await _read_capped(request, edge.max_body_bytes)
+    if body is None:
+        return _outcome(label, "too_large", problem(413, "Payload too large",
+                                                    f"the body limit is {edge.max_body_bytes} bytes"))
+
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    if options.get("default_topic"):
+        headers.setdefault(_topic_header(label), options["default_topic"])
+    provider = PROVIDERS.get(label) or PROVIDERS["shopify"]
+    try:
+        provider.verify(body, headers, source.secrets if source else _DECOY_SECRETS)
+        verified = source is not None
+    except SignatureError:
+        verified = False
+    if not verified:
+        return _outcome(label, "unauthorized", problem(
+            401, "Unauthorized", "unknown source or signature does not match"))
+
+    try:
+        delivery = provider.parse(body, headers)
+    except UnprocessableEvent as exc:
+        try:
+            dead_event_id = await record_dead_event(
+                edge.pool, edge.box, tenant_id=source.tenant_id, source_id=source.source_id,
+                provider=source.provider, topic=headers.get(_topic_header(label)),
+                reason=str(exc), body=body, headers=_kept_headers(headers),
+            )
+        except _DB_UNAVAILABLE:
+            return _unavailable(label)
+        metrics.EVENTS_DEAD_LETTERED.inc()
+        log.warning("event_dead_lettered", extra={
+            "tenant_id": str(source.tenant_id), "provider": source.provider,
+            "dead_event_id": str(dead_event_id), "reason": str(exc)})
+        return _outcome(label, "dead_lettered", JSONResponse(
+            {"status": "dead_lettered", "dead_event_id": str(dead_event_id), "reason": str(exc)}))
+
+    try:
+        result = await ingest(
+            edge.pool, tenant_id=source.tenant_id, source_id=source.source_id,
+            provider=source.provider, delivery=delivery, chain_stale=edge.chain_stale,
+        )
+    except _DB_UNAVAILABLE:
+        return _unavailable(label)
+    metrics.INGESTION_DURATION.observe(time.perf_counter() - started)
+    context = {"tenant_id": str(source.tenant_id), "provider": source.provider,
+               "event_id": str(result.event_id)}
+    if result.status == "duplicate":
+        metrics.EVENTS_DUPLICATE.inc()
+        log.info("event_duplicate", extra=context)
+    else:
+        metrics.EVENTS_INGESTED.inc()
+        log.info("event_ingested", extra={**context, "topic": delivery.topic})
+    if result.needs_chain:
+        await edge.schedule_chain(source.tenant_id, context)
+    return _outcome(label, result.status,
+                    JSONResponse({"status": result.status, "event_id": str(result.event_id)}))
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _topic_header(provider: str) -> str:
+    return "x-shopify-topic" if provider == "shopify" else "x-skeldir-topic"
+
+
+_KEPT_HEADER_PREFIXES = ("x-shopify-", "shopify-", "stripe-", "x-wc-webhook-", "paypal-", "webhook-",
+                         "content-type")
+
+
+def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Headers a replay needs (signature material included); never cookies or client addresses."""
+    return {k: v[:1000] for k, v in headers.items() if k.startswith(_KEPT_HEADER_PREFIXES)}
+
+
+def _unavailable(provider: str) -> Response:
+    return _outcome(provider, "unavailable", problem(
+        503, "Service unavailable", "the database is unreachable; retry later", retry_after=5))
+
+
+def _outcome(provider: str, outcome: str, response: Response) -> Response:
+    metrics.WEBHOOK_REQUESTS.labels(provider=provider if provider in PROVIDERS else "unknown",
+                                    outcome=outcome).inc()
+    return response
