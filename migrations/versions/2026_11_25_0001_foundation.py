@@ -39,7 +39,7 @@ RUNTIME_GRANTS = {
     "webhook_events": "SELECT, INSERT",
     "dead_events": "SELECT, INSERT, UPDATE",
     "orders": "SELECT, INSERT, UPDATE",
-    "revenue_entries": "SELECT, INSERT",
+    "revenue_entries": "SELECT, INSERT, UPDATE",
     "pending_orders": "SELECT, INSERT, UPDATE, DELETE",
     "chain_state": "SELECT, INSERT, UPDATE",
     "attribution_allocations": "SELECT, INSERT, UPDATE, DELETE",
@@ -399,13 +399,17 @@ BEGIN
           AND o.external_order_id = p_order->>'external_order_id';
     END IF;
 
-    INSERT INTO revenue_entries (tenant_id, order_id, provider, external_entry_id, kind,
+    INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, external_entry_id, kind,
         amount_minor, currency, occurred_at, event_id)
     SELECT p_tenant, v_order, p_provider, x.external_id, x.kind, x.amount_minor, x.currency,
            x.occurred_at, v_event
     FROM jsonb_to_recordset(coalesce(p_entries, '[]')) AS x(
         external_id text, kind text, amount_minor bigint, currency text, occurred_at timestamptz)
-    ON CONFLICT (tenant_id, provider, external_entry_id) DO NOTHING;
+    ON CONFLICT (tenant_id, provider, external_entry_id) DO UPDATE
+        SET amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency
+        -- An edited order changes its sale; only a newer snapshot may do that.
+        WHERE v_snapshot_applied AND r.kind = 'sale' AND EXCLUDED.kind = 'sale'
+          AND (r.amount_minor, r.currency) IS DISTINCT FROM (EXCLUDED.amount_minor, EXCLUDED.currency);
     GET DIAGNOSTICS v_new_entries = ROW_COUNT;
 
     IF NOT v_snapshot_applied AND v_new_entries = 0 THEN
