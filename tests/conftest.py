@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,8 @@ from skeldir import migrate
 from skeldir.config import Settings
 from skeldir.crypto import new_secret_key
 from skeldir.embedded.postgres import EmbeddedPostgres
-from skeldir.provision import Roles, drop, provision, role_url
+from databases import new_roles
+from skeldir.provision import drop, provision, role_url
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +40,6 @@ def admin_url() -> Iterator[str]:
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def new_roles() -> Roles:
-    suffix = uuid.uuid4().hex[:10]
-    return Roles(database=f"skt_{suffix}", owner=f"skt_{suffix}_owner", runtime=f"skt_{suffix}_app")
 
 
 @pytest.fixture(scope="session")

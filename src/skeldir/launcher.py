@@ -52,6 +52,7 @@ def settings_with_running_services(settings: Settings) -> Settings:
         database_url=settings.database_url or recorded.get("database_url"),
         owner_database_url=recorded.get("owner_database_url"),
         broker_url=settings.broker_url or recorded.get("broker_url"),
+        public_url=recorded.get("api_url", settings.public_url),
     )
 
 

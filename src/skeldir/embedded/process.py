@@ -12,6 +12,7 @@ import pwd
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -97,10 +98,14 @@ def spawn(
 def spawn_attached(
     args: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start `args` as ourselves, sharing our stdout and stderr, dying (SIGTERM) with us."""
+    """Start `args` as ourselves, writing to our stderr, dying (SIGTERM) with us.
+
+    Its stdout goes to our stderr too: our stdout carries only what callers parse (READY).
+    """
     return subprocess.Popen(
         [os.fspath(arg) for arg in args],
         stdin=subprocess.DEVNULL,
+        stdout=sys.stderr.fileno(),
         env=env,
         start_new_session=True,
         preexec_fn=_die_with(signal.SIGTERM, os.getpid()),  # noqa: PLW1509 (async-signal-safe)

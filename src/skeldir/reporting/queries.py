@@ -9,8 +9,8 @@ async def order_attribution(conn: asyncpg.Connection, provider: str, external_or
     order = await conn.fetchrow(
         "SELECT o.order_id, o.provider, o.external_order_id, o.currency, o.total_minor,"
         " o.presentment_currency, o.presentment_total_minor, o.ordered_at, o.version,"
-        " coalesce(sum(e.amount_minor) FILTER (WHERE e.amount_minor > 0), 0) AS gross,"
-        " coalesce(-sum(e.amount_minor) FILTER (WHERE e.amount_minor < 0), 0) AS refunded,"
+        " coalesce(sum(e.amount_minor) FILTER (WHERE e.amount_minor > 0), 0)::bigint AS gross,"
+        " coalesce(-sum(e.amount_minor) FILTER (WHERE e.amount_minor < 0), 0)::bigint AS refunded,"
         " EXISTS (SELECT 1 FROM pending_orders p WHERE p.tenant_id = o.tenant_id"
         "         AND p.order_id = o.order_id) AS pending"
         " FROM orders o LEFT JOIN revenue_entries e USING (tenant_id, order_id)"
