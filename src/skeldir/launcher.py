@@ -42,17 +42,18 @@ def runtime_file(data_dir: Path) -> Path:
 
 
 def settings_with_running_services(settings: Settings) -> Settings:
-    """Fill the URLs a running `up` wrote into its data dir, for operator commands."""
+    """Fill what a running `up` wrote into its data dir (URLs), for operator commands."""
     path = runtime_file(settings.data_dir)
-    if settings.owner_database_url or not path.exists():
+    if not path.exists():
         return settings
     recorded = json.loads(path.read_text())
+    explicit_public_url = settings.public_url != Settings.public_url
     return replace(
         settings,
         database_url=settings.database_url or recorded.get("database_url"),
-        owner_database_url=recorded.get("owner_database_url"),
+        owner_database_url=settings.owner_database_url or recorded.get("owner_database_url"),
         broker_url=settings.broker_url or recorded.get("broker_url"),
-        public_url=recorded.get("api_url", settings.public_url),
+        public_url=settings.public_url if explicit_public_url else recorded["api_url"],
     )
 
 
