@@ -138,7 +138,7 @@ def list_sources(conn: psycopg.Connection, tenant_id: uuid.UUID) -> list[dict]:
         " coalesce(json_agg(json_build_object('secret_id', k.secret_id, 'created_at', k.created_at,"
         " 'retired_at', k.retired_at) ORDER BY k.created_at) FILTER (WHERE k.secret_id IS NOT NULL), '[]')"
         " FROM webhook_sources s LEFT JOIN webhook_source_secrets k USING (tenant_id, source_id)"
-        " WHERE s.tenant_id = %s GROUP BY s.source_id ORDER BY s.created_at",
+        " WHERE s.tenant_id = %s GROUP BY s.tenant_id, s.source_id ORDER BY s.created_at",
         (tenant_id,),
     ).fetchall()
     return [
