@@ -1,0 +1,94 @@
+"""Webhook sources: lookup by token or tenant key, secret rotation and retirement, caching."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from db_helpers import SHOPIFY_SECRET
+from skeldir import admin
+from skeldir.config import Settings
+from skeldir.crypto import secret_box
+from skeldir.db import owner_connection
+from skeldir.webhooks.sources import SourceResolver
+
+pytestmark = pytest.mark.anyio
+
+
+def token_of(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
+async def test_source_resolves_by_token_and_by_tenant_key(database: Settings, runtime_pool, tenant_factory):
+    tenant = tenant_factory()
+    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60)
+    by_token = await resolver.by_token(token_of(tenant.source_url))
+    by_key = await resolver.by_tenant_key(tenant.webhook_key, "shopify")
+    assert by_token == by_key
+    assert (by_token.tenant_id, by_token.provider, by_token.secrets) == (
+        tenant.tenant_id, "shopify", (SHOPIFY_SECRET.encode(),))
+    assert await resolver.by_tenant_key(tenant.webhook_key, "stripe") is None
+    assert await resolver.by_tenant_key(tenant.api_key, "shopify") is None, "only the webhook key"
+    assert await resolver.by_token("src_" + uuid.uuid4().hex + "_guess") is None
+    assert await resolver.by_token("garbage") is None
+
+
+async def test_rotation_adds_a_secret_and_retirement_removes_the_old_one(
+    database: Settings, runtime_pool, tenant_factory
+):
+    tenant = tenant_factory()
+    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60)
+    await resolver.start()
+    try:
+        token = token_of(tenant.source_url)
+        assert (await resolver.by_token(token)).secrets == (SHOPIFY_SECRET.encode(),)
+        with owner_connection(database) as conn:
+            rotated = admin.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                          source_id=tenant.source_id, secret="new-secret")
+        both = await _eventually(resolver, token, lambda s: len(s.secrets) == 2)
+        assert set(both.secrets) == {b"new-secret", SHOPIFY_SECRET.encode()}
+
+        with owner_connection(database) as conn:
+            admin.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                source_id=tenant.source_id, secret=None, retire_others=False,
+                                retire=[uuid.UUID(s["secret_id"]) for s in admin.list_sources(
+                                    conn, tenant.tenant_id)[0]["secrets"]
+                                    if s["secret_id"] != rotated["added_secret_id"]])
+        only_new = await _eventually(resolver, token, lambda s: len(s.secrets) == 1)
+        assert only_new.secrets == (b"new-secret",)
+
+        with owner_connection(database) as conn:
+            graced = admin.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                         source_id=tenant.source_id, secret="newest",
+                                         retire_others=True, grace=timedelta(hours=1))
+        assert graced["retired_secret_ids"] == [rotated["added_secret_id"]]
+        in_grace = await _eventually(resolver, token, lambda s: len(s.secrets) == 2)
+        assert set(in_grace.secrets) == {b"newest", b"new-secret"}, "a retired secret verifies during grace"
+    finally:
+        await resolver.close()
+
+
+async def _eventually(resolver: SourceResolver, token: str, check, attempts: int = 100):
+    """The change arrives by NOTIFY; poll the resolver until it has dropped its cache."""
+    for _ in range(attempts):
+        found = await resolver.by_token(token)
+        if found is not None and check(found):
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"resolver still answers {found!r} after {attempts} polls")
+
+
+def test_operator_errors_are_clear(database: Settings, tenant_factory):
+    tenant = tenant_factory()
+    with owner_connection(database) as conn, pytest.raises(admin.AdminError, match="provider"):
+        admin.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id, provider="ebay",
+                         secret="s", public_url="http://x")
+    with owner_connection(database) as conn, pytest.raises(admin.AdminError, match="no tenant"):
+        admin.add_source(conn, secret_box(database), tenant_id=uuid.uuid4(), provider="shopify",
+                         secret="s", public_url="http://x")
+    with owner_connection(database) as conn, pytest.raises(admin.AdminError, match="no such source"):
+        admin.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                            source_id=uuid.uuid4(), secret="s")
