@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -138,3 +139,21 @@ async def test_interleaved_commits_and_recomputes_converge(runtime_pool, tenant_
     assert dirty == 0
     assert {r["external_order_id"]: r["revenue_cents"] for r in rows} == expected
     assert all(r["revenue_cents"] == r["allocated_cents"] for r in rows)
+
+
+async def test_the_sweeper_finds_tenants_whose_pending_orders_have_no_chain(runtime_pool, tenant_factory):
+    tenant = tenant_factory()
+    await ingest_shopify(runtime_pool, tenant, order_body(31337))  # the chain was never published
+
+    async def swept(grace: float, stale: float) -> bool:
+        rows = await runtime_pool.fetch("SELECT * FROM tenants_needing_recompute($1, $2) AS t(tenant_id)",
+                                        timedelta(seconds=grace), timedelta(seconds=stale))
+        return tenant.tenant_id in {r["tenant_id"] for r in rows}
+
+    assert not await swept(grace=3600, stale=3600), "too recent to sweep"
+    assert await swept(grace=0, stale=3600)
+    assert await claim(runtime_pool, tenant)
+    assert not await swept(grace=0, stale=3600), "a fresh chain is queued"
+    assert await swept(grace=0, stale=0), "a chain queued too long ago is presumed lost"
+    await run_chain(runtime_pool, tenant)
+    assert not await swept(grace=0, stale=0), "nothing pending"

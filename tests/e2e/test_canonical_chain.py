@@ -26,7 +26,6 @@ pytestmark = pytest.mark.e2e
 SECRET = "shpss_e2e_secret"
 CANONICAL_ORDER = {"id": 424242, "total_price": "10.50", "currency": "USD",
                    "created_at": "2026-01-25T12:34:56Z"}
-ATTRIBUTED_FIXTURE = "orders_updated__rest_reference_partially_refunded_with_attribution.json"
 MODELS = {"first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based"}
 ALLOWED_LABELS = {"provider", "outcome", "task_name", "report", "trigger", "le", "quantile",
                   # prometheus_client's own process and runtime collectors
@@ -178,30 +177,34 @@ def test_signed_order_becomes_a_balanced_tenant_safe_report_row(system, tenants)
     assert runs[0] >= 1 and runs[1] == "succeeded"
 
 
-def test_real_attributed_fixture_through_the_source_url_stores_and_logs_nothing_personal(system, tenants):
-    path = SHARED_PROVIDER_FIXTURES / "shopify" / ATTRIBUTED_FIXTURE
-    if not path.exists():
-        pytest.skip(f"shared fixture not found at {path}")
+def test_every_real_shopify_fixture_is_accepted_and_nothing_personal_is_stored_or_logged(system, tenants):
+    folder = SHARED_PROVIDER_FIXTURES / "shopify"
+    if not folder.is_dir():
+        pytest.skip(f"shared Shopify fixtures not found at {folder}")
     a = tenants["A"]
-    body = path.read_bytes()
     assert a["url"].startswith(f"{system.api_url}/hooks/src_")
-    response = httpx.post(a["url"], content=body,
-                          headers=signed_headers(body, "orders/updated"), timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] == "accepted"
-    view = poll("fixture order balanced", lambda: balanced(system, a["api_key"], "450789469", 59894 - 20900))
+    personal: set[str] = set()
+    for path in sorted(folder.glob("*.json")):
+        body = path.read_bytes()
+        topic = path.name.split("__")[0].replace("_", "/", 1)
+        response = httpx.post(a["url"], content=body, headers=signed_headers(body, topic), timeout=10)
+        assert response.status_code == 200, (path.name, response.text)
+        assert response.json()["status"] == "accepted", (path.name, response.json())
+        personal |= personal_values(json.loads(body))
+    assert personal, "the fixtures have personal data to look for"
+
+    view = poll("attributed fixture order balanced",
+                lambda: balanced(system, a["api_key"], "450789469", 59894 - 20900))
     assert view["gross_cents"] == 59894 and view["refunded_cents"] == 20900
     assert view["models"]["last_touch"]["allocations"] == [{"channel": "referral", "cents": 38994}]
 
-    personal = personal_values(json.loads(body))
-    assert personal, "the fixture has personal data to look for"
     with psycopg.connect(system.ready["owner_database_url"]) as conn:
         tables = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")]
         stored = "\n".join(
             str(row[0]) for table in tables for row in conn.execute(f"SELECT to_jsonb(t)::text FROM {table} t"))
     logs = system.log_text()
-    for value_ in personal:
+    for value_ in sorted(personal):
         assert value_ not in stored, f"personal value stored: {value_!r}"
         assert value_ not in logs, f"personal value logged: {value_!r}"
 
