@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from skeldir.ingestion.event import CommerceEvent
@@ -28,10 +29,27 @@ class Delivery:
     redacted_payload: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class VerificationContext:
+    """What a check may need besides the request: the source's settings and the clock."""
+
+    # e.g. Stripe's "tolerance_seconds", PayPal's "webhook_id"
+    source_settings: Mapping[str, Any] = field(default_factory=dict)
+    now: float = field(default_factory=time.time)
+
+
 class Provider(Protocol):
     name: str
+    # True when verify may do blocking I/O (fetching a certificate): run it off the event loop.
+    verify_may_block: bool
 
-    def verify(self, body: bytes, headers: Mapping[str, str], secrets: Sequence[bytes]) -> None:
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: Sequence[bytes],
+        context: VerificationContext | None = None,
+    ) -> None:
         """Raise SignatureError unless `body` is signed by one of `secrets`.
 
         `headers` has lower-case names. Must run in constant time per secret.

@@ -6,6 +6,7 @@ computed) and get the same 401, so neither the answer nor its timing tells them 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -21,7 +22,7 @@ from skeldir.api.problems import problem
 from skeldir.crypto import SecretBox
 from skeldir.ingestion.inbox import ingest, record_dead_event
 from skeldir.observability import metrics
-from skeldir.webhooks.provider import SignatureError, UnprocessableEvent
+from skeldir.webhooks.provider import SignatureError, UnprocessableEvent, VerificationContext
 from skeldir.webhooks.registry import LEGACY_TOPICS, PROVIDERS
 from skeldir.webhooks.sources import ResolvedSource, SourceResolver
 
@@ -112,8 +113,13 @@ async def _receive(
     if options.get("default_topic"):
         headers.setdefault(_topic_header(label), options["default_topic"])
     provider = PROVIDERS.get(label) or PROVIDERS["shopify"]
+    context = VerificationContext(source_settings=source.settings if source else {})
+    secrets = source.secrets if source else _DECOY_SECRETS
     try:
-        provider.verify(body, headers, source.secrets if source else _DECOY_SECRETS)
+        if provider.verify_may_block:
+            await asyncio.to_thread(provider.verify, body, headers, secrets, context)
+        else:
+            provider.verify(body, headers, secrets, context)
         verified = source is not None
     except SignatureError:
         verified = False

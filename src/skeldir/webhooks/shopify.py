@@ -31,7 +31,12 @@ from skeldir.webhooks.payload import (
     required_currency,
     required_id,
 )
-from skeldir.webhooks.provider import Delivery, SignatureError, UnprocessableEvent
+from skeldir.webhooks.provider import (
+    Delivery,
+    SignatureError,
+    UnprocessableEvent,
+    VerificationContext,
+)
 from skeldir.webhooks.signing import (
     any_digest_matches,
     base64_digest,
@@ -77,8 +82,15 @@ ORDER_SPEC: Spec = {
 
 class ShopifyProvider:
     name = "shopify"
+    verify_may_block = False
 
-    def verify(self, body: bytes, headers: Mapping[str, str], secrets: Sequence[bytes]) -> None:
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: Sequence[bytes],
+        context: VerificationContext | None = None,
+    ) -> None:
         received = base64_digest(header_value(headers, *_HMAC_HEADERS))
         if not body:
             raise SignatureError("body is empty")
