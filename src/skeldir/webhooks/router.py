@@ -113,13 +113,13 @@ async def _receive(
     if options.get("default_topic"):
         headers.setdefault(_topic_header(label), options["default_topic"])
     provider = PROVIDERS.get(label) or PROVIDERS["shopify"]
-    context = VerificationContext(source_settings=source.settings if source else {})
+    verification = VerificationContext(source_settings=source.settings if source else {})
     secrets = source.secrets if source else _DECOY_SECRETS
     try:
         if provider.verify_may_block:
-            await asyncio.to_thread(provider.verify, body, headers, secrets, context)
+            await asyncio.to_thread(provider.verify, body, headers, secrets, verification)
         else:
-            provider.verify(body, headers, secrets, context)
+            provider.verify(body, headers, secrets, verification)
         verified = source is not None
     except SignatureError:
         verified = False
