@@ -10,7 +10,6 @@ import hmac
 import json
 import re
 import time
-from pathlib import Path
 
 import asyncpg
 import httpx

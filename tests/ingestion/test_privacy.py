@@ -183,3 +183,18 @@ def test_project_bounds_and_makes_leaves_json_safe():
     assert projected["huge_int"] == str(10**40)
     assert projected["flag"] is True and projected["nothing"] is None
     orjson.dumps(projected)
+
+
+def test_attribution_hints_combine_the_landing_url_with_explicit_fields():
+    from skeldir.ingestion.privacy import attribution_hints
+
+    hints = attribution_hints(
+        landing_url="/p?utm_source=google&utm_medium=cpc&gclid=A1&email=x%40y.z",
+        referrer="https://www.bing.com/search?q=secret",
+        source_name="web",
+        fields={"utm_source": "newsletter", "fbclid": "F2", "email": "x@y.z", "utm_term": ""},
+    )
+    assert (hints.utm_source, hints.utm_medium) == ("newsletter", "cpc")
+    assert hints.click_ids == (("fbclid", "F2"), ("gclid", "A1"))
+    assert hints.referring_domain == "www.bing.com" and hints.landing_path == "/p"
+    assert "x@y.z" not in repr(hints) and hints.utm_term is None

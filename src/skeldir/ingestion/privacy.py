@@ -13,7 +13,9 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeAlias
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote_plus, urlencode, urlsplit
+
+from skeldir.ingestion.event import AttributionHints
 
 UTM_KEYS: tuple[str, ...] = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 CLICK_ID_KEYS: tuple[str, ...] = (
@@ -127,6 +129,37 @@ def _attribution_params(query: str) -> tuple[UtmFields, ClickIds]:
     utm = {key: found[key] for key in UTM_KEYS if key in found}
     click_ids = tuple(sorted((key, value) for key, value in found.items() if key not in UTM_KEYS))
     return utm, click_ids
+
+
+def attribution_hints(
+    *,
+    landing_url: str | None = None,
+    referrer: str | None = None,
+    source_name: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> AttributionHints:
+    """Hints from a landing URL and referrer, overridden by explicit utm/click-id `fields`.
+
+    `fields` is any sender's key-value bag (Stripe metadata, WooCommerce meta, a generic JSON
+    object): only allow-listed keys with non-empty string values are read.
+    """
+    landing_path, utm, click_ids = landing_hints(landing_url)
+    if fields:
+        explicit, explicit_clicks = _attribution_params(
+            "&".join(f"{quote_plus(str(k))}={quote_plus(v)}" for k, v in fields.items()
+                     if isinstance(k, str) and isinstance(v, str) and v)
+        )
+        utm = {**utm, **explicit}
+        clicks = dict(click_ids)
+        clicks.update(explicit_clicks)
+        click_ids = tuple(sorted(clicks.items()))
+    return AttributionHints(
+        **utm,
+        click_ids=click_ids,
+        landing_path=landing_path,
+        referring_domain=referring_domain(referrer),
+        source_name=source_name[:MAX_TEXT_LENGTH] if isinstance(source_name, str) else None,
+    )
 
 
 Spec: TypeAlias = Mapping[str, "SpecRule"]

@@ -13,9 +13,8 @@ from typing import Any
 
 from skeldir.ingestion.event import AttributionHints, CommerceEvent, EntryKind, RevenueEntry
 from skeldir.ingestion.privacy import (
-    MAX_TEXT_LENGTH,
     Spec,
-    landing_hints,
+    attribution_hints,
     project,
     referring_domain,
     scrub_url,
@@ -242,12 +241,8 @@ def _first_timestamp(obj: Mapping[str, Any], keys: tuple[str, ...], where: str) 
 
 
 def _hints(order: Mapping[str, Any]) -> AttributionHints:
-    landing_path, utm, click_ids = landing_hints(optional_str(order, "landing_site", "order"))
-    source_name = optional_str(order, "source_name", "order")
-    return AttributionHints(
-        **utm,
-        click_ids=click_ids,
-        landing_path=landing_path,
-        referring_domain=referring_domain(optional_str(order, "referring_site", "order")),
-        source_name=source_name[:MAX_TEXT_LENGTH] if source_name else None,
+    return attribution_hints(
+        landing_url=optional_str(order, "landing_site", "order"),
+        referrer=optional_str(order, "referring_site", "order"),
+        source_name=optional_str(order, "source_name", "order"),
     )
