@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from databases import new_roles
 from skeldir import migrate
 from skeldir.config import Settings
 from skeldir.crypto import new_secret_key
 from skeldir.embedded.postgres import EmbeddedPostgres
-from databases import new_roles
 from skeldir.provision import drop, provision, role_url
 
 

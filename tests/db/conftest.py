@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
 from db_helpers import create_tenant
+
 from skeldir.config import Settings
 from skeldir.db import create_pool
 

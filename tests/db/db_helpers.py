@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from skeldir import admin
+from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
-from skeldir.db import owner_connection
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
-from skeldir.db import tenant_transaction
+from skeldir.db import owner_connection, tenant_transaction
 from skeldir.ingestion.inbox import IngestResult, ingest, record_dead_event
 from skeldir.reporting.registry import REPORTS
 from skeldir.webhooks.shopify import ShopifyProvider

@@ -7,8 +7,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
 from db_helpers import CHAIN_STALE, ingest_shopify, order_body
+
 from skeldir.attribution import recompute
 from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
 from skeldir.db import tenant_transaction

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-
 from db_helpers import SHOPIFY_SECRET, populate_every_tenant_table
+
 from skeldir import keys
 from skeldir.config import Settings
 from skeldir.db import owner_connection, tenant_transaction

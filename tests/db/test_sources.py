@@ -7,8 +7,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
 from db_helpers import SHOPIFY_SECRET
+
 from skeldir import admin
 from skeldir.config import Settings
 from skeldir.crypto import secret_box

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-
 from e2e_system import free_port_pair, wait_for_ready
 
 pytestmark = pytest.mark.e2e
