@@ -60,3 +60,5 @@ class CommerceEvent:
     hints: AttributionHints = field(default_factory=AttributionHints)
     # False for events about an order that do not describe the order itself (a refund).
     has_order_snapshot: bool = True
+    # Set when the order is cancelled: its revenue then nets to zero whatever else arrives.
+    cancelled_at: datetime | None = None
