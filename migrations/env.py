@@ -4,6 +4,10 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 config = context.config
+# Grants go to the runtime role: given by skeldir.migrate, or `alembic -x runtime_role=...`.
+config.attributes.setdefault(
+    "runtime_role", context.get_x_argument(as_dictionary=True).get("runtime_role", "skeldir_app")
+)
 url = config.get_main_option("sqlalchemy.url")
 engine = create_engine(url, poolclass=pool.NullPool)
 

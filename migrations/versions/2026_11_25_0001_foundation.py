@@ -447,15 +447,8 @@ RUNTIME_FUNCTIONS = (
 )
 
 
-def _runtime_role() -> str:
-    attributes = context.config.attributes
-    return attributes.get("runtime_role") or context.get_x_argument(as_dictionary=True).get(
-        "runtime_role", "skeldir_app"
-    )
-
-
 def upgrade() -> None:
-    runtime = _runtime_role()
+    runtime = context.config.attributes["runtime_role"]
     op.execute(SCHEMA)
     for table in TENANT_TABLES:
         op.execute(POLICY.format(table=table))

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from decimal import Decimal
 
 import asyncpg
 
-from skeldir.attribution.channels import classify
+from skeldir import money
+from skeldir.attribution.channels import channel_sort_key, classify
 from skeldir.attribution.hints import hints_from_document
-from skeldir.attribution.models import MODEL_VERSION, Touchpoint, allocate_all, by_channel
+from skeldir.attribution.models import MODEL_VERSION, RULE_BASED_MODELS, Touchpoint, allocate_all
 from skeldir.db import tenant_transaction
 
 _PENDING_BATCH_SQL = """
 SELECT p.order_id, p.order_version, o.has_snapshot, o.currency, o.ordered_at, o.hints,
-       coalesce((SELECT sum(e.amount_minor) FROM revenue_entries e
-                 WHERE e.tenant_id = p.tenant_id AND e.order_id = p.order_id), 0)::bigint AS net
+       coalesce((SELECT array_agg(e.amount_minor ORDER BY e.occurred_at, e.external_entry_id)
+                 FROM revenue_entries e
+                 WHERE e.tenant_id = p.tenant_id AND e.order_id = p.order_id
+                   AND e.kind = 'sale'), '{}') AS sales,
+       coalesce((SELECT array_agg(e.amount_minor ORDER BY e.occurred_at, e.external_entry_id)
+                 FROM revenue_entries e
+                 WHERE e.tenant_id = p.tenant_id AND e.order_id = p.order_id
+                   AND e.kind <> 'sale'), '{}') AS reversals
 FROM pending_orders p
 JOIN orders o ON o.tenant_id = p.tenant_id AND o.order_id = p.order_id
 WHERE p.tenant_id = $1
@@ -29,14 +37,28 @@ ORDER BY p.marked_at
 LIMIT $2
 """
 
+_RATES_SQL = """
+SELECT day, base, rate FROM fx_rates
+WHERE quote = $1 AND (day, base) IN (SELECT * FROM unnest($2::date[], $3::text[]))
+"""
+
+_STAMP_SQL = """
+UPDATE orders o SET reporting_currency = v.reporting_currency, fx_rate = v.rate,
+       fx_factor = v.factor
+FROM unnest($2::uuid[], $3::text[], $4::numeric[], $5::numeric[])
+     AS v(order_id, reporting_currency, rate, factor)
+WHERE o.tenant_id = $1 AND o.order_id = v.order_id
+"""
+
 _UPSERT_ALLOCATION_SQL = """
 INSERT INTO attribution_allocations AS a (tenant_id, order_id, model, model_version, currency,
-    revenue_minor, channels, credits_minor, computed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+    revenue_minor, channels, credits_minor, gross_credits_minor, computed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
 ON CONFLICT (tenant_id, order_id, model) DO UPDATE SET
     model_version = EXCLUDED.model_version, currency = EXCLUDED.currency,
     revenue_minor = EXCLUDED.revenue_minor, channels = EXCLUDED.channels,
-    credits_minor = EXCLUDED.credits_minor, computed_at = EXCLUDED.computed_at
+    credits_minor = EXCLUDED.credits_minor, gross_credits_minor = EXCLUDED.gross_credits_minor,
+    computed_at = EXCLUDED.computed_at
 """
 
 _CLEAR_PENDING_SQL = """
@@ -58,7 +80,9 @@ class RecomputeOutcome:
 class Allocation:
     model: str
     channels: tuple[str, ...]
+    # Net credits (sales, refunds and cancellations), and the sales' credits alone.
     credits_minor: tuple[int, ...]
+    gross_credits_minor: tuple[int, ...]
 
 
 def lock_key(tenant_id: uuid.UUID) -> int:
@@ -66,17 +90,37 @@ def lock_key(tenant_id: uuid.UUID) -> int:
     return int.from_bytes(tenant_id.bytes[:8], "big", signed=True)
 
 
-def allocate_order(hints_document: dict, ordered_at: datetime, revenue_minor: int) -> list[Allocation]:
-    """Every model's credits for one order; its own landing hints are its only touchpoint."""
+def allocate_order(
+    hints_document: dict, ordered_at: datetime, sales: list[int], reversals: list[int]
+) -> list[Allocation]:
+    """Every model's credits for one order; its own landing hints are its only touchpoint.
+
+    Each entry (sale, refund, cancellation) is apportioned with the order's weights on its
+    own, so each sums exactly and a refund takes back exactly what its sale gave a channel.
+    """
     channel = classify(hints_from_document(hints_document))
     path = [Touchpoint(channel=channel, occurred_at=ordered_at)]
+    per_entry = [allocate_all(path, amount, ordered_at) for amount in (*sales, *reversals)]
     allocations = []
-    for model, credits in allocate_all(path, revenue_minor, ordered_at).items():
-        totals = by_channel(credits) or [(channel, 0)]
-        allocations.append(
-            Allocation(model, tuple(c for c, _ in totals), tuple(m for _, m in totals))
-        )
+    for model in RULE_BASED_MODELS:
+        gross: dict[str, int] = {}
+        net: dict[str, int] = {}
+        for index, credits in enumerate(per_entry):
+            for credit in credits[model]:
+                net[credit.channel] = net.get(credit.channel, 0) + credit.minor
+                if index < len(sales):
+                    gross[credit.channel] = gross.get(credit.channel, 0) + credit.minor
+        channels = tuple(sorted(net, key=channel_sort_key)) or (channel,)
+        allocations.append(Allocation(
+            model, channels,
+            tuple(net.get(c, 0) for c in channels), tuple(gross.get(c, 0) for c in channels),
+        ))
     return allocations
+
+
+def fx_factor(rate: Decimal, currency: str, reporting_currency: str) -> Decimal:
+    """Reporting minor units per minor unit of `currency` (exponents may differ: JPY vs USD)."""
+    return rate.scaleb(money.exponent(reporting_currency) - money.exponent(currency))
 
 
 async def start_run(pool: asyncpg.Pool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
@@ -139,14 +183,15 @@ async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: lis
     attributed = [row for row in rows if row["has_snapshot"]]
     allocation_rows = []
     for row in attributed:
-        for allocation in allocate_order(row["hints"], row["ordered_at"], row["net"]):
+        for allocation in allocate_order(row["hints"], row["ordered_at"], row["sales"], row["reversals"]):
             allocation_rows.append((
                 tenant_id, row["order_id"], allocation.model, MODEL_VERSION[allocation.model],
-                row["currency"], row["net"], list(allocation.channels),
-                list(allocation.credits_minor),
+                row["currency"], sum(allocation.credits_minor), list(allocation.channels),
+                list(allocation.credits_minor), list(allocation.gross_credits_minor),
             ))
     if allocation_rows:
         await conn.executemany(_UPSERT_ALLOCATION_SQL, allocation_rows)
+        await _stamp_exchange_rates(conn, tenant_id, attributed)
         await conn.execute(
             "INSERT INTO report_dirty_orders (tenant_id, order_id) SELECT $1, unnest($2::uuid[])"
             " ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()",
@@ -159,3 +204,23 @@ async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: lis
         [row["order_id"] for row in rows],
         [row["order_version"] for row in rows],
     )
+
+
+async def _stamp_exchange_rates(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: list) -> None:
+    """Record each order's rate into the reporting currency on its order day (or none known)."""
+    reporting = await conn.fetchval("SELECT reporting_currency FROM tenants WHERE tenant_id = $1", tenant_id)
+    foreign = [row for row in rows if row["currency"] != reporting]
+    rates = {}
+    if foreign:
+        days = [row["ordered_at"].astimezone(timezone.utc).date() for row in foreign]
+        found = await conn.fetch(_RATES_SQL, reporting, days, [row["currency"] for row in foreign])
+        rates = {(r["day"], r["base"]): r["rate"] for r in found}
+    stamps = []
+    for row in rows:
+        if row["currency"] == reporting:
+            rate = Decimal(1)
+        else:
+            rate = rates.get((row["ordered_at"].astimezone(timezone.utc).date(), row["currency"]))
+        factor = fx_factor(rate, row["currency"], reporting) if rate is not None else None
+        stamps.append((row["order_id"], reporting, rate, factor))
+    await conn.execute(_STAMP_SQL, tenant_id, *(list(column) for column in zip(*stamps, strict=True)))

@@ -38,6 +38,7 @@ def order_document(event: CommerceEvent) -> dict:
         "presentment_total_minor": event.presentment_total_minor,
         "ordered_at": event.ordered_at.isoformat(),
         "updated_at": event.updated_at.isoformat() if event.updated_at else None,
+        "cancelled_at": event.cancelled_at.isoformat() if event.cancelled_at else None,
         "hints": {
             "utm_source": hints.utm_source,
             "utm_medium": hints.utm_medium,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from skeldir.reporting import allocation_summary
+from skeldir.reporting import allocation_summary, daily_revenue
 
 
 @dataclass(frozen=True)
@@ -20,4 +20,5 @@ class Report:
 
 REPORTS: tuple[Report, ...] = (
     Report(allocation_summary.NAME, allocation_summary.refresh, allocation_summary.rebuild),
+    Report(daily_revenue.NAME, daily_revenue.refresh, daily_revenue.rebuild),
 )

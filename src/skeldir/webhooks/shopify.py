@@ -71,6 +71,7 @@ ORDER_SPEC: Spec = {
     "created_at": True,
     "processed_at": True,
     "updated_at": True,
+    "cancelled_at": True,
     "refunds": [_ORDER_REFUND],
     "landing_site": scrub_url,
     # The parser only needs the referring host; the rest of a referrer can name a person.
@@ -154,6 +155,7 @@ def _order_event(topic: str, order: Mapping[str, Any]) -> CommerceEvent:
         presentment_total_minor=presentment_total,
         entries=(sale, *refunds),
         hints=_hints(order),
+        cancelled_at=optional_timestamp(order, "cancelled_at", "order"),
     )
 
 
