@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from skeldir import __version__
-from skeldir.api import attribution
+from skeldir.api import attribution, reports
 from skeldir.api.problems import http_exception_handler, validation_exception_handler
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     app.include_router(webhooks.router)
     app.include_router(attribution.router)
+    app.include_router(reports.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import uvicorn
 
-from skeldir import admin, migrate
+from skeldir import admin, fx, migrate
 from skeldir.app import create_app
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
@@ -183,3 +183,23 @@ def source_list(ctx: click.Context, tenant_id: uuid.UUID) -> None:
     with owner_connection(settings) as conn:
         click.echo(json.dumps(admin.list_sources(conn, tenant_id), indent=2))
 
+
+
+@main.group("fx")
+def fx_group() -> None:
+    """Exchange rates into each tenant's reporting currency."""
+
+
+@fx_group.command("load")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def fx_load(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
+    """Load daily rates (CSV: date,base,quote,rate); orders that lacked one are re-attributed."""
+    settings = _operator_settings(ctx)
+    try:
+        rates = fx.read_rates(csv_file)
+    except fx.RateFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with owner_connection(settings) as conn:
+        _emit(fx.load_rates(conn, rates), as_json)

@@ -119,7 +119,8 @@ def test_signed_order_becomes_a_balanced_tenant_safe_report_row(system, tenants)
     view = poll("order 424242 balanced in every model", lambda: balanced(system, a["api_key"], "424242", 1050))
     assert view["currency"] == "USD"
     for model in view["models"].values():
-        assert model["allocations"] == [{"channel": "unknown", "cents": 1050}]
+        assert model["allocations"] == [
+            {"channel": "unknown", "cents": 1050, "gross_cents": 1050, "refunded_cents": 0}]
 
     rows = asyncio.run(runtime_rows(system.ready["database_url"], a["tenant_id"]))
     assert {r["model"] for r in rows} == MODELS
@@ -195,7 +196,8 @@ def test_every_real_shopify_fixture_is_accepted_and_nothing_personal_is_stored_o
     view = poll("attributed fixture order balanced",
                 lambda: balanced(system, a["api_key"], "450789469", 59894 - 20900))
     assert view["gross_cents"] == 59894 and view["refunded_cents"] == 20900
-    assert view["models"]["last_touch"]["allocations"] == [{"channel": "referral", "cents": 38994}]
+    assert view["models"]["last_touch"]["allocations"] == [
+        {"channel": "referral", "cents": 38994, "gross_cents": 59894, "refunded_cents": 20900}]
 
     with psycopg.connect(system.ready["owner_database_url"]) as conn:
         tables = [r[0] for r in conn.execute(

@@ -9,8 +9,12 @@ async def order_attribution(conn: asyncpg.Connection, provider: str, external_or
     order = await conn.fetchrow(
         "SELECT o.order_id, o.provider, o.external_order_id, o.currency, o.total_minor,"
         " o.presentment_currency, o.presentment_total_minor, o.ordered_at, o.version,"
-        " coalesce(sum(e.amount_minor) FILTER (WHERE e.amount_minor > 0), 0)::bigint AS gross,"
-        " coalesce(-sum(e.amount_minor) FILTER (WHERE e.amount_minor < 0), 0)::bigint AS refunded,"
+        " o.has_snapshot, o.cancelled_at, o.reporting_currency, o.fx_rate, o.fx_factor,"
+        " coalesce(sum(e.amount_minor) FILTER (WHERE e.kind = 'sale'), 0)::bigint AS gross,"
+        " coalesce(-sum(e.amount_minor) FILTER (WHERE e.kind = 'refund'), 0)::bigint AS refunded,"
+        " coalesce(-sum(e.amount_minor) FILTER (WHERE e.kind = 'cancellation'), 0)::bigint"
+        "   AS cancelled,"
+        " sum(round(e.amount_minor * o.fx_factor))::bigint AS net_reporting,"
         " EXISTS (SELECT 1 FROM pending_orders p WHERE p.tenant_id = o.tenant_id"
         "         AND p.order_id = o.order_id) AS pending"
         " FROM orders o LEFT JOIN revenue_entries e USING (tenant_id, order_id)"
@@ -22,6 +26,7 @@ async def order_attribution(conn: asyncpg.Connection, provider: str, external_or
         return None
     rows = await conn.fetch(
         "SELECT a.model, a.model_version, a.revenue_minor, a.channels, a.credits_minor,"
+        " a.gross_credits_minor,"
         " a.computed_at, s.allocated_cents, s.is_balanced, s.drift_cents"
         " FROM attribution_allocations a LEFT JOIN allocation_summary s"
         "   USING (tenant_id, order_id, model)"
@@ -38,18 +43,31 @@ async def order_attribution(conn: asyncpg.Connection, provider: str, external_or
             "drift_cents": allocated - row["revenue_minor"],
             "report_refreshed": row["allocated_cents"] is not None,
             "allocations": [
-                {"channel": channel, "cents": cents}
-                for channel, cents in zip(row["channels"], row["credits_minor"], strict=True)
+                {"channel": channel, "cents": cents, "gross_cents": gross, "refunded_cents": gross - cents}
+                for channel, cents, gross in zip(
+                    row["channels"], row["credits_minor"],
+                    row["gross_credits_minor"] or row["credits_minor"], strict=True)
             ],
             "computed_at": row["computed_at"].isoformat(),
         }
+    net = order["gross"] - order["refunded"] - order["cancelled"]
+    factor = order["fx_factor"]
     return {
         "provider": order["provider"],
         "external_order_id": order["external_order_id"],
+        "order_received": order["has_snapshot"],
         "currency": order["currency"],
         "gross_cents": order["gross"],
         "refunded_cents": order["refunded"],
-        "revenue_cents": order["gross"] - order["refunded"],
+        "cancelled_cents": order["cancelled"],
+        "cancelled_at": order["cancelled_at"].isoformat() if order["cancelled_at"] else None,
+        "revenue_cents": net,
+        "reporting_currency": order["reporting_currency"],
+        "fx_rate": str(order["fx_rate"]) if order["fx_rate"] is not None else None,
+        # Never converted 1:1: with no known rate the order stays in its own currency.
+        "fx_rate_missing": order["reporting_currency"] is not None and factor is None,
+        # Converted entry by entry, as the daily revenue report does, so the two agree.
+        "revenue_reporting_cents": order["net_reporting"] if factor is not None else None,
         "presentment_currency": order["presentment_currency"],
         "presentment_total_cents": order["presentment_total_minor"],
         "ordered_at": order["ordered_at"].isoformat() if order["ordered_at"] else None,
