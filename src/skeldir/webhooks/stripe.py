@@ -1,0 +1,409 @@
+"""Stripe webhooks: v1 snapshot events about PaymentIntents, Charges and Checkout Sessions.
+
+Stripe signs `"{t}." + raw body` with the endpoint's signing secret (`whsec_...`, used whole)
+and sends `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`; during a secret roll there are
+several v1 values. One PaymentIntent is one order: its PaymentIntent, Charge and Checkout
+Session events all name the sale `sale:<pi id>`, so whichever arrives first books it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from skeldir import money
+from skeldir.ingestion.event import AttributionHints, CommerceEvent, EntryKind, RevenueEntry
+from skeldir.ingestion.privacy import (
+    ATTRIBUTION_QUERY_KEYS,
+    MAX_TEXT_LENGTH,
+    Spec,
+    attribution_hints,
+    project,
+    referring_domain,
+    scrub_url,
+)
+from skeldir.webhooks.payload import header_value, load_json_object, optional_object
+from skeldir.webhooks.provider import (
+    Delivery,
+    SignatureError,
+    UnprocessableEvent,
+    VerificationContext,
+)
+from skeldir.webhooks.signing import any_digest_matches, hmac_sha256, usable_secrets
+
+# Event type -> the kind of object it carries in data.object.
+_OBJECT_KINDS = {
+    "payment_intent.succeeded": "payment_intent",
+    "charge.succeeded": "charge",
+    "charge.refunded": "charge",
+    "checkout.session.completed": "checkout.session",
+}
+TOPICS = frozenset(_OBJECT_KINDS)
+DEFAULT_TOLERANCE_SECONDS = 300
+THIN_EVENT_OBJECT = "v2.core.event"
+
+_SIGNATURE_HEADER = "stripe-signature"
+_MAX_SIGNATURE_HEADER_LENGTH = 4096
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_V1_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+_SAFE_TYPE = re.compile(r"[a-z0-9_.]{1,64}")
+_MAX_UNIX_TIME = 253402300799  # 9999-12-31T23:59:59Z
+
+# Stripe's minor units are not always ISO 4217's (docs.stripe.com/currencies): amounts are
+# two-decimal unless the currency is on Stripe's zero- or three-decimal list. ISK and UGX are
+# zero-decimal in ISO but two-decimal at Stripe for backwards compatibility ("to charge 5 ISK,
+# provide an amount value of 500"); UGX is also printed on the zero-decimal list, but the
+# special-cases row is what the API enforces. MGA is zero-decimal at Stripe and two-decimal in
+# ISO. HUF and TWD are zero-decimal at Stripe for payouts only; their charges are two-decimal.
+STRIPE_ZERO_DECIMAL = frozenset({
+    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "VND", "VUV", "XAF",
+    "XOF", "XPF",
+})
+STRIPE_THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+
+# A refund that failed or was cancelled returned no money.
+_COUNTED_REFUND_STATUSES = frozenset({"succeeded", "pending"})
+_LANDING_KEYS = ("landing_url", "landing_page")
+_REFERRER_KEY = "referrer"
+_ATTRIBUTION_KEYS = frozenset(key.lower() for key in ATTRIBUTION_QUERY_KEYS)
+
+
+def _attribution_metadata(metadata: Any) -> dict[str, Any] | None:
+    """The metadata keys the parser reads; merchants put emails and names in the others."""
+    if not isinstance(metadata, Mapping):
+        return None
+    kept: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            continue
+        if key in _LANDING_KEYS:
+            reduced = scrub_url(value)
+        elif key == _REFERRER_KEY:
+            reduced = referring_domain(value)
+        elif key.lower() in _ATTRIBUTION_KEYS:
+            reduced = value[:MAX_TEXT_LENGTH]
+        else:
+            continue
+        if reduced is not None:
+            kept[key] = reduced
+    return kept
+
+
+def _event_spec(object_spec: Spec) -> Spec:
+    data = {"object": object_spec, "previous_attributes": {"amount_refunded": True}}
+    return {"id": True, "object": True, "type": True, "created": True, "data": data}
+
+
+_REFUND: Spec = {"id": True, "object": True, "amount": True, "currency": True,
+                 "created": True, "status": True}
+# What the redacted copy keeps, by the kind of object the event carries.
+SPECS: dict[str, Spec] = {
+    "payment_intent": _event_spec({
+        "id": True, "object": True, "amount": True, "amount_received": True, "currency": True,
+        "created": True, "metadata": _attribution_metadata,
+    }),
+    "charge": _event_spec({
+        "id": True, "object": True, "amount": True, "amount_captured": True,
+        "amount_refunded": True, "captured": True, "paid": True, "status": True,
+        "currency": True, "created": True, "payment_intent": True,
+        "refunds": {"data": [_REFUND]}, "metadata": _attribution_metadata,
+    }),
+    "checkout.session": _event_spec({
+        "id": True, "object": True, "amount_total": True, "currency": True, "created": True,
+        "payment_status": True, "payment_intent": True, "metadata": _attribution_metadata,
+    }),
+}
+
+
+class StripeProvider:
+    name = "stripe"
+    verify_may_block = False
+
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: Sequence[bytes],
+        context: VerificationContext | None = None,
+    ) -> None:
+        context = context or VerificationContext()
+        timestamp, received = _signature_header(header_value(headers, _SIGNATURE_HEADER))
+        tolerance = _tolerance(context.source_settings)
+        if not body:
+            raise SignatureError("body is empty")
+        signed = b"%d." % timestamp + body
+        expected = [hmac_sha256(secret, signed) for secret in usable_secrets(secrets)]
+        if not any_digest_matches(received, expected):
+            raise SignatureError("signature does not match any secret")
+        if abs(context.now - timestamp) > tolerance:
+            raise SignatureError("signature timestamp is outside the tolerance")
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        payload = load_json_object(body)
+        kind = payload.get("object")
+        if kind == THIN_EVENT_OBJECT:
+            raise UnprocessableEvent("thin events are not supported; send snapshot events")
+        if kind != "event":
+            raise UnprocessableEvent("event.object is not \"event\"")
+        event_id = _stripe_id(payload, "id", "event", ("evt_",))
+        topic = payload.get("type")
+        if not isinstance(topic, str):
+            raise UnprocessableEvent("event.type is missing")
+        if topic not in TOPICS:
+            shown = f" {topic!r}" if _SAFE_TYPE.fullmatch(topic) else ""
+            raise UnprocessableEvent(f"unsupported event type{shown}")
+        created = _unix_time(payload, "created", "event")
+        data = _required_object(payload, "data", "event")
+        obj = _required_object(data, "object", "event.data")
+        return Delivery(
+            topic=topic,
+            dedupe_key=f"event:{event_id}",
+            event=_commerce_event(topic, obj, data, created),
+            redacted_payload=project(payload, SPECS[_OBJECT_KINDS[topic]]),
+        )
+
+
+def _signature_header(value: str | None) -> tuple[int, list[bytes]]:
+    """(t, the well-formed v1 digests); v0 and unknown schemes are ignored, as Stripe says."""
+    if value is None:
+        raise SignatureError("Stripe-Signature header is missing")
+    if len(value) > _MAX_SIGNATURE_HEADER_LENGTH or not value.isascii():
+        raise SignatureError("Stripe-Signature header is malformed")
+    timestamps, signatures = [], []
+    for item in value.split(","):
+        scheme, _, text = item.strip().partition("=")
+        if scheme == "t":
+            timestamps.append(text)
+        elif scheme == "v1":
+            signatures.append(text)
+    if len(timestamps) != 1 or not _TIMESTAMP.fullmatch(timestamps[0]):
+        raise SignatureError("Stripe-Signature header has no single valid timestamp")
+    if not signatures:
+        raise SignatureError("Stripe-Signature header has no v1 signature")
+    # A malformed v1 value cannot match; it is skipped rather than failing the others.
+    digests = [bytes.fromhex(text) for text in signatures if _V1_SIGNATURE.fullmatch(text)]
+    return int(timestamps[0]), digests
+
+
+def _tolerance(settings: Mapping[str, Any]) -> float:
+    tolerance = settings.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+        0 <= tolerance < float("inf")
+    ):
+        raise SignatureError("the source's tolerance_seconds setting is invalid")
+    return tolerance
+
+
+def _commerce_event(
+    topic: str, obj: Mapping[str, Any], data: Mapping[str, Any], created: datetime
+) -> CommerceEvent:
+    kind = _OBJECT_KINDS[topic]
+    where = kind.replace(".", "_")
+    if obj.get("object") != kind:
+        raise UnprocessableEvent(f"{where}.object is not \"{kind}\"")
+    currency = _currency(obj, where)
+    ordered_at = _unix_time(obj, "created", where, default=created)
+    intent_id = _stripe_id(obj, "payment_intent", where, ("pi_",), required=False)
+    if kind == "payment_intent":
+        order_id = _stripe_id(obj, "id", where, ("pi_",))
+        total = _amount(obj, "amount", currency, where)
+        sold = _amount(obj, "amount_received", currency, where)
+    elif kind == "checkout.session":
+        order_id = intent_id or _stripe_id(obj, "id", where, ("cs_",))
+        total = _amount(obj, "amount_total", currency, where)
+        sold = total if obj.get("payment_status") == "paid" else 0
+    else:
+        charge_id = _stripe_id(obj, "id", where, ("ch_", "py_"))
+        order_id = intent_id or charge_id
+        total = _amount(obj, "amount", currency, where)
+        sold = _captured_amount(obj, currency, where)
+    if topic == "charge.refunded":
+        entries, total = _refund_entries(obj, charge_id, data, currency, created), 0
+    else:
+        entries = _sale(order_id, sold, currency, ordered_at)
+    return CommerceEvent(
+        provider=StripeProvider.name,
+        topic=topic,
+        external_order_id=order_id,
+        currency=currency,
+        total_minor=total,
+        ordered_at=ordered_at,
+        updated_at=created,
+        entries=entries,
+        hints=_hints(obj, where),
+        has_order_snapshot=topic != "charge.refunded",
+    )
+
+
+def _captured_amount(charge: Mapping[str, Any], currency: str, where: str) -> int:
+    """What the charge took; nothing for a failed charge or a mere authorisation."""
+    paid, captured = _flag(charge, "paid", where), _flag(charge, "captured", where)
+    if paid is not True or captured is False or charge.get("status") != "succeeded":
+        return 0
+    key = "amount_captured" if charge.get("amount_captured") is not None else "amount"
+    return _amount(charge, key, currency, where)
+
+
+def _refund_entries(
+    charge: Mapping[str, Any],
+    charge_id: str,
+    data: Mapping[str, Any],
+    currency: str,
+    created: datetime,
+) -> tuple[RevenueEntry, ...]:
+    """One entry per refund object when the list is included (API versions before
+    2022-11-15), otherwise one entry for the step amount_refunded took in this event.
+
+    Each step comes from the event's own previous_attributes, so steps may arrive in any
+    order; a list of refund ids repeats earlier refunds, a step does not.
+    """
+    refunds = optional_object(charge, "refunds", "charge") or {}
+    listed = refunds.get("data")
+    if listed:
+        if not isinstance(listed, list) or not all(isinstance(r, Mapping) for r in listed):
+            raise UnprocessableEvent("charge.refunds.data is not a list of objects")
+        return tuple(
+            entry
+            for index, refund in enumerate(listed)
+            for entry in _listed_refund(refund, f"charge.refunds.data[{index}]")
+        )
+    where = "event.data.previous_attributes"
+    previous = optional_object(data, "previous_attributes", "event.data") or {}
+    if previous.get("amount_refunded") is None:
+        raise UnprocessableEvent(f"{where}.amount_refunded is missing and no refund is listed")
+    level = _stripe_amount(charge, "amount_refunded", "charge")
+    step = level - _stripe_amount(previous, "amount_refunded", where)
+    if step < 0:
+        raise UnprocessableEvent("charge.amount_refunded is below its previous value")
+    if step == 0:
+        return ()
+    minor = _to_iso_minor(step, currency, "charge.amount_refunded")
+    # Named by the level reached, so a redelivery books nothing twice and the steps of
+    # several events sum to amount_refunded whatever order they arrive in.
+    external_id = f"refund:{charge_id}:upto:{level}"
+    return (RevenueEntry(external_id, EntryKind.REFUND, -minor, currency, created),)
+
+
+def _listed_refund(refund: Mapping[str, Any], where: str) -> tuple[RevenueEntry, ...]:
+    if refund.get("object") != "refund":
+        raise UnprocessableEvent(f"{where}.object is not \"refund\"")
+    status = refund.get("status")
+    if status is not None and not isinstance(status, str):
+        raise UnprocessableEvent(f"{where}.status is not a string")
+    if status is not None and status not in _COUNTED_REFUND_STATUSES:
+        return ()
+    refund_id = _stripe_id(refund, "id", where, ("re_", "pyr_"))
+    currency = _currency(refund, where)
+    minor = _amount(refund, "amount", currency, where)
+    occurred_at = _unix_time(refund, "created", where)
+    return (RevenueEntry(f"refund:{refund_id}", EntryKind.REFUND, -minor, currency, occurred_at),)
+
+
+def _sale(order_id: str, minor: int, currency: str, at: datetime) -> tuple[RevenueEntry, ...]:
+    if minor <= 0:
+        return ()
+    return (RevenueEntry(f"sale:{order_id}", EntryKind.SALE, minor, currency, at),)
+
+
+def _hints(obj: Mapping[str, Any], where: str) -> AttributionHints:
+    metadata = optional_object(obj, "metadata", where) or {}
+    # Read through the same reductions the redacted copy stores, so both parse alike.
+    landing = next(filter(None, (scrub_url(metadata.get(key)) for key in _LANDING_KEYS)), None)
+    return attribution_hints(
+        landing_url=landing,
+        referrer=referring_domain(metadata.get(_REFERRER_KEY)),
+        fields=metadata,
+    )
+
+
+def _required_object(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = optional_object(obj, key, where)
+    if value is None:
+        raise UnprocessableEvent(f"{where}.{key} is missing")
+    return value
+
+
+def _stripe_id(
+    obj: Mapping[str, Any], key: str, where: str, prefixes: tuple[str, ...], required: bool = True
+) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if value is None:
+        raise UnprocessableEvent(f"{where}.{key} is missing")
+    if not isinstance(value, str) or not _STRIPE_ID.fullmatch(value) or not (
+        value.startswith(prefixes)
+    ):
+        raise UnprocessableEvent(f"{where}.{key} is not a {'/'.join(prefixes)} id")
+    return value
+
+
+def _flag(obj: Mapping[str, Any], key: str, where: str) -> bool | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise UnprocessableEvent(f"{where}.{key} is not a boolean")
+    return value
+
+
+def _unix_time(
+    obj: Mapping[str, Any], key: str, where: str, default: datetime | None = None
+) -> datetime:
+    value = obj.get(key)
+    if value is None and default is not None:
+        return default
+    if value is None:
+        raise UnprocessableEvent(f"{where}.{key} is missing")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_UNIX_TIME:
+        raise UnprocessableEvent(f"{where}.{key} is not a unix timestamp")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _currency(obj: Mapping[str, Any], where: str) -> str:
+    """Stripe's lower-case code as our upper-case ISO 4217 one."""
+    value = obj.get("currency")
+    if value is None:
+        raise UnprocessableEvent(f"{where}.currency is missing")
+    code = value.upper() if isinstance(value, str) and value.isascii() else None
+    try:
+        money.exponent(code)
+    except money.MoneyError:
+        raise UnprocessableEvent(f"{where}.currency is not a known currency code") from None
+    return code
+
+
+def _stripe_amount(obj: Mapping[str, Any], key: str, where: str) -> int:
+    """A non-negative integer amount in Stripe's minor units."""
+    value = obj.get(key)
+    if value is None:
+        raise UnprocessableEvent(f"{where}.{key} is missing")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= money.BIGINT_MAX:
+        raise UnprocessableEvent(f"{where}.{key} is not a non-negative integer amount")
+    return value
+
+
+def _amount(obj: Mapping[str, Any], key: str, currency: str, where: str) -> int:
+    return _to_iso_minor(_stripe_amount(obj, key, where), currency, f"{where}.{key}")
+
+
+def _to_iso_minor(amount: int, currency: str, field: str) -> int:
+    try:
+        return iso_minor_units(amount, currency)
+    except money.MoneyError:
+        raise UnprocessableEvent(f"{field} is not an exact amount in range") from None
+
+
+def stripe_exponent(currency: str) -> int:
+    """How many decimals Stripe's integer amounts carry for an upper-case currency code."""
+    if currency in STRIPE_ZERO_DECIMAL:
+        return 0
+    return 3 if currency in STRIPE_THREE_DECIMAL else 2
+
+
+def iso_minor_units(amount: int, currency: str) -> int:
+    """A Stripe amount in ISO 4217 minor units (ISK 500 -> 5, MGA 5 -> 500); MoneyError when
+    it cannot be expressed exactly (fractional ISK from before Stripe disallowed it)."""
+    return money.to_minor(Decimal(f"{amount}E-{stripe_exponent(currency)}"), currency)
