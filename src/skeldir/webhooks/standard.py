@@ -1,0 +1,353 @@
+"""Standard Webhooks (standardwebhooks.com): any platform that signs and sends our order JSON.
+
+The signature covers `"{webhook-id}.{webhook-timestamp}." + raw body` (HMAC-SHA256, base64,
+tagged `v1`) with the key inside the `whsec_<base64>` secret. The body is the generic order
+and refund shape of docs/providers/standard.md: it has no field for personal data, and
+whatever a sender adds besides the documented fields is never read or kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from skeldir import money
+from skeldir.ingestion.event import AttributionHints, CommerceEvent, EntryKind, RevenueEntry
+from skeldir.ingestion.privacy import (
+    CLICK_ID_KEYS,
+    UTM_KEYS,
+    Spec,
+    attribution_hints,
+    project,
+    referring_domain,
+    scrub_url,
+)
+from skeldir.webhooks.payload import (
+    header_value,
+    load_json_object,
+    optional_object,
+    optional_objects,
+    optional_str,
+    optional_timestamp,
+    required_amount,
+    required_currency,
+)
+from skeldir.webhooks.provider import (
+    Delivery,
+    SignatureError,
+    UnprocessableEvent,
+    VerificationContext,
+)
+from skeldir.webhooks.signing import (
+    SHA256_DIGEST_SIZE,
+    any_digest_matches,
+    hmac_sha256,
+    usable_secrets,
+)
+
+ORDER_TYPES = frozenset({"order.created", "order.updated", "order.cancelled"})
+REFUND_TYPE = "refund.created"
+# The order has been paid: it books a sale. Refunds never undo the sale, they offset it.
+PAID_STATUSES = frozenset({"paid", "fulfilled", "completed", "partially_refunded", "refunded"})
+UNPAID_STATUSES = frozenset({"pending", "authorized", "failed", "cancelled"})
+
+SECRET_PREFIX = "whsec_"
+DEFAULT_TOLERANCE_SECONDS = 300
+MAX_ID_LENGTH = 128
+_MAX_MESSAGE_ID_LENGTH = 256
+_MAX_TIMESTAMP_DIGITS = 12
+# A rotation sends two or three; more is not a sender we know.
+_MAX_SIGNATURES = 16
+
+_REFUND: Spec = {"id": True, "amount": True, "amount_minor": True, "created_at": True}
+ATTRIBUTION_SPEC: Spec = {
+    "landing_url": scrub_url,
+    # Only the referring host is read; the rest of a referrer can name a person.
+    "referrer": referring_domain,
+    "source_name": True,
+    **{key: True for key in (*UTM_KEYS, *CLICK_ID_KEYS)},
+}
+ORDER_SPEC: Spec = {
+    "type": True,
+    "timestamp": True,
+    "data": {
+        "order_id": True,
+        "currency": True,
+        "total": True,
+        "total_minor": True,
+        "status": True,
+        "created_at": True,
+        "updated_at": True,
+        "cancelled_at": True,
+        "refunds": [_REFUND],
+        "attribution": ATTRIBUTION_SPEC,
+    },
+}
+REFUND_SPEC: Spec = {
+    "type": True,
+    "timestamp": True,
+    "data": {"order_id": True, "currency": True, "refund": _REFUND},
+}
+
+
+class StandardWebhooksProvider:
+    name = "standard"
+    verify_may_block = False
+
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: Sequence[bytes],
+        context: VerificationContext | None = None,
+    ) -> None:
+        context = context or VerificationContext()
+        message_id = _message_id(headers, SignatureError)
+        timestamp = _timestamp(header_value(headers, "webhook-timestamp"))
+        tolerance = _tolerance(context.source_settings)
+        if abs(context.now - timestamp) > tolerance:
+            raise SignatureError("timestamp is outside the tolerance")
+        received = _v1_signatures(header_value(headers, "webhook-signature"))
+        keys = [signing_key(secret) for secret in usable_secrets(secrets)]
+        usable_keys = [key for key in keys if key is not None]
+        if not usable_keys:
+            raise SignatureError("no signing secret is a whsec_ base64 key")
+        signed = f"{message_id}.{timestamp}.".encode("ascii") + body
+        expected = [hmac_sha256(key, signed) for key in usable_keys]
+        if not any_digest_matches(received, expected):
+            raise SignatureError("signature does not match any secret")
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        dedupe_key = f"webhook:{_message_id(headers, UnprocessableEvent)}"
+        payload = load_json_object(body)
+        event_type = payload.get("type")
+        if not isinstance(event_type, str) or event_type not in {*ORDER_TYPES, REFUND_TYPE}:
+            supported = ", ".join(sorted({*ORDER_TYPES, REFUND_TYPE}))
+            raise UnprocessableEvent(f"payload.type is missing or not one of {supported}")
+        occurred_at = _required_timestamp(payload, "timestamp", "payload")
+        data = optional_object(payload, "data", "payload")
+        if data is None:
+            raise UnprocessableEvent("payload.data is missing")
+        if event_type == REFUND_TYPE:
+            event, spec = _refund_event(data), REFUND_SPEC
+        else:
+            event, spec = _order_event(event_type, data, occurred_at), ORDER_SPEC
+        return Delivery(
+            topic=event_type,
+            dedupe_key=dedupe_key,
+            event=event,
+            redacted_payload=project(payload, spec),
+        )
+
+
+def signing_key(secret: bytes) -> bytes | None:
+    """The HMAC key of a `whsec_<base64>` secret (the prefix is optional); None if it has none.
+
+    Unpadded base64 is accepted, as the reference libraries accept it.
+    """
+    try:
+        text = secret.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return None
+    text = text.removeprefix(SECRET_PREFIX)
+    if "=" not in text:
+        text += "=" * (-len(text) % 4)
+    try:
+        key = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return None
+    return key or None
+
+
+def _message_id(headers: Mapping[str, str], error: type[Exception]) -> str:
+    value = header_value(headers, "webhook-id")
+    if value is None:
+        raise error("webhook-id header is missing")
+    if (
+        len(value) > _MAX_MESSAGE_ID_LENGTH
+        or not value.isascii()
+        or not value.isprintable()
+        or " " in value
+    ):
+        raise error("webhook-id header is malformed")
+    return value
+
+
+def _timestamp(value: str | None) -> int:
+    if value is None:
+        raise SignatureError("webhook-timestamp header is missing")
+    if not (value.isascii() and value.isdigit()) or len(value) > _MAX_TIMESTAMP_DIGITS:
+        raise SignatureError("webhook-timestamp header is not integer unix seconds")
+    # Signed as the integer's text, as the reference libraries re-format it.
+    return int(value)
+
+
+def _tolerance(settings: Mapping[str, Any]) -> float:
+    tolerance = settings.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
+        raise SignatureError("tolerance_seconds setting is not a number")
+    if not 0 <= tolerance < math.inf:
+        raise SignatureError("tolerance_seconds setting is not a finite, non-negative number")
+    return tolerance
+
+
+def _v1_signatures(value: str | None) -> list[bytes]:
+    """The digests of the well-formed `v1,<base64>` entries; other versions are not ours."""
+    if value is None:
+        raise SignatureError("webhook-signature header is missing")
+    entries = value.split()
+    if len(entries) > _MAX_SIGNATURES:
+        raise SignatureError("webhook-signature header has too many signatures")
+    digests = []
+    for entry in entries:
+        version, _, encoded = entry.partition(",")
+        if version != "v1":
+            continue
+        try:
+            digest = base64.b64decode(encoded.encode("ascii"), validate=True)
+        except (UnicodeEncodeError, binascii.Error):
+            continue
+        if len(digest) == SHA256_DIGEST_SIZE:
+            digests.append(digest)
+    if not digests:
+        raise SignatureError("webhook-signature header has no v1 signature")
+    return digests
+
+
+def _order_event(event_type: str, data: Mapping[str, Any], occurred_at: datetime) -> CommerceEvent:
+    order_id = required_text_id(data, "order_id", "data")
+    currency = required_currency(data, "currency", "data")
+    total_minor = _minor_amount(data, "total", currency, "data")
+    ordered_at = _required_timestamp(data, "created_at", "data")
+    status = data.get("status")
+    if not isinstance(status, str) or status not in PAID_STATUSES | UNPAID_STATUSES:
+        raise UnprocessableEvent("data.status is missing or not a documented status")
+    entries = []
+    if status in PAID_STATUSES:
+        entries.append(RevenueEntry(f"sale:{order_id}", EntryKind.SALE, total_minor, currency,
+                                    ordered_at))
+    refunds = optional_objects(data, "refunds", "data")
+    for index, refund in enumerate(refunds):
+        entries.append(_refund_entry(refund, order_id, currency, f"data.refunds[{index}]"))
+    if len({entry.external_id for entry in entries}) != len(entries):
+        raise UnprocessableEvent("data.refunds has two refunds with the same id")
+    return CommerceEvent(
+        provider=StandardWebhooksProvider.name,
+        topic=event_type,
+        external_order_id=order_id,
+        currency=currency,
+        total_minor=total_minor,
+        ordered_at=ordered_at,
+        # The event's own time orders snapshots when the sender gives no updated_at.
+        updated_at=optional_timestamp(data, "updated_at", "data") or occurred_at,
+        entries=tuple(entries),
+        hints=_hints(optional_object(data, "attribution", "data") or {}),
+        cancelled_at=_cancelled_at(event_type, status, data, occurred_at),
+    )
+
+
+def _cancelled_at(
+    event_type: str, status: str, data: Mapping[str, Any], occurred_at: datetime
+) -> datetime | None:
+    """When the order was cancelled (it then nets to zero), or None while it stands."""
+    cancelled_at = optional_timestamp(data, "cancelled_at", "data")
+    if cancelled_at is None and (event_type == "order.cancelled" or status == "cancelled"):
+        return occurred_at
+    return cancelled_at
+
+
+def _refund_event(data: Mapping[str, Any]) -> CommerceEvent:
+    order_id = required_text_id(data, "order_id", "data")
+    currency = required_currency(data, "currency", "data")
+    refund = optional_object(data, "refund", "data")
+    if refund is None:
+        raise UnprocessableEvent("data.refund is missing")
+    entry = _refund_entry(refund, order_id, currency, "data.refund")
+    return CommerceEvent(
+        provider=StandardWebhooksProvider.name,
+        topic=REFUND_TYPE,
+        external_order_id=order_id,
+        currency=currency,
+        total_minor=0,
+        ordered_at=entry.occurred_at,
+        entries=(entry,),
+        has_order_snapshot=False,
+    )
+
+
+def _refund_entry(
+    refund: Mapping[str, Any], order_id: str, currency: str, where: str
+) -> RevenueEntry:
+    refund_id = required_text_id(refund, "id", where)
+    amount = _minor_amount(refund, "amount", currency, where)
+    refunded_at = _required_timestamp(refund, "created_at", where)
+    return RevenueEntry(refund_entry_id(order_id, refund_id), EntryKind.REFUND, -amount,
+                        currency, refunded_at)
+
+
+def refund_entry_id(order_id: str, refund_id: str) -> str:
+    """`refund:<order id>:<refund id>`, each part with ':' and '%' percent-encoded.
+
+    Scoped by order because senders may number refunds per order; encoded so that no two
+    (order, refund) pairs share an id.
+    """
+    return f"refund:{_escape(order_id)}:{_escape(refund_id)}"
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def required_text_id(obj: Mapping[str, Any], key: str, where: str) -> str:
+    """A sender's identifier: a string of 1-128 printable characters, no outer whitespace."""
+    value = obj.get(key)
+    if value is None:
+        raise UnprocessableEvent(f"{where}.{key} is missing")
+    if not isinstance(value, str):
+        raise UnprocessableEvent(f"{where}.{key} is not a string")
+    if not 0 < len(value) <= MAX_ID_LENGTH or not value.isprintable() or value != value.strip():
+        raise UnprocessableEvent(f"{where}.{key} is not 1-{MAX_ID_LENGTH} printable characters")
+    return value
+
+
+def _minor_amount(obj: Mapping[str, Any], key: str, currency: str, where: str) -> int:
+    """A non-negative amount given either as a decimal string `key` or as integer `key`_minor."""
+    minor_key = f"{key}_minor"
+    given = [name for name in (key, minor_key) if obj.get(name) is not None]
+    if len(given) != 1:
+        raise UnprocessableEvent(f"{where} needs exactly one of {key} and {minor_key}")
+    if given == [key]:
+        if not isinstance(obj[key], str):
+            raise UnprocessableEvent(f"{where}.{key} is not a decimal string")
+        amount = required_amount(obj, key, currency, where)
+    else:
+        amount = obj[minor_key]
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise UnprocessableEvent(f"{where}.{minor_key} is not an integer")
+        if not money.BIGINT_MIN <= amount <= money.BIGINT_MAX:
+            raise UnprocessableEvent(f"{where}.{minor_key} is out of range")
+    if amount < 0:
+        raise UnprocessableEvent(f"{where}.{given[0]} is negative")
+    return amount
+
+
+def _required_timestamp(obj: Mapping[str, Any], key: str, where: str) -> datetime:
+    value = optional_timestamp(obj, key, where)
+    if value is None:
+        raise UnprocessableEvent(f"{where}.{key} is missing")
+    return value
+
+
+def _hints(attribution: Mapping[str, Any]) -> AttributionHints:
+    where = "data.attribution"
+    fields = {key: optional_str(attribution, key, where) for key in (*UTM_KEYS, *CLICK_ID_KEYS)}
+    return attribution_hints(
+        landing_url=optional_str(attribution, "landing_url", where),
+        referrer=optional_str(attribution, "referrer", where),
+        source_name=optional_str(attribution, "source_name", where),
+        fields={key: value for key, value in fields.items() if value is not None},
+    )
