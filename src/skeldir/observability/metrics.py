@@ -9,6 +9,7 @@ WEBHOOK_OUTCOMES = (
     "accepted",
     "duplicate",
     "dead_lettered",
+    "ping",
     "unauthorized",
     "too_large",
     "unsupported_media_type",

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
+from skeldir.webhooks import woocommerce
 from skeldir.webhooks.provider import Provider
 from skeldir.webhooks.shopify import ShopifyProvider
+from skeldir.webhooks.standard import StandardWebhooksProvider
+from skeldir.webhooks.stripe import StripeProvider
 
 PROVIDERS: dict[str, Provider] = {
     provider.name: provider
     for provider in (
         ShopifyProvider(),
+        StripeProvider(),
+        woocommerce.WooCommerceProvider(),
+        StandardWebhooksProvider(),
     )
+}
+
+# Providers that name the topic in a header rather than in the body.
+TOPIC_HEADERS: dict[str, str] = {
+    "shopify": "x-shopify-topic",
+    "woocommerce": "x-wc-webhook-topic",
+}
+
+# Unsigned requests a provider sends to test a new endpoint: answered 200, nothing stored.
+PINGS: dict[str, Callable[[bytes, Mapping[str, str]], bool]] = {
+    "woocommerce": woocommerce.is_ping,
 }
 
 # Routes of the system Skeldir replaces: (provider, route name) -> the topic they carried.
 LEGACY_TOPICS: dict[tuple[str, str], str] = {
     ("shopify", "order_create"): "orders/create",
+    ("stripe", "payment_intent_succeeded"): "payment_intent.succeeded",
+    ("woocommerce", "order_completed"): "order.updated",
 }

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
@@ -23,7 +24,7 @@ from skeldir.crypto import SecretBox
 from skeldir.ingestion.inbox import ingest, record_dead_event
 from skeldir.observability import metrics
 from skeldir.webhooks.provider import SignatureError, UnprocessableEvent, VerificationContext
-from skeldir.webhooks.registry import LEGACY_TOPICS, PROVIDERS
+from skeldir.webhooks.registry import LEGACY_TOPICS, PINGS, PROVIDERS, TOPIC_HEADERS
 from skeldir.webhooks.sources import ResolvedSource, SourceResolver
 
 log = logging.getLogger(__name__)
@@ -100,18 +101,21 @@ async def _receive(
     if declared is not None and (not declared.isdigit() or int(declared) > edge.max_body_bytes):
         return _outcome(label, "too_large", problem(413, "Payload too large",
                                                     f"the body limit is {edge.max_body_bytes} bytes"))
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        return _outcome(label, "unsupported_media_type",
-                        problem(415, "Unsupported media type", "webhooks are application/json"))
     body = await _read_capped(request, edge.max_body_bytes)
     if body is None:
         return _outcome(label, "too_large", problem(413, "Payload too large",
                                                     f"the body limit is {edge.max_body_bytes} bytes"))
-
     headers = {name.lower(): value for name, value in request.headers.items()}
-    if options.get("default_topic"):
-        headers.setdefault(_topic_header(label), options["default_topic"])
+    is_ping = PINGS.get(label)
+    if is_ping is not None and is_ping(body, headers):
+        # Answered alike for known and unknown sources; nothing is stored.
+        return _outcome(label, "ping", JSONResponse({"status": "ping"}))
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        return _outcome(label, "unsupported_media_type",
+                        problem(415, "Unsupported media type", "webhooks are application/json"))
+    if options.get("default_topic") and label in TOPIC_HEADERS:
+        headers.setdefault(TOPIC_HEADERS[label], options["default_topic"])
     provider = PROVIDERS.get(label) or PROVIDERS["shopify"]
     verification = VerificationContext(source_settings=source.settings if source else {})
     secrets = source.secrets if source else _DECOY_SECRETS
@@ -133,7 +137,8 @@ async def _receive(
         try:
             dead_event_id = await record_dead_event(
                 edge.pool, edge.box, tenant_id=source.tenant_id, source_id=source.source_id,
-                provider=source.provider, topic=headers.get(_topic_header(label)),
+                provider=source.provider, topic=headers.get(TOPIC_HEADERS.get(label, ""))
+                or delivery_topic(body),
                 reason=str(exc), body=body, headers=_kept_headers(headers),
             )
         except _DB_UNAVAILABLE:
@@ -178,8 +183,16 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _topic_header(provider: str) -> str:
-    return "x-shopify-topic" if provider == "shopify" else "x-skeldir-topic"
+def delivery_topic(body: bytes) -> str | None:
+    """The topic a dead-lettered body names (`type` or `event_type`), for listing, if any."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    topic = document.get("type") or document.get("event_type")
+    return topic[:100] if isinstance(topic, str) else None
 
 
 _KEPT_HEADER_PREFIXES = ("x-shopify-", "shopify-", "stripe-", "x-wc-webhook-", "paypal-", "webhook-",
