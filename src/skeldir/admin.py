@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from skeldir import keys
 from skeldir.crypto import SecretBox
@@ -65,9 +66,15 @@ def add_source(
     secret: str,
     public_url: str,
     label: str | None = None,
+    tolerance_seconds: int | None = None,
 ) -> CreatedSource:
     if provider not in PROVIDERS:
         raise AdminError(f"provider must be one of {', '.join(PROVIDERS)}")
+    settings = {}
+    if tolerance_seconds is not None:
+        if not 1 <= tolerance_seconds <= 86_400:
+            raise AdminError("the timestamp tolerance is 1 to 86400 seconds")
+        settings["tolerance_seconds"] = tolerance_seconds
     if not secret:
         raise AdminError("a signing secret cannot be empty")
     source_id = uuid.uuid4()
@@ -75,9 +82,9 @@ def add_source(
     with conn.transaction():
         _require_tenant(conn, tenant_id)
         conn.execute(
-            "INSERT INTO webhook_sources (tenant_id, source_id, provider, token_hash, label)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (tenant_id, source_id, provider, keys.digest(token), label),
+            "INSERT INTO webhook_sources (tenant_id, source_id, provider, token_hash, label, settings)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (tenant_id, source_id, provider, keys.digest(token), label, Jsonb(settings)),
         )
         secret_id = _insert_secret(conn, box, tenant_id, source_id, secret)
         conn.execute(f"NOTIFY {SOURCES_CHANGED_CHANNEL}")

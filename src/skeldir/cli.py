@@ -129,19 +129,23 @@ def source() -> None:
 @source.command("add")
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.option("--provider", required=True, type=click.Choice(admin.PROVIDERS))
-@click.option("--secret", required=True, help="The signing secret the provider uses.")
+@click.option("--secret", required=True,
+              help="The signing secret the provider uses (for PayPal: the webhook id).")
 @click.option("--label", default=None)
+@click.option("--tolerance-seconds", type=int, default=None,
+              help="Accepted clock skew of signed timestamps (Stripe, PayPal, Standard) [300].")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def source_add(ctx: click.Context, tenant_id: uuid.UUID, provider: str, secret: str,
-               label: str | None, as_json: bool) -> None:
+               label: str | None, tolerance_seconds: int | None, as_json: bool) -> None:
     """Connect a webhook source; prints the URL to paste into the provider."""
     settings = _operator_settings(ctx)
     try:
         with owner_connection(settings) as conn:
             created = admin.add_source(conn, secret_box(settings, create=True), tenant_id=tenant_id,
                                        provider=provider, secret=secret,
-                                       public_url=settings.public_url, label=label)
+                                       public_url=settings.public_url, label=label,
+                                       tolerance_seconds=tolerance_seconds)
     except admin.AdminError as exc:
         raise click.ClickException(str(exc)) from exc
     _emit({"source_id": str(created.source_id), "secret_id": str(created.secret_id),
