@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from skeldir.webhooks import woocommerce
+from skeldir.webhooks.paypal import PayPalProvider
 from skeldir.webhooks.provider import Provider
 from skeldir.webhooks.shopify import ShopifyProvider
 from skeldir.webhooks.standard import StandardWebhooksProvider
@@ -16,6 +17,7 @@ PROVIDERS: dict[str, Provider] = {
         ShopifyProvider(),
         StripeProvider(),
         woocommerce.WooCommerceProvider(),
+        PayPalProvider(),
         StandardWebhooksProvider(),
     )
 }
@@ -35,5 +37,6 @@ PINGS: dict[str, Callable[[bytes, Mapping[str, str]], bool]] = {
 LEGACY_TOPICS: dict[tuple[str, str], str] = {
     ("shopify", "order_create"): "orders/create",
     ("stripe", "payment_intent_succeeded"): "payment_intent.succeeded",
+    ("paypal", "sale_completed"): "PAYMENT.SALE.COMPLETED",
     ("woocommerce", "order_completed"): "order.updated",
 }

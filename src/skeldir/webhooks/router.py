@@ -120,10 +120,11 @@ async def _receive(
     verification = VerificationContext(source_settings=source.settings if source else {})
     secrets = source.secrets if source else _DECOY_SECRETS
     try:
-        if provider.verify_may_block:
-            await asyncio.to_thread(provider.verify, body, headers, secrets, verification)
-        else:
+        if not provider.verify_may_block:
             provider.verify(body, headers, secrets, verification)
+        elif source is not None:
+            # Only for a known source: an unknown one must never make us fetch a certificate.
+            await asyncio.to_thread(provider.verify, body, headers, secrets, verification)
         verified = source is not None
     except SignatureError:
         verified = False
