@@ -24,6 +24,7 @@ from skeldir.crypto import secret_box
 from skeldir.embedded import process
 from skeldir.embedded.postgres import EmbeddedPostgres
 from skeldir.embedded.redis import EmbeddedRedis
+from skeldir.embedded.service_account import write_private_file
 from skeldir.provision import Roles, provision
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             "embedded": not settings.external_services or bool(services),
             "pid": os.getpid(),
         }
-        process.write_private_file(runtime_file(data_dir), json.dumps(ready, indent=2), None)
+        write_private_file(runtime_file(data_dir), json.dumps(ready, indent=2), None)
         print("SKELDIR READY " + json.dumps(ready), flush=True)
         while not stop_requested.wait(0.2):
             for name, child in children.items():

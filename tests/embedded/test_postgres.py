@@ -1,52 +1,20 @@
 import asyncio
-import os
 import shutil
 import stat
 import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import psutil
 import psycopg
 import pytest
+from embedded_helpers import RUNNING_AS_ROOT, is_gone, poll_until, start_supervisor
 from psycopg.conninfo import conninfo_to_dict
 
-import skeldir
 from skeldir.embedded import process
 from skeldir.embedded.postgres import POSTGRES, EmbeddedPostgres
-
-RUNNING_AS_ROOT = os.geteuid() == 0
-SOURCE_ROOT = Path(skeldir.__file__).resolve().parents[1]
-
-SUPERVISOR_SCRIPT = """
-import sys, time
-from pathlib import Path
-from skeldir.embedded.postgres import EmbeddedPostgres
-EmbeddedPostgres(Path(sys.argv[1])).start()
-time.sleep(120)
-"""
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Path]:
-    """A directory to hold data directories, reachable by the service user.
-
-    As root, pytest's base temp dir is private (0700), so the service user could not reach a
-    data directory inside it; then a traversable but unreadable directory in /tmp is used.
-    """
-    if not RUNNING_AS_ROOT:
-        yield tmp_path
-        return
-    directory = Path(tempfile.mkdtemp(prefix="skeldir-test-", dir="/tmp"))
-    directory.chmod(0o711)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory)
+from skeldir.embedded.service_account import UnreachablePathError, service_user
 
 
 @pytest.fixture
@@ -55,14 +23,6 @@ def data_dir(workspace: Path) -> Iterator[Path]:
     yield data_dir
     for leftover in process.processes_running(POSTGRES, data_dir / "postgres"):
         leftover.kill()
-
-
-def poll_until(condition: Callable[[], bool], timeout: float, describe: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout}s: {describe()}")
-        time.sleep(0.05)
 
 
 def accepts_connections(pg: EmbeddedPostgres) -> bool:
@@ -81,13 +41,6 @@ def postmasters(pg: EmbeddedPostgres) -> list[psutil.Process]:
 
 def postmaster_pid(pg: EmbeddedPostgres) -> int:
     return int((pg.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-
-
-def is_gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def write_note(pg: EmbeddedPostgres, text: str) -> None:
@@ -162,12 +115,7 @@ def test_deep_data_dir_gets_a_short_socket_dir(workspace: Path) -> None:
 
 def test_server_stops_when_its_supervisor_is_killed(data_dir: Path) -> None:
     pg = EmbeddedPostgres(data_dir)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SOURCE_ROOT), *sys.path])}
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISOR_SCRIPT, str(data_dir)],
-        env=env,
-        stderr=subprocess.PIPE,
-    )
+    supervisor = start_supervisor(EmbeddedPostgres, data_dir)
     try:
         poll_until(
             lambda: supervisor.poll() is not None or accepts_connections(pg),
@@ -190,7 +138,7 @@ def test_server_stops_when_its_supervisor_is_killed(data_dir: Path) -> None:
 def test_start_takes_over_a_server_left_running(data_dir: Path) -> None:
     with EmbeddedPostgres(data_dir) as pg:
         write_note(pg, "before the takeover")
-    user = process.service_user()
+    user = service_user()
     leftover = subprocess.Popen(
         [POSTGRES, "-D", pg.pgdata],
         cwd=data_dir,
@@ -214,7 +162,7 @@ def test_start_takes_over_a_server_left_running(data_dir: Path) -> None:
 def test_start_ignores_a_lock_file_naming_a_recycled_pid(data_dir: Path) -> None:
     with EmbeddedPostgres(data_dir) as pg:
         write_note(pg, "before the reboot")
-    user = process.service_user()
+    user = service_user()
     unrelated = subprocess.Popen(
         ["sleep", "60"],
         user=None if user is None else user.pw_uid,
@@ -234,7 +182,7 @@ def test_start_ignores_a_lock_file_naming_a_recycled_pid(data_dir: Path) -> None
 @pytest.mark.skipif(not RUNNING_AS_ROOT, reason="only root switches to the service user")
 def test_data_dir_the_service_user_cannot_reach_is_refused_untouched(tmp_path: Path) -> None:
     modes_before = [p.stat().st_mode for p in (tmp_path, *tmp_path.parents)]
-    with pytest.raises(process.UnreachablePathError, match="cannot traverse .* data directory"):
+    with pytest.raises(UnreachablePathError, match="cannot traverse .* data directory"):
         EmbeddedPostgres(tmp_path / "data").start()
     assert [p.stat().st_mode for p in (tmp_path, *tmp_path.parents)] == modes_before
     assert not (tmp_path / "data").exists()

@@ -1,50 +1,18 @@
-import os
 import shutil
 import stat
 import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import kombu
 import psutil
 import pytest
 import redis
+from embedded_helpers import RUNNING_AS_ROOT, is_gone, poll_until, start_supervisor
 
-import skeldir
 from skeldir.embedded import process
 from skeldir.embedded.redis import REDIS_SERVER, EmbeddedRedis
-
-RUNNING_AS_ROOT = os.geteuid() == 0
-SOURCE_ROOT = Path(skeldir.__file__).resolve().parents[1]
-
-SUPERVISOR_SCRIPT = """
-import sys, time
-from pathlib import Path
-from skeldir.embedded.redis import EmbeddedRedis
-EmbeddedRedis(Path(sys.argv[1])).start()
-time.sleep(120)
-"""
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Path]:
-    """A directory to hold data directories, reachable by the service user.
-
-    As root, pytest's base temp dir is private (0700), so the service user could not reach a
-    data directory inside it; then a traversable but unreadable directory in /tmp is used.
-    """
-    if not RUNNING_AS_ROOT:
-        yield tmp_path
-        return
-    directory = Path(tempfile.mkdtemp(prefix="skeldir-test-", dir="/tmp"))
-    directory.chmod(0o711)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory)
+from skeldir.embedded.service_account import service_user
 
 
 @pytest.fixture
@@ -53,14 +21,6 @@ def data_dir(workspace: Path) -> Iterator[Path]:
     yield data_dir
     for leftover in process.processes_running(REDIS_SERVER, data_dir / "redis"):
         leftover.kill()
-
-
-def poll_until(condition: Callable[[], bool], timeout: float, describe: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout}s: {describe()}")
-        time.sleep(0.05)
 
 
 def client(server: EmbeddedRedis) -> redis.Redis:
@@ -81,13 +41,6 @@ def server_pids(server: EmbeddedRedis) -> list[int]:
 
 def server_pid(server: EmbeddedRedis) -> int:
     return int(server.pid_path.read_text())
-
-
-def is_gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_start_serves_the_socket_and_stop_removes_the_server(data_dir: Path) -> None:
@@ -138,12 +91,7 @@ def test_deep_data_dir_gets_a_short_socket_dir(workspace: Path) -> None:
 
 def test_server_stops_when_its_supervisor_is_killed(data_dir: Path) -> None:
     server = EmbeddedRedis(data_dir)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SOURCE_ROOT), *sys.path])}
-    supervisor = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISOR_SCRIPT, str(data_dir)],
-        env=env,
-        stderr=subprocess.PIPE,
-    )
+    supervisor = start_supervisor(EmbeddedRedis, data_dir)
     try:
         poll_until(
             lambda: supervisor.poll() is not None or answers_ping(server),
@@ -167,7 +115,7 @@ def test_server_stops_when_its_supervisor_is_killed(data_dir: Path) -> None:
 def test_start_takes_over_a_server_left_running(data_dir: Path) -> None:
     with EmbeddedRedis(data_dir) as server, client(server) as connection:
         connection.rpush("queue", "before the takeover")
-    user = process.service_user()
+    user = service_user()
     leftover = subprocess.Popen(
         [REDIS_SERVER, server.config_path],
         cwd=server.redis_dir,
