@@ -1,0 +1,269 @@
+"""What the benchmarks share: a system to measure, signed Shopify orders, CPU shares, tables.
+
+A benchmark either attaches to a running system (`--api-url --owner-url --tenant --source-url
+--secret`) or, by default, starts its own `skeldir up` in a fresh data dir under /tmp on ports
+above 61000, creates a tenant and a Shopify source, and stops it all when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import psutil
+
+SKELDIR = [sys.executable, "-m", "skeldir"]
+READY_PREFIX = "SKELDIR READY "
+READY_TIMEOUT = 120.0
+SECRET = "shpss_bench_secret"
+# Variables that would point a fresh `skeldir up` at someone else's services.
+_FOREIGN_ENV = ("SKELDIR_DATA_DIR", "SKELDIR_DATABASE_URL", "SKELDIR_OWNER_DATABASE_URL",
+                "SKELDIR_BROKER_URL", "SKELDIR_SECRET_KEY", "SKELDIR_PUBLIC_URL")
+
+
+@dataclass
+class Target:
+    api_url: str
+    owner_url: str
+    tenant_id: str
+    source_url: str
+    secret: str
+    broker_url: str | None = None
+    namespace: str = "skeldir"
+    # The `skeldir up` process when this run started it (its children are the system).
+    up_pid: int | None = None
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("attach to a running system (default: start one)")
+    group.add_argument("--api-url")
+    group.add_argument("--owner-url", help="owner-role database URL (reads results)")
+    group.add_argument("--tenant", help="tenant id that owns the source")
+    group.add_argument("--source-url", help="the source's webhook URL (<api_url>/hooks/<token>)")
+    group.add_argument("--secret", help="the source's Shopify signing secret")
+    group.add_argument("--broker-url", help="redis+socket:///... or redis://... (queue depth)")
+    group.add_argument("--namespace", default="skeldir", help="queue namespace [skeldir]")
+
+
+@contextlib.contextmanager
+def target_from(args: argparse.Namespace) -> Iterator[Target]:
+    attach = (args.api_url, args.owner_url, args.tenant, args.source_url, args.secret)
+    if any(attach):
+        if not all(attach):
+            sys.exit("to attach, give all of --api-url --owner-url --tenant --source-url --secret")
+        httpx.get(f"{args.api_url}/healthz", timeout=5).raise_for_status()
+        yield Target(args.api_url, args.owner_url, args.tenant, args.source_url, args.secret,
+                     args.broker_url, args.namespace)
+        return
+    with running_system() as ready:
+        tenant = cli(ready["data_dir"], "tenant", "create", "bench shop", "--json")
+        source = cli(ready["data_dir"], "source", "add", "--tenant", tenant["tenant_id"],
+                     "--provider", "shopify", "--secret", SECRET, "--json")
+        yield Target(ready["api_url"], ready["owner_database_url"], tenant["tenant_id"],
+                     source["url"], SECRET, ready["broker_url"], up_pid=ready["pid"])
+
+
+@contextlib.contextmanager
+def running_system() -> Iterator[dict]:
+    """`skeldir up` in a temp data dir; yields its READY document; SIGTERM on the way out."""
+    data_dir = Path(tempfile.mkdtemp(prefix="skeldir-bench-", dir="/tmp"))
+    log_path = data_dir.parent / f"{data_dir.name}.log"
+    port = free_port_pair()
+    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
+    print(f"starting skeldir up in {data_dir} on port {port} (log: {log_path})", flush=True)
+    with open(log_path, "wb") as log:
+        up = subprocess.Popen([*SKELDIR, "--data-dir", str(data_dir), "up", "--port", str(port),
+                               "--worker-metrics-port", str(port + 1)],
+                              stdout=subprocess.PIPE, stderr=log, env=env, text=True)
+    failed = True
+    try:
+        ready = _await_ready(up, log_path)
+        yield ready
+        failed = False
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if failed:
+            print(f"skeldir up log kept at {log_path}", file=sys.stderr)
+        else:
+            log_path.unlink(missing_ok=True)
+
+
+def _await_ready(up: subprocess.Popen, log_path: Path) -> dict:
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in up.stdout], daemon=True).start()
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline and up.poll() is None:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if line.startswith(READY_PREFIX):
+            return json.loads(line[len(READY_PREFIX):])
+    tail = log_path.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"skeldir up did not get ready (exit {up.poll()}):\n{tail}")
+
+
+def free_port_pair() -> int:
+    for _ in range(200):
+        port = random.randrange(61002, 64990, 2)
+        try:
+            for candidate in (port, port + 1):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair above 61000")
+
+
+def cli(data_dir: str, *args: str) -> dict:
+    done = subprocess.run([*SKELDIR, "--data-dir", data_dir, *args], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"skeldir {' '.join(args[:2])} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def run_order_ids(count: int) -> range:
+    """Order ids no earlier run used (the clock in the high digits), below 2**53."""
+    base = int(time.time()) * 1_000_000
+    return range(base + 1, base + 1 + count)
+
+
+def order_body(order_id: int) -> bytes:
+    return json.dumps({"id": order_id, "total_price": "10.50", "currency": "USD",
+                       "created_at": "2026-01-25T12:34:56Z"}).encode()
+
+
+def signature(secret: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def raw_post(url: str, body: bytes, signature_b64: str) -> bytes:
+    """The HTTP/1.1 request bytes of one signed Shopify orders/create delivery (keep-alive)."""
+    parts = urlsplit(url)
+    head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: application/json\r\nX-Shopify-Topic: orders/create\r\n"
+            f"X-Shopify-Hmac-Sha256: {signature_b64}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def redis_client(broker_url: str):
+    import redis
+
+    parts = urlsplit(broker_url)
+    if parts.scheme.endswith("socket"):
+        return redis.Redis(unix_socket_path=unquote(parts.path))
+    return redis.Redis.from_url(broker_url)
+
+
+def queue_depth(client, namespace: str) -> dict[str, int]:
+    return {name: client.llen(f"{namespace}.{name}") for name in ("attribution", "reporting")}
+
+
+class CpuMeter:
+    """Cores busy between start() and stop(): the load generator (this process and the children
+    it waited for, i.e. wrk), each part of the system when this run started it, and the rest."""
+
+    GROUPS = (("api", " skeldir api "), ("worker", " skeldir worker "), ("postgres", "postgres"),
+              ("redis", "redis-server"))
+
+    def __init__(self, up_pid: int | None) -> None:
+        self.up_pid = up_pid
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        if self.up_pid is None:
+            return {}
+        seen = {}
+        up = psutil.Process(self.up_pid)
+        for proc in [up, *up.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                cmdline = " " + " ".join(proc.cmdline()) + " "
+                group = next((g for g, needle in self.GROUPS if needle in cmdline), "other")
+                group = "supervisor" if proc.pid == self.up_pid else group
+                times = proc.cpu_times()
+                seen[proc.pid] = (group, times.user + times.system)
+        return seen
+
+    def start(self) -> None:
+        self._before = self._sample()
+        self._machine = psutil.cpu_times()
+        self._children = os.times()
+        self._wall = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        """Cores used per part (1.0 = one core busy); processes that exited meanwhile are lost."""
+        wall = time.monotonic() - self._wall
+        after = self._sample()
+        children = os.times()
+        shares: dict[str, float] = {}
+        for pid, (group, seconds) in after.items():
+            used = seconds - self._before.get(pid, (group, 0.0))[1]
+            shares[group] = shares.get(group, 0.0) + used / wall
+        shares["load generator"] = (sum(children[:4]) - sum(self._children[:4])) / wall
+        busy = (_busy_seconds(psutil.cpu_times()) - _busy_seconds(self._machine)) / wall
+        # Whatever else runs on the machine (other people's tests) competes for the same cores;
+        # attached to a system we did not start, its processes are counted here too.
+        rest = "rest of machine" if self.up_pid else "system and rest of machine"
+        shares[rest] = max(0.0, busy - sum(shares.values()))
+        return shares
+
+
+def _busy_seconds(times) -> float:
+    return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
+
+
+def format_shares(shares: dict[str, float]) -> str:
+    return ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of `values` (fraction in 0..1)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def print_table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
+    """Rows of (what, measured, target, verdict)."""
+    header = ("what", "measured", "target", "")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    print(f"\n{title}\n{line}")
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if row is header:
+            print(line)
+    print(line)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"

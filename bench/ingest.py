@@ -1,0 +1,194 @@
+"""Ingest throughput: signed orders per second beside the verify-only ceiling, in one run.
+
+    make bench-ingest        # = .venv/bin/python bench/ingest.py
+    .venv/bin/python bench/ingest.py --api-url URL --owner-url URL --tenant ID \\
+        --source-url URL --secret S            # attach to a running system instead
+
+Needs wrk (Debian: `apt-get update && apt-get install -y wrk`). Python writes complete HTTP
+requests (unique order ids, one file per wrk thread so the slices are disjoint) and
+bench/wrk/replay.lua hands them back round-robin, so the load generator does no per-request
+work beyond wrk's own. Pinned at 2 wrk threads (the machine has 2 cores, shared with the
+server), 32 connections, loopback.
+
+Phases: a 2 s warm-up with real orders, a wait until the worker has drained it, then 10 s of
+verify-only requests (bad signature: the source is resolved from the cache and the HMAC
+computed, 401, nothing written: the HTTP ceiling), then 10 s of signed orders. Accepted means a
+new webhook_events row (counted in the database), not just a 2xx. Beside each phase it prints
+the cores busy per part (API, worker, PostgreSQL, Redis, wrk) and on the rest of the machine:
+other work there (someone's tests) lowers the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+import common
+
+REPLAY_LUA = Path(__file__).resolve().parent / "wrk" / "replay.lua"
+THREADS = 2
+CONNECTIONS = 32
+# Unique orders prepared per measured second: far above what one API process does here.
+ORDERS_PER_SECOND = 12_000
+WARMUP_SECONDS = 2
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    rps: float
+    non_2xx: int
+    socket_errors: str
+    latency_ms: dict[str, float]
+    replay: list[str]
+    cpu: dict[str, float]
+
+
+def require_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        sys.exit("wrk is not installed: apt-get update && apt-get install -y wrk")
+    return path
+
+
+def write_requests(prefix: Path, requests: list[bytes]) -> None:
+    """Thread N of wrk reads prefix.N: every THREADS-th request, NUL-separated."""
+    for thread in range(THREADS):
+        path = prefix.with_name(f"{prefix.name}.{thread}")
+        path.write_bytes(b"\0".join(requests[thread::THREADS]))
+
+
+def signed_orders(target: common.Target, ids: range, secret: str | None = None) -> list[bytes]:
+    secret = secret or target.secret
+    bodies = (common.order_body(i) for i in ids)
+    return [common.raw_post(target.source_url, body, common.signature(secret, body))
+            for body in bodies]
+
+
+def run_wrk(wrk: str, url: str, prefix: Path, seconds: int, meter: common.CpuMeter) -> WrkResult:
+    command = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+               "-s", str(REPLAY_LUA), url, "--", str(prefix)]
+    meter.start()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    cpu = meter.stop()
+    if done.returncode != 0:
+        sys.exit(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    return parse_wrk(done.stdout, cpu)
+
+
+def parse_wrk(output: str, cpu: dict[str, float]) -> WrkResult:
+    total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
+    seconds = float(total.group(2)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[total.group(3)]
+    latency = {pct: float(value) * _UNITS[unit] for pct, value, unit in
+               re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)}
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    return WrkResult(
+        requests=int(total.group(1)), seconds=seconds,
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=errors.group(1).strip() if errors else "none",
+        latency_ms=latency, replay=re.findall(r"^replay: .*$", output, re.M), cpu=cpu)
+
+
+def stored_events(target: common.Target) -> int:
+    with psycopg.connect(target.owner_url) as conn:
+        return conn.execute("SELECT count(*) FROM webhook_events WHERE tenant_id = %s",
+                            (target.tenant_id,)).fetchone()[0]
+
+
+def wait_until_idle(target: common.Target, timeout: float = 120.0) -> float:
+    """Seconds until the tenant has no pending orders and no dirty report rows."""
+    started = time.monotonic()
+    with psycopg.connect(target.owner_url, autocommit=True) as conn:
+        while time.monotonic() - started < timeout:
+            left = conn.execute(
+                "SELECT (SELECT count(*) FROM pending_orders WHERE tenant_id = %(t)s)"
+                " + (SELECT count(*) FROM report_dirty_orders WHERE tenant_id = %(t)s)",
+                {"t": target.tenant_id}).fetchone()[0]
+            if left == 0:
+                return time.monotonic() - started
+            time.sleep(0.2)
+    sys.exit(f"the worker did not drain the warm-up within {timeout:.0f}s")
+
+
+def describe(name: str, result: WrkResult) -> None:
+    lat = result.latency_ms
+    print(f"\n{name}: {result.requests} requests in {result.seconds:.2f}s = {result.rps:.0f}/s, "
+          f"non-2xx {result.non_2xx}, socket errors: {result.socket_errors}")
+    print("  latency " + "  ".join(f"p{pct} {lat.get(pct, float('nan')):.2f} ms"
+                                     for pct in ("50", "75", "90", "99")))
+    print(f"  CPU, cores busy (of 2): {common.format_shares(result.cpu)}")
+    for line in result.replay:
+        print(f"  {line}")
+        sent, prepared = map(int, re.findall(r"\d+", line)[1:3])
+        if sent > prepared > 1:
+            print("  WARNING: wrk ran out of prepared orders and repeated ids (duplicates)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common.add_target_arguments(parser)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured phase [10]")
+    args = parser.parse_args()
+    wrk = require_wrk()
+    print(f"wrk: {THREADS} threads, {CONNECTIONS} connections, loopback "
+          f"(the server shares the machine's {os.cpu_count()} cores with wrk)")
+
+    with common.target_from(args) as target, tempfile.TemporaryDirectory() as tmp:
+        meter = common.CpuMeter(target.up_pid)
+        warmup_count = ORDERS_PER_SECOND * WARMUP_SECONDS
+        ids = common.run_order_ids(warmup_count + ORDERS_PER_SECOND * args.duration)
+        warmup, orders, bad = Path(tmp, "warmup"), Path(tmp, "orders"), Path(tmp, "verify-only")
+        write_requests(warmup, signed_orders(target, ids[:warmup_count]))
+        write_requests(orders, signed_orders(target, ids[warmup_count:]))
+        write_requests(bad, signed_orders(target, ids[:THREADS], secret="not the secret"))
+
+        run_wrk(wrk, target.source_url, warmup, WARMUP_SECONDS, meter)
+        print(f"warm-up done; worker drained it in {wait_until_idle(target):.1f}s")
+        ceiling = run_wrk(wrk, target.source_url, bad, args.duration, meter)
+        before = stored_events(target)
+        ingest = run_wrk(wrk, target.source_url, orders, args.duration, meter)
+        accepted = stored_events(target) - before
+
+    describe("verify-only (bad signature, expect 401)", ceiling)
+    describe("signed orders (expect 200 accepted)", ingest)
+    accepted_rps = accepted / ingest.seconds
+    share = accepted_rps / ceiling.rps if ceiling.rps else 0.0
+    p99 = ingest.latency_ms.get("99", float("inf"))
+    print(f"  accepted (new webhook_events rows): {accepted} of {ingest.requests} responses")
+    if ceiling.non_2xx != ceiling.requests:
+        print(f"  WARNING: {ceiling.requests - ceiling.non_2xx} verify-only requests passed")
+    table = [
+        ("accepted/s", f"{accepted_rps:.0f}", ">= 2500", common.verdict(accepted_rps >= 2500)),
+        ("verify-only/s (ceiling)", f"{ceiling.rps:.0f}", "-", ""),
+        ("accepted / verify-only", f"{share:.0%}", ">= 30%", common.verdict(share >= 0.30)),
+        ("ingest p50", f"{ingest.latency_ms.get('50', float('nan')):.1f} ms", "-", ""),
+        ("ingest p99", f"{p99:.1f} ms", "<= 50 ms", common.verdict(p99 <= 50)),
+        ("verify-only p50 / p99", f"{ceiling.latency_ms.get('50', float('nan')):.1f} / "
+         f"{ceiling.latency_ms.get('99', float('nan')):.1f} ms", "-", ""),
+        ("ingest non-2xx / socket errors", f"{ingest.non_2xx} / {ingest.socket_errors}", "0",
+         common.verdict(ingest.non_2xx == 0)),
+        ("wrk CPU during ingest", f"{ingest.cpu['load generator']:.2f} cores", "small", ""),
+    ]
+    if "rest of machine" in ingest.cpu:
+        table.append(("other processes' CPU during ingest",
+                     f"{ingest.cpu['rest of machine']:.2f} cores", "~0 (else figures are low)", ""))
+    common.print_table(f"ingest, one API process, {CONNECTIONS} connections, wrk -t{THREADS} "
+                       "on the same 2 cores", table)
+
+
+if __name__ == "__main__":
+    main()
