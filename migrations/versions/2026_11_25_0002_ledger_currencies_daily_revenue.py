@@ -25,6 +25,13 @@ ALTER TABLE attribution_allocations
     -- Credits of the sales alone; credits_minor minus these are the refunds' credits.
     ADD COLUMN gross_credits_minor bigint[];
 
+-- What of each entry the daily revenue report already counts, so a refresh adds only the
+-- difference (NULL: not counted yet). The report's cost follows the change, not the day.
+ALTER TABLE revenue_entries
+    ADD COLUMN reported_amount_minor bigint,
+    ADD COLUMN reported_reporting_minor bigint,
+    ADD COLUMN reported_converted boolean;
+
 -- Daily rates per currency pair, shared by every tenant (market data, not tenant data).
 CREATE TABLE fx_rates (
     day date NOT NULL,
@@ -57,7 +64,6 @@ CREATE TABLE daily_revenue (
     CHECK (net_reporting_minor = gross_reporting_minor + refunds_reporting_minor
                                  + cancellations_reporting_minor)
 );
-CREATE INDEX revenue_entries_day ON revenue_entries (tenant_id, occurred_at);
 
 ALTER TABLE daily_revenue ENABLE ROW LEVEL SECURITY;
 ALTER TABLE daily_revenue FORCE ROW LEVEL SECURITY;

@@ -1,8 +1,9 @@
 """The daily_revenue report: gross, refunds, cancellations and net per day and currency, also
 converted into the tenant's reporting currency at each order's stamped rate.
 
-A day's rows are rebuilt from the ledger whenever an order with an entry on that day changed,
-so the cost follows the days touched, not the size of the tenant's history.
+Incremental: each revenue entry remembers what the report already counts of it, so a refresh
+adds exactly the difference for the entries of the changed orders. Its cost follows the change,
+never the size of the day or of the tenant's history.
 """
 
 from __future__ import annotations
@@ -13,56 +14,74 @@ import asyncpg
 
 NAME = "daily_revenue"
 
-_TOUCHED_DAYS_SQL = """
-SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date AS day
-FROM revenue_entries e WHERE e.tenant_id = $1 AND e.order_id = ANY($2::uuid[])
-"""
-
-_DELETE_DAYS_SQL = "DELETE FROM daily_revenue WHERE tenant_id = $1 AND day = ANY($2::date[])"
-
-_INSERT_DAYS_SQL = """
-INSERT INTO daily_revenue (tenant_id, day, currency, gross_minor, refunds_minor,
+_APPLY_CHANGES_SQL = """
+WITH changed AS (
+    SELECT e.entry_id, e.kind, e.currency, (e.occurred_at AT TIME ZONE 'UTC')::date AS day,
+           e.amount_minor AS amount, round(e.amount_minor * o.fx_factor)::bigint AS converted,
+           e.reported_amount_minor AS old_amount, e.reported_reporting_minor AS old_converted,
+           e.reported_converted AS was_converted
+    FROM revenue_entries e
+    JOIN orders o ON o.tenant_id = e.tenant_id AND o.order_id = e.order_id
+    WHERE e.tenant_id = $1 AND e.order_id = ANY($2::uuid[])
+      AND (e.reported_amount_minor IS DISTINCT FROM e.amount_minor
+           OR e.reported_converted IS DISTINCT FROM (o.fx_factor IS NOT NULL)
+           OR e.reported_reporting_minor IS DISTINCT FROM
+              coalesce(round(e.amount_minor * o.fx_factor)::bigint, 0))
+    FOR UPDATE OF e
+), counted AS (
+    UPDATE revenue_entries e
+    SET reported_amount_minor = c.amount, reported_reporting_minor = coalesce(c.converted, 0),
+        reported_converted = c.converted IS NOT NULL
+    FROM changed c WHERE e.tenant_id = $1 AND e.entry_id = c.entry_id
+)
+INSERT INTO daily_revenue AS d (tenant_id, day, currency, gross_minor, refunds_minor,
     cancellations_minor, net_minor, orders, reporting_currency, gross_reporting_minor,
     refunds_reporting_minor, cancellations_reporting_minor, net_reporting_minor,
     unconverted_entries)
-SELECT $1, x.day, x.currency, x.gross, x.refunds, x.cancellations,
-       x.gross + x.refunds + x.cancellations, x.orders, t.reporting_currency,
-       x.gross_rep, x.refunds_rep, x.cancellations_rep,
-       x.gross_rep + x.refunds_rep + x.cancellations_rep, x.unconverted
-FROM (
-    SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.currency,
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.kind = 'sale'), 0) AS gross,
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.kind = 'refund'), 0) AS refunds,
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.kind = 'cancellation'), 0) AS cancellations,
-           count(DISTINCT e.order_id) FILTER (WHERE e.kind = 'sale') AS orders,
-           coalesce(sum(round(e.amount_minor * o.fx_factor))
-                    FILTER (WHERE e.kind = 'sale'), 0) AS gross_rep,
-           coalesce(sum(round(e.amount_minor * o.fx_factor))
-                    FILTER (WHERE e.kind = 'refund'), 0) AS refunds_rep,
-           coalesce(sum(round(e.amount_minor * o.fx_factor))
-                    FILTER (WHERE e.kind = 'cancellation'), 0) AS cancellations_rep,
-           count(*) FILTER (WHERE o.fx_factor IS NULL) AS unconverted
-    FROM revenue_entries e
-    JOIN orders o ON o.tenant_id = e.tenant_id AND o.order_id = e.order_id
-    WHERE e.tenant_id = $1 AND e.occurred_at >= (SELECT min(d) FROM unnest($2::date[]) d)
-      AND (e.occurred_at AT TIME ZONE 'UTC')::date = ANY($2::date[])
-    GROUP BY 1, 2
-) x
-JOIN tenants t ON t.tenant_id = $1
+SELECT $1, c.day, c.currency,
+       coalesce(sum(c.amount - coalesce(c.old_amount, 0)) FILTER (WHERE c.kind = 'sale'), 0),
+       coalesce(sum(c.amount - coalesce(c.old_amount, 0)) FILTER (WHERE c.kind = 'refund'), 0),
+       coalesce(sum(c.amount - coalesce(c.old_amount, 0)) FILTER (WHERE c.kind = 'cancellation'), 0),
+       sum(c.amount - coalesce(c.old_amount, 0)),
+       count(*) FILTER (WHERE c.kind = 'sale' AND c.old_amount IS NULL),
+       t.reporting_currency,
+       coalesce(sum(coalesce(c.converted, 0) - coalesce(c.old_converted, 0))
+                FILTER (WHERE c.kind = 'sale'), 0),
+       coalesce(sum(coalesce(c.converted, 0) - coalesce(c.old_converted, 0))
+                FILTER (WHERE c.kind = 'refund'), 0),
+       coalesce(sum(coalesce(c.converted, 0) - coalesce(c.old_converted, 0))
+                FILTER (WHERE c.kind = 'cancellation'), 0),
+       sum(coalesce(c.converted, 0) - coalesce(c.old_converted, 0)),
+       count(*) FILTER (WHERE c.converted IS NULL)
+           - count(*) FILTER (WHERE c.old_amount IS NOT NULL AND NOT c.was_converted)
+FROM changed c JOIN tenants t ON t.tenant_id = $1
+GROUP BY c.day, c.currency, t.reporting_currency
+ON CONFLICT (tenant_id, day, currency) DO UPDATE SET
+    gross_minor = d.gross_minor + EXCLUDED.gross_minor,
+    refunds_minor = d.refunds_minor + EXCLUDED.refunds_minor,
+    cancellations_minor = d.cancellations_minor + EXCLUDED.cancellations_minor,
+    net_minor = d.net_minor + EXCLUDED.net_minor,
+    orders = d.orders + EXCLUDED.orders,
+    gross_reporting_minor = d.gross_reporting_minor + EXCLUDED.gross_reporting_minor,
+    refunds_reporting_minor = d.refunds_reporting_minor + EXCLUDED.refunds_reporting_minor,
+    cancellations_reporting_minor =
+        d.cancellations_reporting_minor + EXCLUDED.cancellations_reporting_minor,
+    net_reporting_minor = d.net_reporting_minor + EXCLUDED.net_reporting_minor,
+    unconverted_entries = d.unconverted_entries + EXCLUDED.unconverted_entries,
+    refreshed_at = now()
 """
 
 
 async def refresh(conn: asyncpg.Connection, tenant_id: uuid.UUID, order_ids: list[uuid.UUID]) -> int:
-    days = [r["day"] for r in await conn.fetch(_TOUCHED_DAYS_SQL, tenant_id, order_ids)]
-    if not days:
-        return 0
-    await conn.execute(_DELETE_DAYS_SQL, tenant_id, days)
-    status = await conn.execute(_INSERT_DAYS_SQL, tenant_id, days)
+    status = await conn.execute(_APPLY_CHANGES_SQL, tenant_id, order_ids)
     return int(status.rsplit(" ", 1)[-1])
 
 
 async def rebuild(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> int:
     await conn.execute("DELETE FROM daily_revenue WHERE tenant_id = $1", tenant_id)
+    await conn.execute(
+        "UPDATE revenue_entries SET reported_amount_minor = NULL, reported_reporting_minor = NULL,"
+        " reported_converted = NULL WHERE tenant_id = $1", tenant_id)
     order_ids = [r["order_id"] for r in await conn.fetch(
         "SELECT order_id FROM orders WHERE tenant_id = $1", tenant_id)]
     return await refresh(conn, tenant_id, order_ids)
