@@ -3,7 +3,7 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from skeldir.ingestion.privacy import (
@@ -12,6 +12,8 @@ from skeldir.ingestion.privacy import (
     MAX_CLICK_ID_LENGTH,
     MAX_TEXT_LENGTH,
     UTM_KEYS,
+    attribution_fields,
+    attribution_hints,
     landing_hints,
     project,
     referring_domain,
@@ -102,6 +104,12 @@ def test_scrubbing_keeps_exactly_the_landing_hints(params):
         ("javascript:alert(document.cookie)", None),
         ("", None),
         (None, None),
+        ("/pens ?email=x%40y.z", "/pens"),
+        ("\x1b\x85/pens\u3000", "/pens"),
+        ("http://[::1]:8080/a?gclid=g", "http://[::1]/a?gclid=g"),
+        ("http://exa mple.com/p?utm_source=x", "/p?utm_source=x"),
+        ("////p", "/p"),
+        ("http:javascript:alert(1)", None),
     ],
 )
 def test_scrub_url(url, scrubbed):
@@ -124,6 +132,10 @@ def test_scrub_url(url, scrubbed):
         ("http://", None),
         ("http://exa mple.com/", None),
         ("http://[::1", None),
+        ("http://[::1]:8080/x", "[::1]"),
+        ("[2001:DB8::1]", "[2001:db8::1]"),
+        ("::1", None),
+        ("\x1b//cdn.example.net/x", "cdn.example.net"),
     ],
 )
 def test_referring_domain(url, domain):
@@ -136,6 +148,49 @@ def test_referring_domain_is_a_bare_lower_case_host(url):
     if domain is not None:
         assert domain == domain.lower()
         assert not set(domain) & set("/?#@ ")
+
+
+# Text shaped like URLs, from the pieces that make parsing go wrong, besides any text.
+URL_PIECES = st.sampled_from([
+    "https:", "http:", "javascript:", "//", "/", "?", "#", "&", "=", "@", ":", "[", "]", "[::1]",
+    "example.com", "utm_source", "GCLID", "%20", "+", " ", "\t", "\n", "\x00", "\x1b", "\x85",
+    "\xa0", "\u3000", "é",
+])
+URLS = st.text(max_size=40) | st.lists(URL_PIECES | st.text(max_size=3), max_size=16).map("".join)
+
+
+@given(URLS)
+@example("0 ?")
+@example("http:////x")
+def test_scrubbing_twice_is_scrubbing_once(url):
+    scrubbed = scrub_url(url)
+    assert scrub_url(scrubbed) == scrubbed
+
+
+@given(URLS)
+@example("\x1b\x850")
+@example("http://exa mple.com/p?utm_source=x")
+def test_a_scrubbed_url_gives_the_landing_hints_of_the_original(url):
+    assert landing_hints(scrub_url(url)) == landing_hints(url)
+
+
+@given(URLS)
+@example("[::1]")
+@example("http://[2001:db8::1]/")
+def test_the_referring_domain_of_a_referring_domain_is_itself(url):
+    domain = referring_domain(url)
+    assert referring_domain(domain) == domain
+
+
+@given(st.dictionaries(
+    st.sampled_from([*ATTRIBUTION_QUERY_KEYS, "UTM_Source", "Gclid", "email", "note"]),
+    st.text(max_size=600) | st.integers() | st.none(),
+))
+def test_attribution_fields_keep_what_the_hints_read_of_a_bag_and_nothing_else(bag):
+    kept = attribution_fields(bag)
+    assert attribution_hints(fields=kept) == attribution_hints(fields=bag)
+    assert {key.lower() for key in kept} <= {key.lower() for key in ATTRIBUTION_QUERY_KEYS}
+    assert all(isinstance(value, str) and len(value) <= MAX_TEXT_LENGTH for value in kept.values())
 
 
 def test_project_keeps_only_named_fields():
@@ -186,8 +241,6 @@ def test_project_bounds_and_makes_leaves_json_safe():
 
 
 def test_attribution_hints_combine_the_landing_url_with_explicit_fields():
-    from skeldir.ingestion.privacy import attribution_hints
-
     hints = attribution_hints(
         landing_url="/p?utm_source=google&utm_medium=cpc&gclid=A1&email=x%40y.z",
         referrer="https://www.bing.com/search?q=secret",

@@ -11,7 +11,7 @@ import pytest
 from personal_data import personal_values
 from provider_fixtures import shared_fixture_dir, shared_fixture_names
 from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
-from skeldir.webhooks import shopify
+from skeldir.webhooks import shopify, signing
 from skeldir.webhooks.provider import SignatureError, UnprocessableEvent
 from skeldir.webhooks.shopify import ShopifyProvider
 
@@ -291,7 +291,7 @@ def test_every_secret_is_tried_even_after_a_match(monkeypatch):
         computed.append(secret)
         return hmac.new(secret, message, hashlib.sha256).digest()
 
-    monkeypatch.setattr(shopify, "hmac_sha256", counting_hmac)
+    monkeypatch.setattr(signing, "hmac_sha256", counting_hmac)
     provider.verify(BODY, delivery_headers("orders/create", BODY), [SECRET, OLD_SECRET, b"third"])
     assert computed == [SECRET, OLD_SECRET, b"third"]
 

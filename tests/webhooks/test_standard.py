@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from personal_data import personal_values
 from skeldir import money
 from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
-from skeldir.webhooks import standard
+from skeldir.webhooks import signing, standard
 from skeldir.webhooks.provider import SignatureError, UnprocessableEvent, VerificationContext
 from skeldir.webhooks.standard import StandardWebhooksProvider, refund_entry_id, signing_key
 
@@ -344,7 +344,7 @@ def test_every_secret_and_signature_is_compared_even_after_a_match(monkeypatch):
         compared.append((a, b))
         return compare_digest(a, b)
 
-    monkeypatch.setattr(standard, "hmac_sha256", counting_hmac)
+    monkeypatch.setattr(signing, "hmac_sha256", counting_hmac)
     monkeypatch.setattr("skeldir.webhooks.signing.hmac.compare_digest", counting_compare)
     verify(BODY, delivery_headers(BODY, KEY, OLD_KEY), [SECRET, OLD_SECRET, b"whsec_dGhpcmQ="])
     assert computed == [KEY, OLD_KEY, b"third"]

@@ -17,7 +17,7 @@ from provider_fixtures import shared_fixture_dir, shared_fixture_names
 from skeldir import money
 from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
 from skeldir.ingestion.privacy import CLICK_ID_KEYS, UTM_KEYS
-from skeldir.webhooks import stripe
+from skeldir.webhooks import signing
 from skeldir.webhooks.provider import SignatureError, UnprocessableEvent, VerificationContext
 from skeldir.webhooks.stripe import StripeProvider, iso_minor_units, stripe_exponent
 
@@ -568,7 +568,7 @@ def test_every_secret_is_tried_even_after_a_match(monkeypatch):
         computed.append(secret)
         return hmac.new(secret, message, hashlib.sha256).digest()
 
-    monkeypatch.setattr(stripe, "hmac_sha256", counting_hmac)
+    monkeypatch.setattr(signing, "hmac_sha256", counting_hmac)
     provider.verify(BODY, signature_header(BODY), [SECRET, OLD_SECRET, b"third"], context())
     assert computed == [SECRET, OLD_SECRET, b"third"]
 
@@ -628,10 +628,10 @@ SECRET_LOOKING_VALUE = "alice@example.invalid"
         ("data.object.currency", "zzz", "charge.currency is not a known currency code"),
         ("data.object.currency", SECRET_LOOKING_VALUE, "charge.currency is not a known"),
         ("data.object.currency", 840, "charge.currency is not a known"),
-        ("data.object.amount", "20.00", "charge.amount is not a non-negative integer amount"),
-        ("data.object.amount", 20.5, "charge.amount is not a non-negative integer amount"),
-        ("data.object.amount", -2000, "charge.amount is not a non-negative integer amount"),
-        ("data.object.amount", 2**63, "charge.amount is not a non-negative integer amount"),
+        ("data.object.amount", "20.00", "charge.amount is not an integer"),
+        ("data.object.amount", 20.5, "charge.amount is not an integer"),
+        ("data.object.amount", -2000, "charge.amount is negative"),
+        ("data.object.amount", 2**63, "charge.amount is out of range"),
         ("data.object.amount", None, "charge.amount is missing"),
         ("data.object.amount_captured", "2000", "charge.amount_captured"),
         ("data.object.paid", "yes", "charge.paid is not a boolean"),
@@ -668,7 +668,7 @@ def test_wrong_types_are_unprocessable_with_a_reason_free_of_payload_values(path
          r"charge.refunds.data\[0\].id is not a re_/pyr_ id"),
         ({"refunds": {"data": [{"object": "refund", "id": "re_1", "amount": -5,
                                 "currency": "usd", "created": 1}]}},
-         r"charge.refunds.data\[0\].amount is not a non-negative integer amount"),
+         r"charge.refunds.data\[0\].amount is negative"),
         ({"refunds": {"data": [{"object": "refund", "id": "re_1", "amount": 5,
                                 "currency": "usd"}]}},
          r"charge.refunds.data\[0\].created is missing"),
@@ -698,7 +698,8 @@ URL_TEXT = st.text(alphabet="abcXYZ019-._~%/?&=#:@+ é", max_size=30)
 ))
 def test_any_metadata_reparses_from_the_redacted_copy_to_the_same_hints(metadata):
     delivery = parse(charge(metadata=metadata))
-    # Only the event must survive: scrub_url is not idempotent on surrounding spaces.
-    assert parse(orjson.dumps(delivery.redacted_payload)).event == delivery.event
+    again = parse(orjson.dumps(delivery.redacted_payload))
+    assert again.event == delivery.event
+    assert again.redacted_payload == delivery.redacted_payload
     kept = delivery.redacted_payload["data"]["object"]["metadata"]
     assert "customer_email" not in kept and "note" not in kept

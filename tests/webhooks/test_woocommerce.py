@@ -14,7 +14,7 @@ from personal_data import personal_values
 from provider_fixtures import shared_fixture_dir, shared_fixture_names
 from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
 from skeldir.money import format_minor
-from skeldir.webhooks import woocommerce
+from skeldir.webhooks import signing, woocommerce
 from skeldir.webhooks.provider import SignatureError, UnprocessableEvent
 from skeldir.webhooks.woocommerce import WooCommerceProvider, is_ping, wordpress_signing_key
 
@@ -398,7 +398,7 @@ def test_every_secret_is_tried_even_after_a_match(monkeypatch):
         computed.append(secret)
         return hmac.new(secret, message, hashlib.sha256).digest()
 
-    monkeypatch.setattr(woocommerce, "hmac_sha256", counting_hmac)
+    monkeypatch.setattr(signing, "hmac_sha256", counting_hmac)
     provider.verify(BODY, delivery_headers("order.created", BODY), [SECRET, OLD_SECRET, b"third"])
     assert computed == [SECRET, OLD_SECRET, b"third"]
 

@@ -41,8 +41,12 @@ MAX_CLICK_ID_LENGTH = 256
 
 # Senders vary the case of parameter names (GCLID, Utm_Source); the canonical spelling is kept.
 _CANONICAL_KEYS = {key.lower(): key for key in ATTRIBUTION_QUERY_KEYS}
-_HOST = re.compile(r"[a-z0-9.\-_:\[\]]+")
+_HOST = re.compile(r"[a-z0-9.\-_:]+")
 _SCRUBBABLE_SCHEMES = frozenset({"", "http", "https"})
+# What urlsplit strips from the start of a URL (C0 controls and space) and what str.strip()
+# strips (Unicode white space, all of it in the BMP): a URL's edges lose both, in any order.
+_EDGE_CHARACTERS = "".join(ch for ch in map(chr, range(0x10000)) if ch <= " " or ch.isspace())
+_SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 
 UtmFields: TypeAlias = dict[str, str]
 ClickIds: TypeAlias = tuple[tuple[str, str], ...]
@@ -50,18 +54,21 @@ ClickIds: TypeAlias = tuple[tuple[str, str], ...]
 
 def landing_hints(url: str | None) -> tuple[str | None, UtmFields, ClickIds]:
     """(path without query, allow-listed utm fields, sorted (click id name, value) pairs)."""
-    parts = _split(url)
-    if parts is None or parts.scheme.lower() not in _SCRUBBABLE_SCHEMES:
+    reduced = _reduced(url)
+    if reduced is None:
         return None, {}, ()
-    utm, click_ids = _attribution_params(parts.query)
-    return _bounded_path(parts.path), utm, click_ids
+    _, path, utm, click_ids = reduced
+    return path, utm, click_ids
 
 
 def referring_domain(url: str | None) -> str | None:
-    """Lower-case host of `url`, without userinfo, port or path; None when there is none."""
-    if not isinstance(url, str) or not url.strip():
+    """Lower-case host of `url`, without userinfo, port or path; None when there is none.
+
+    An IPv6 host keeps its brackets, so that the result read again is the same host.
+    """
+    text = _trimmed(url)
+    if not text:
         return None
-    text = url.strip()
     if "://" not in text and not text.startswith(("/", "?", "#")):
         # Referrers sometimes arrive without a scheme ("www.google.com/search").
         text = "//" + text
@@ -74,31 +81,51 @@ def referring_domain(url: str | None) -> str | None:
 def scrub_url(url: str | None) -> str | None:
     """`url` reduced to scheme, host and path plus only allow-listed query parameters.
 
-    Relative URLs stay relative. Schemes other than http(s) are dropped whole, since a data:
-    or javascript: URL is all payload.
+    Relative URLs stay relative, and so does a URL whose host cannot be read. Schemes other
+    than http(s) are dropped whole, since a data: or javascript: URL is all payload. Scrubbing
+    a scrubbed URL changes nothing, and it gives the same landing_hints as the original.
     """
-    parts = _split(url)
-    if parts is None or parts.scheme.lower() not in _SCRUBBABLE_SCHEMES:
+    reduced = _reduced(url)
+    if reduced is None:
         return None
-    utm, click_ids = _attribution_params(parts.query)
+    origin, path, utm, click_ids = reduced
     query = urlencode([*utm.items(), *click_ids])
-    path = _bounded_path(parts.path)
-    if parts.netloc:
-        host = _host(parts)
-        if host is None:
-            return None
-        scheme = parts.scheme.lower()
-        origin = f"{scheme}://{host}" if scheme else f"//{host}"
-    else:
-        origin = ""
     return f"{origin}{path}" + (f"?{query}" if query else "")
 
 
+def _reduced(url: str | None) -> tuple[str, str, UtmFields, ClickIds] | None:
+    """(origin, path, utm fields, click ids) as scrub_url writes them, or None for a URL not
+    worth keeping. Each part is one that reads back as itself from the written URL."""
+    parts = _split(url)
+    if parts is None or parts.scheme not in _SCRUBBABLE_SCHEMES:
+        return None
+    host = _host(parts) if parts.netloc else None
+    if host is None:
+        origin = ""
+    else:
+        origin = f"{parts.scheme}://{host}" if parts.scheme else f"//{host}"
+    path = _trimmed(parts.path[:MAX_TEXT_LENGTH]) or "/"
+    if not origin:
+        # On its own, a path "//x" would read as a host and "javascript:x" as a scheme.
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        if _SCHEME_PREFIX.match(path):
+            return None
+    utm, click_ids = _attribution_params(parts.query)
+    return origin, path, utm, click_ids
+
+
+def _trimmed(text: str | None) -> str:
+    """`text` without the blanks and control characters that surround it ("" for non-text)."""
+    return text.strip(_EDGE_CHARACTERS) if isinstance(text, str) else ""
+
+
 def _split(url: str | None) -> SplitResult | None:
-    if not isinstance(url, str) or not url.strip():
+    text = _trimmed(url)
+    if not text:
         return None
     try:
-        return urlsplit(url.strip())
+        return urlsplit(text)
     except ValueError:
         return None
 
@@ -110,11 +137,8 @@ def _host(parts: SplitResult) -> str | None:
         return None
     if not host or len(host) > 253 or not _HOST.fullmatch(host):
         return None
-    return host
-
-
-def _bounded_path(path: str) -> str:
-    return (path or "/")[:MAX_TEXT_LENGTH]
+    # Only a bracketed host has a ':' in it (an IPv6 address); it needs its brackets back.
+    return f"[{host}]" if ":" in host else host
 
 
 def _attribution_params(query: str) -> tuple[UtmFields, ClickIds]:
@@ -160,6 +184,20 @@ def attribution_hints(
         referring_domain=referring_domain(referrer),
         source_name=source_name[:MAX_TEXT_LENGTH] if isinstance(source_name, str) else None,
     )
+
+
+def attribution_fields(fields: Any) -> dict[str, str]:
+    """What `attribution_hints(fields=...)` reads of a sender's key-value bag, for keeping:
+    the text of its utm and click-id keys, in any case, bounded. The rest of such a bag is
+    where merchants put emails and names.
+    """
+    if not isinstance(fields, Mapping):
+        return {}
+    return {
+        key: value[:MAX_TEXT_LENGTH]
+        for key, value in fields.items()
+        if isinstance(key, str) and key.lower() in _CANONICAL_KEYS and isinstance(value, str)
+    }
 
 
 Spec: TypeAlias = Mapping[str, "SpecRule"]

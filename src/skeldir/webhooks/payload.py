@@ -2,15 +2,18 @@
 
 Every failure is an UnprocessableEvent whose reason names a field, never a value from the
 payload, so reasons can be logged and stored without leaking what the sender put there.
+Each `required_*` reader is its `optional_*` one that also rejects a missing or null field.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -19,6 +22,14 @@ from skeldir.webhooks.provider import UnprocessableEvent
 
 _MAX_ID = 2**63 - 1
 _MAX_TIMESTAMP_LENGTH = 64
+_MAX_UNIX_TIME = 253402300799  # 9999-12-31T23:59:59Z
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+T = TypeVar("T")
 
 
 def header_value(headers: Mapping[str, str], *names: str) -> str | None:
@@ -44,6 +55,15 @@ def load_json_object(body: bytes) -> dict[str, Any]:
         raise UnprocessableEvent("body has a number or nesting beyond supported limits") from None
 
 
+def _present(value: T | None, key: str, where: str) -> T:
+    if value is None:
+        raise UnprocessableEvent(f"{where}.{key} is missing")
+    return value
+
+
+# --- objects and plain values ------------------------------------------------------------
+
+
 def optional_object(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
     value = obj.get(key)
     if value is None:
@@ -51,6 +71,10 @@ def optional_object(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str
     if not isinstance(value, Mapping):
         raise UnprocessableEvent(f"{where}.{key} is not an object")
     return value
+
+
+def required_object(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    return _present(optional_object(obj, key, where), key, where)
 
 
 def optional_objects(obj: Mapping[str, Any], key: str, where: str) -> list[Mapping[str, Any]]:
@@ -70,11 +94,19 @@ def optional_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
+def optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise UnprocessableEvent(f"{where}.{key} is not a boolean")
+    return value
+
+
+# --- ids ---------------------------------------------------------------------------------
+
+
 def required_id(obj: Mapping[str, Any], key: str, where: str) -> int:
     """A positive integer id (senders that stringify ids send decimal digits)."""
-    value = obj.get(key)
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
+    value = _present(obj.get(key), key, where)
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _MAX_ID:
@@ -82,10 +114,53 @@ def required_id(obj: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
-def required_currency(obj: Mapping[str, Any], key: str, where: str) -> str:
+@dataclass(frozen=True, slots=True)
+class IdFormat:
+    """What a sender's text ids look like: printable, no outer white space, 1 to `max_length`
+    characters, and matching `pattern` when there is one. `described` ends "is not ...".
+    """
+
+    described: str
+    pattern: re.Pattern[str] | None = None
+    max_length: int = 128
+
+    def fits(self, value: str) -> bool:
+        return (
+            0 < len(value) <= self.max_length
+            and value.isprintable()
+            and value == value.strip()
+            and (self.pattern is None or self.pattern.fullmatch(value) is not None)
+        )
+
+
+PRINTABLE_ID = IdFormat("a string of 1-128 printable characters")
+
+
+def optional_text_id(
+    obj: Mapping[str, Any], key: str, where: str, id_format: IdFormat = PRINTABLE_ID
+) -> str | None:
     value = obj.get(key)
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
+    if value is not None and not (isinstance(value, str) and id_format.fits(value)):
+        raise UnprocessableEvent(f"{where}.{key} is not {id_format.described}")
+    return value
+
+
+def required_text_id(
+    obj: Mapping[str, Any], key: str, where: str, id_format: IdFormat = PRINTABLE_ID
+) -> str:
+    return _present(optional_text_id(obj, key, where, id_format), key, where)
+
+
+# --- money -------------------------------------------------------------------------------
+
+
+def required_currency(
+    obj: Mapping[str, Any], key: str, where: str, *, any_case: bool = False
+) -> str:
+    """An upper-case ISO 4217 code; `any_case` also takes "usd", as Stripe writes codes."""
+    value = _present(obj.get(key), key, where)
+    if any_case and isinstance(value, str) and value.isascii():
+        value = value.upper()
     try:
         money.exponent(value)
     except money.MoneyError:
@@ -94,18 +169,46 @@ def required_currency(obj: Mapping[str, Any], key: str, where: str) -> str:
 
 
 def required_amount(obj: Mapping[str, Any], key: str, currency: str, where: str) -> int:
-    """The amount at `key` in exact minor units of `currency`."""
-    value = obj.get(key)
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
+    """The decimal amount at `key` in exact minor units of `currency` (it may be negative)."""
+    value = _present(obj.get(key), key, where)
     try:
         return money.to_minor(value, currency)
     except money.MoneyError:
         raise UnprocessableEvent(f"{where}.{key} is not an exact amount in range") from None
 
 
+def required_minor_amount(obj: Mapping[str, Any], key: str, where: str) -> int:
+    """A non-negative JSON integer amount, already in minor units, that fits a bigint."""
+    value = _present(obj.get(key), key, where)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UnprocessableEvent(f"{where}.{key} is not an integer")
+    if value < 0:
+        raise UnprocessableEvent(f"{where}.{key} is negative")
+    if value > money.BIGINT_MAX:
+        raise UnprocessableEvent(f"{where}.{key} is out of range")
+    return value
+
+
+# --- time --------------------------------------------------------------------------------
+
+
 def optional_timestamp(obj: Mapping[str, Any], key: str, where: str) -> datetime | None:
     """An ISO 8601 timestamp with an offset, as UTC."""
+    return _iso_timestamp(obj, key, where, naive_means_utc=False)
+
+
+def required_timestamp(obj: Mapping[str, Any], key: str, where: str) -> datetime:
+    return _present(optional_timestamp(obj, key, where), key, where)
+
+
+def optional_utc_timestamp(obj: Mapping[str, Any], key: str, where: str) -> datetime | None:
+    """An ISO 8601 timestamp that is UTC when it has no offset (WooCommerce's `*_gmt`)."""
+    return _iso_timestamp(obj, key, where, naive_means_utc=True)
+
+
+def _iso_timestamp(
+    obj: Mapping[str, Any], key: str, where: str, *, naive_means_utc: bool
+) -> datetime | None:
     value = optional_str(obj, key, where)
     if value is None:
         return None
@@ -116,5 +219,36 @@ def optional_timestamp(obj: Mapping[str, Any], key: str, where: str) -> datetime
     except ValueError:
         raise UnprocessableEvent(f"{where}.{key} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
-        raise UnprocessableEvent(f"{where}.{key} has no UTC offset")
-    return parsed.astimezone(timezone.utc)
+        if not naive_means_utc:
+            raise UnprocessableEvent(f"{where}.{key} has no UTC offset")
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def optional_unix_time(obj: Mapping[str, Any], key: str, where: str) -> datetime | None:
+    """A JSON integer of unix seconds (Stripe's `created`), as UTC."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_UNIX_TIME:
+        raise UnprocessableEvent(f"{where}.{key} is not a unix timestamp")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def required_unix_time(obj: Mapping[str, Any], key: str, where: str) -> datetime:
+    return _present(optional_unix_time(obj, key, where), key, where)
+
+
+def unix_seconds(text: str) -> int | None:
+    """Unix seconds written as 1-12 ASCII digits (a signed header's timestamp), else None."""
+    return int(text) if _UNIX_SECONDS.fullmatch(text) else None
+
+
+def rfc3339_timestamp(text: str) -> datetime | None:
+    """A strict RFC 3339 date-time with an offset (a signed header's time) as UTC, else None."""
+    if not _RFC3339.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text.upper()).astimezone(UTC)
+    except ValueError:
+        return None

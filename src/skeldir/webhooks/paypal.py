@@ -7,9 +7,6 @@ its PayPal webhook ids, and a signature is valid only for the webhook it was sen
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
 import re
 import zlib
 from collections.abc import Mapping, Sequence
@@ -27,14 +24,19 @@ from skeldir.ingestion.event import AttributionHints, CommerceEvent, EntryKind, 
 from skeldir.ingestion.privacy import Spec, project, scrub_url
 from skeldir.webhooks import paypal_certs
 from skeldir.webhooks.payload import (
+    IdFormat,
     header_value,
     load_json_object,
     optional_object,
     optional_objects,
     optional_str,
+    optional_text_id,
     optional_timestamp,
     required_amount,
     required_currency,
+    required_object,
+    required_text_id,
+    rfc3339_timestamp,
 )
 from skeldir.webhooks.paypal_certs import CertificateCache, CertificateFetcher
 from skeldir.webhooks.provider import (
@@ -43,7 +45,7 @@ from skeldir.webhooks.provider import (
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.webhooks.signing import usable_secrets
+from skeldir.webhooks.signing import base64_bytes, check_freshness, usable_secrets
 
 CAPTURE_COMPLETED = "PAYMENT.CAPTURE.COMPLETED"
 CAPTURE_REFUNDED = "PAYMENT.CAPTURE.REFUNDED"
@@ -51,15 +53,11 @@ SALE_COMPLETED = "PAYMENT.SALE.COMPLETED"
 SALE_REFUNDED = "PAYMENT.SALE.REFUNDED"
 
 AUTH_ALGO = "SHA256withRSA"
-DEFAULT_TOLERANCE_SECONDS = 300
 
 _MAX_SIGNATURE_LENGTH = 1024
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# Letters, digits, '-' and '_' (e.g. WH-2B34..., 56U00550J8319094C).
+_PAYPAL_ID = IdFormat("a PayPal id", re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*"))
 _TRANSMISSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
 _EVENT_TYPE = re.compile(r"[A-Z0-9_.]{1,64}")
 _CAPTURE_PATH = re.compile(r"/v2/payments/captures/([A-Za-z0-9_-]{1,128})/?")
 
@@ -72,7 +70,7 @@ def _up_links(links: Any) -> list[dict[str, str]]:
         {"rel": "up", "href": href}
         for link in links
         if isinstance(link, Mapping) and link.get("rel") == "up"
-        for href in [_scrubbed(link.get("href"))]
+        for href in [scrub_url(link.get("href"))]
         if href is not None and _capture_id_in(href) is not None
     ]
 
@@ -173,8 +171,7 @@ class PayPalProvider:
         webhook_ids = _webhook_ids(secrets)
         if not body:
             raise SignatureError("body is empty")
-        if abs(context.now - sent_at) > _tolerance(context.source_settings):
-            raise SignatureError("transmission time is outside the tolerance")
+        check_freshness(sent_at, context)
         # Every cheap check comes first: only a plausible delivery costs a fetch.
         public_key = self._certificates.public_key(cert_url, context.now)
         matched = False
@@ -186,7 +183,7 @@ class PayPalProvider:
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
         payload = load_json_object(body)
-        event_id = _required_paypal_id(payload, "id", "event")
+        event_id = required_text_id(payload, "id", "event", _PAYPAL_ID)
         event_type = optional_str(payload, "event_type", "event")
         if event_type is None:
             raise UnprocessableEvent("event.event_type is missing")
@@ -195,9 +192,7 @@ class PayPalProvider:
                 raise UnprocessableEvent(f"unsupported event type {event_type!r}")
             raise UnprocessableEvent("event.event_type is not a supported event type")
         kind = _KINDS[event_type]
-        resource = optional_object(payload, "resource", "event")
-        if resource is None:
-            raise UnprocessableEvent("event.resource is missing")
+        resource = required_object(payload, "resource", "event")
         resource_type = optional_str(payload, "resource_type", "event")
         if resource_type is not None and resource_type not in kind.resource_types:
             raise UnprocessableEvent("event.resource_type does not fit event_type")
@@ -214,24 +209,18 @@ class PayPalProvider:
 
 
 def _transmission_timestamp(value: str | None) -> float:
-    if value is None or not _RFC3339.fullmatch(value):
-        raise SignatureError("transmission time header is missing or not RFC 3339")
-    try:
-        parsed = datetime.fromisoformat(value.upper())
-    except ValueError:
-        raise SignatureError("transmission time header is not a valid time") from None
-    return parsed.timestamp()
+    sent_at = rfc3339_timestamp(value) if value is not None else None
+    if sent_at is None:
+        raise SignatureError("transmission time header is missing or not an RFC 3339 time")
+    return sent_at.timestamp()
 
 
 def _signature(value: str | None) -> bytes:
     if value is None:
         raise SignatureError("transmission signature header is missing")
-    try:
-        if len(value) > _MAX_SIGNATURE_LENGTH:
-            raise ValueError
-        signature = base64.b64decode(value.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError, binascii.Error):
-        raise SignatureError("transmission signature header is not base64") from None
+    signature = base64_bytes(value) if len(value) <= _MAX_SIGNATURE_LENGTH else None
+    if signature is None:
+        raise SignatureError("transmission signature header is not base64")
     if not signature:
         raise SignatureError("transmission signature header is empty")
     return signature
@@ -251,15 +240,6 @@ def _webhook_ids(secrets: Sequence[bytes]) -> list[str]:
     return webhook_ids
 
 
-def _tolerance(settings: Mapping[str, Any]) -> float:
-    value = settings.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SignatureError("tolerance_seconds setting is not a number")
-    if value < 0:
-        raise SignatureError("tolerance_seconds setting is negative")
-    return value
-
-
 def _signed(public_key: RSAPublicKey, signature: bytes, message: bytes) -> bool:
     try:
         public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
@@ -270,10 +250,8 @@ def _signed(public_key: RSAPublicKey, signature: bytes, message: bytes) -> bool:
 
 def _event(event_type: str, kind: _Kind, resource: Mapping[str, Any],
            event_time: datetime | None) -> CommerceEvent:
-    resource_id = _required_paypal_id(resource, "id", "resource")
-    amount_object = optional_object(resource, "amount", "resource")
-    if amount_object is None:
-        raise UnprocessableEvent("resource.amount is missing")
+    resource_id = required_text_id(resource, "id", "resource", _PAYPAL_ID)
+    amount_object = required_object(resource, "amount", "resource")
     currency = required_currency(amount_object, kind.api.currency_key, "resource.amount")
     amount = required_amount(amount_object, kind.api.amount_key, currency, "resource.amount")
     created_at = optional_timestamp(resource, "create_time", "resource") or event_time
@@ -306,9 +284,7 @@ def _related_order_id(resource: Mapping[str, Any]) -> str | None:
     supplementary = optional_object(resource, "supplementary_data", "resource") or {}
     where = "resource.supplementary_data"
     related = optional_object(supplementary, "related_ids", where) or {}
-    if related.get("order_id") is None:
-        return None
-    return _required_paypal_id(related, "order_id", f"{where}.related_ids")
+    return optional_text_id(related, "order_id", f"{where}.related_ids", _PAYPAL_ID)
 
 
 def _own_order_id(event_type: str, resource: Mapping[str, Any], resource_id: str) -> str:
@@ -316,7 +292,7 @@ def _own_order_id(event_type: str, resource: Mapping[str, Any], resource_id: str
     if event_type == CAPTURE_REFUNDED:
         return _refunded_capture_id(resource)
     if event_type == SALE_REFUNDED:
-        return _required_paypal_id(resource, "sale_id", "resource")
+        return required_text_id(resource, "sale_id", "resource", _PAYPAL_ID)
     return resource_id
 
 
@@ -325,14 +301,10 @@ def _refunded_capture_id(resource: Mapping[str, Any]) -> str:
         if link.get("rel") != "up":
             continue
         href = optional_str(link, "href", f"resource.links[{index}]")
-        capture_id = _capture_id_in(_scrubbed(href))
+        capture_id = _capture_id_in(scrub_url(href))
         if capture_id is not None:
             return capture_id
     raise UnprocessableEvent("resource.links has no up link to a capture")
-
-
-def _scrubbed(href: Any) -> str | None:
-    return scrub_url(href) if isinstance(href, str) else None
 
 
 def _capture_id_in(href: str | None) -> str | None:
@@ -343,13 +315,3 @@ def _capture_id_in(href: str | None) -> str | None:
     except ValueError:
         return None
     return match.group(1) if match else None
-
-
-def _required_paypal_id(obj: Mapping[str, Any], key: str, where: str) -> str:
-    """A PayPal id: letters, digits, '-' and '_' (e.g. WH-2B34..., 56U00550J8319094C)."""
-    value = obj.get(key)
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise UnprocessableEvent(f"{where}.{key} is not a PayPal id")
-    return value

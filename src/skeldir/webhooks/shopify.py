@@ -20,6 +20,7 @@ from skeldir.ingestion.privacy import (
     scrub_url,
 )
 from skeldir.webhooks.payload import (
+    PRINTABLE_ID,
     header_value,
     load_json_object,
     optional_object,
@@ -36,12 +37,7 @@ from skeldir.webhooks.provider import (
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.webhooks.signing import (
-    any_digest_matches,
-    base64_digest,
-    hmac_sha256,
-    usable_secrets,
-)
+from skeldir.webhooks.signing import base64_digest, check_hmac_sha256, usable_secrets
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "orders/cancelled"})
 REFUND_TOPIC = "refunds/create"
@@ -50,7 +46,6 @@ REFUND_TOPIC = "refunds/create"
 _HMAC_HEADERS = ("shopify-hmac-sha256", "x-shopify-hmac-sha256")
 _TOPIC_HEADERS = ("shopify-topic", "x-shopify-topic")
 _EVENT_ID_HEADERS = ("shopify-event-id", "x-shopify-event-id")
-_MAX_EVENT_ID_LENGTH = 128
 
 _MONEY: Spec = {"amount": True, "currency_code": True}
 _TRANSACTION: Spec = {
@@ -94,9 +89,7 @@ class ShopifyProvider:
         received = base64_digest(header_value(headers, *_HMAC_HEADERS))
         if not body:
             raise SignatureError("body is empty")
-        expected = [hmac_sha256(secret, body) for secret in usable_secrets(secrets)]
-        if not any_digest_matches([received], expected):
-            raise SignatureError("signature does not match any secret")
+        check_hmac_sha256([received], body, usable_secrets(secrets))
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
         topic = (header_value(headers, *_TOPIC_HEADERS) or "").lower()
@@ -126,7 +119,7 @@ def _event_key(headers: Mapping[str, str], topic: str) -> str | None:
     event_id = header_value(headers, *_EVENT_ID_HEADERS)
     if event_id is None:
         return None
-    if len(event_id) > _MAX_EVENT_ID_LENGTH or not event_id.isprintable():
+    if not PRINTABLE_ID.fits(event_id):
         raise UnprocessableEvent("event id header is malformed")
     # One merchant action shares its event id across topics (orders/paid and orders/updated),
     # so the id alone would swallow the second topic.

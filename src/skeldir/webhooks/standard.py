@@ -8,14 +8,11 @@ whatever a sender adds besides the documented fields is never read or kept.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from skeldir import money
 from skeldir.ingestion.event import AttributionHints, CommerceEvent, EntryKind, RevenueEntry
 from skeldir.ingestion.privacy import (
     CLICK_ID_KEYS,
@@ -27,6 +24,7 @@ from skeldir.ingestion.privacy import (
     scrub_url,
 )
 from skeldir.webhooks.payload import (
+    IdFormat,
     header_value,
     load_json_object,
     optional_object,
@@ -35,6 +33,11 @@ from skeldir.webhooks.payload import (
     optional_timestamp,
     required_amount,
     required_currency,
+    required_minor_amount,
+    required_object,
+    required_text_id,
+    required_timestamp,
+    unix_seconds,
 )
 from skeldir.webhooks.provider import (
     Delivery,
@@ -44,8 +47,9 @@ from skeldir.webhooks.provider import (
 )
 from skeldir.webhooks.signing import (
     SHA256_DIGEST_SIZE,
-    any_digest_matches,
-    hmac_sha256,
+    base64_bytes,
+    check_freshness,
+    check_hmac_sha256,
     usable_secrets,
 )
 
@@ -56,10 +60,7 @@ PAID_STATUSES = frozenset({"paid", "fulfilled", "completed", "partially_refunded
 UNPAID_STATUSES = frozenset({"pending", "authorized", "failed", "cancelled"})
 
 SECRET_PREFIX = "whsec_"
-DEFAULT_TOLERANCE_SECONDS = 300
-MAX_ID_LENGTH = 128
-_MAX_MESSAGE_ID_LENGTH = 256
-_MAX_TIMESTAMP_DIGITS = 12
+_MESSAGE_ID = IdFormat("printable ASCII without spaces", re.compile(r"[!-~]+"), max_length=256)
 # A rotation sends two or three; more is not a sender we know.
 _MAX_SIGNATURES = 16
 
@@ -108,18 +109,14 @@ class StandardWebhooksProvider:
         context = context or VerificationContext()
         message_id = _message_id(headers, SignatureError)
         timestamp = _timestamp(header_value(headers, "webhook-timestamp"))
-        tolerance = _tolerance(context.source_settings)
-        if abs(context.now - timestamp) > tolerance:
-            raise SignatureError("timestamp is outside the tolerance")
+        check_freshness(timestamp, context)
         received = _v1_signatures(header_value(headers, "webhook-signature"))
         keys = [signing_key(secret) for secret in usable_secrets(secrets)]
         usable_keys = [key for key in keys if key is not None]
         if not usable_keys:
             raise SignatureError("no signing secret is a whsec_ base64 key")
         signed = f"{message_id}.{timestamp}.".encode("ascii") + body
-        expected = [hmac_sha256(key, signed) for key in usable_keys]
-        if not any_digest_matches(received, expected):
-            raise SignatureError("signature does not match any secret")
+        check_hmac_sha256(received, signed, usable_keys)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
         dedupe_key = f"webhook:{_message_id(headers, UnprocessableEvent)}"
@@ -128,10 +125,8 @@ class StandardWebhooksProvider:
         if not isinstance(event_type, str) or event_type not in {*ORDER_TYPES, REFUND_TYPE}:
             supported = ", ".join(sorted({*ORDER_TYPES, REFUND_TYPE}))
             raise UnprocessableEvent(f"payload.type is missing or not one of {supported}")
-        occurred_at = _required_timestamp(payload, "timestamp", "payload")
-        data = optional_object(payload, "data", "payload")
-        if data is None:
-            raise UnprocessableEvent("payload.data is missing")
+        occurred_at = required_timestamp(payload, "timestamp", "payload")
+        data = required_object(payload, "data", "payload")
         if event_type == REFUND_TYPE:
             event, spec = _refund_event(data), REFUND_SPEC
         else:
@@ -156,23 +151,14 @@ def signing_key(secret: bytes) -> bytes | None:
     text = text.removeprefix(SECRET_PREFIX)
     if "=" not in text:
         text += "=" * (-len(text) % 4)
-    try:
-        key = base64.b64decode(text, validate=True)
-    except binascii.Error:
-        return None
-    return key or None
+    return base64_bytes(text) or None
 
 
 def _message_id(headers: Mapping[str, str], error: type[Exception]) -> str:
     value = header_value(headers, "webhook-id")
     if value is None:
         raise error("webhook-id header is missing")
-    if (
-        len(value) > _MAX_MESSAGE_ID_LENGTH
-        or not value.isascii()
-        or not value.isprintable()
-        or " " in value
-    ):
+    if not _MESSAGE_ID.fits(value):
         raise error("webhook-id header is malformed")
     return value
 
@@ -180,19 +166,11 @@ def _message_id(headers: Mapping[str, str], error: type[Exception]) -> str:
 def _timestamp(value: str | None) -> int:
     if value is None:
         raise SignatureError("webhook-timestamp header is missing")
-    if not (value.isascii() and value.isdigit()) or len(value) > _MAX_TIMESTAMP_DIGITS:
+    timestamp = unix_seconds(value)
+    if timestamp is None:
         raise SignatureError("webhook-timestamp header is not integer unix seconds")
     # Signed as the integer's text, as the reference libraries re-format it.
-    return int(value)
-
-
-def _tolerance(settings: Mapping[str, Any]) -> float:
-    tolerance = settings.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
-        raise SignatureError("tolerance_seconds setting is not a number")
-    if not 0 <= tolerance < math.inf:
-        raise SignatureError("tolerance_seconds setting is not a finite, non-negative number")
-    return tolerance
+    return timestamp
 
 
 def _v1_signatures(value: str | None) -> list[bytes]:
@@ -205,13 +183,8 @@ def _v1_signatures(value: str | None) -> list[bytes]:
     digests = []
     for entry in entries:
         version, _, encoded = entry.partition(",")
-        if version != "v1":
-            continue
-        try:
-            digest = base64.b64decode(encoded.encode("ascii"), validate=True)
-        except (UnicodeEncodeError, binascii.Error):
-            continue
-        if len(digest) == SHA256_DIGEST_SIZE:
+        digest = base64_bytes(encoded) if version == "v1" else None
+        if digest is not None and len(digest) == SHA256_DIGEST_SIZE:
             digests.append(digest)
     if not digests:
         raise SignatureError("webhook-signature header has no v1 signature")
@@ -222,7 +195,7 @@ def _order_event(event_type: str, data: Mapping[str, Any], occurred_at: datetime
     order_id = required_text_id(data, "order_id", "data")
     currency = required_currency(data, "currency", "data")
     total_minor = _minor_amount(data, "total", currency, "data")
-    ordered_at = _required_timestamp(data, "created_at", "data")
+    ordered_at = required_timestamp(data, "created_at", "data")
     status = data.get("status")
     if not isinstance(status, str) or status not in PAID_STATUSES | UNPAID_STATUSES:
         raise UnprocessableEvent("data.status is missing or not a documented status")
@@ -263,9 +236,7 @@ def _cancelled_at(
 def _refund_event(data: Mapping[str, Any]) -> CommerceEvent:
     order_id = required_text_id(data, "order_id", "data")
     currency = required_currency(data, "currency", "data")
-    refund = optional_object(data, "refund", "data")
-    if refund is None:
-        raise UnprocessableEvent("data.refund is missing")
+    refund = required_object(data, "refund", "data")
     entry = _refund_entry(refund, order_id, currency, "data.refund")
     return CommerceEvent(
         provider=StandardWebhooksProvider.name,
@@ -284,7 +255,7 @@ def _refund_entry(
 ) -> RevenueEntry:
     refund_id = required_text_id(refund, "id", where)
     amount = _minor_amount(refund, "amount", currency, where)
-    refunded_at = _required_timestamp(refund, "created_at", where)
+    refunded_at = required_timestamp(refund, "created_at", where)
     return RevenueEntry(refund_entry_id(order_id, refund_id), EntryKind.REFUND, -amount,
                         currency, refunded_at)
 
@@ -302,44 +273,20 @@ def _escape(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A")
 
 
-def required_text_id(obj: Mapping[str, Any], key: str, where: str) -> str:
-    """A sender's identifier: a string of 1-128 printable characters, no outer whitespace."""
-    value = obj.get(key)
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
-    if not isinstance(value, str):
-        raise UnprocessableEvent(f"{where}.{key} is not a string")
-    if not 0 < len(value) <= MAX_ID_LENGTH or not value.isprintable() or value != value.strip():
-        raise UnprocessableEvent(f"{where}.{key} is not 1-{MAX_ID_LENGTH} printable characters")
-    return value
-
-
 def _minor_amount(obj: Mapping[str, Any], key: str, currency: str, where: str) -> int:
     """A non-negative amount given either as a decimal string `key` or as integer `key`_minor."""
     minor_key = f"{key}_minor"
     given = [name for name in (key, minor_key) if obj.get(name) is not None]
     if len(given) != 1:
         raise UnprocessableEvent(f"{where} needs exactly one of {key} and {minor_key}")
-    if given == [key]:
-        if not isinstance(obj[key], str):
-            raise UnprocessableEvent(f"{where}.{key} is not a decimal string")
-        amount = required_amount(obj, key, currency, where)
-    else:
-        amount = obj[minor_key]
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise UnprocessableEvent(f"{where}.{minor_key} is not an integer")
-        if not money.BIGINT_MIN <= amount <= money.BIGINT_MAX:
-            raise UnprocessableEvent(f"{where}.{minor_key} is out of range")
+    if given == [minor_key]:
+        return required_minor_amount(obj, minor_key, where)
+    if not isinstance(obj[key], str):
+        raise UnprocessableEvent(f"{where}.{key} is not a decimal string")
+    amount = required_amount(obj, key, currency, where)
     if amount < 0:
-        raise UnprocessableEvent(f"{where}.{given[0]} is negative")
+        raise UnprocessableEvent(f"{where}.{key} is negative")
     return amount
-
-
-def _required_timestamp(obj: Mapping[str, Any], key: str, where: str) -> datetime:
-    value = optional_timestamp(obj, key, where)
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
-    return value
 
 
 def _hints(attribution: Mapping[str, Any]) -> AttributionHints:

@@ -10,29 +10,44 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from skeldir import money
 from skeldir.ingestion.event import AttributionHints, CommerceEvent, EntryKind, RevenueEntry
 from skeldir.ingestion.privacy import (
-    ATTRIBUTION_QUERY_KEYS,
-    MAX_TEXT_LENGTH,
     Spec,
+    attribution_fields,
     attribution_hints,
     project,
     referring_domain,
     scrub_url,
 )
-from skeldir.webhooks.payload import header_value, load_json_object, optional_object
+from skeldir.webhooks.payload import (
+    IdFormat,
+    header_value,
+    load_json_object,
+    optional_bool,
+    optional_object,
+    optional_objects,
+    optional_str,
+    optional_text_id,
+    optional_unix_time,
+    required_currency,
+    required_minor_amount,
+    required_object,
+    required_text_id,
+    required_unix_time,
+    unix_seconds,
+)
 from skeldir.webhooks.provider import (
     Delivery,
     SignatureError,
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.webhooks.signing import any_digest_matches, hmac_sha256, usable_secrets
+from skeldir.webhooks.signing import check_freshness, check_hmac_sha256, usable_secrets
 
 # Event type -> the kind of object it carries in data.object.
 _OBJECT_KINDS = {
@@ -42,16 +57,26 @@ _OBJECT_KINDS = {
     "checkout.session.completed": "checkout.session",
 }
 TOPICS = frozenset(_OBJECT_KINDS)
-DEFAULT_TOLERANCE_SECONDS = 300
 THIN_EVENT_OBJECT = "v2.core.event"
 
 _SIGNATURE_HEADER = "stripe-signature"
 _MAX_SIGNATURE_HEADER_LENGTH = 4096
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _V1_SIGNATURE = re.compile(r"[0-9a-f]{64}")
-_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 _SAFE_TYPE = re.compile(r"[a-z0-9_.]{1,64}")
-_MAX_UNIX_TIME = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def _stripe_ids(*prefixes: str) -> IdFormat:
+    """Stripe ids of one kind: a prefix, then letters, digits and '_' (255 at most)."""
+    alternatives = "|".join(map(re.escape, prefixes))
+    return IdFormat(f"a {'/'.join(prefixes)} id", re.compile(f"(?:{alternatives})[A-Za-z0-9_]*"),
+                    max_length=255)
+
+
+_EVENT_ID = _stripe_ids("evt_")
+_INTENT_ID = _stripe_ids("pi_")
+_SESSION_ID = _stripe_ids("cs_")
+_CHARGE_ID = _stripe_ids("ch_", "py_")
+_REFUND_ID = _stripe_ids("re_", "pyr_")
 
 # Stripe's minor units are not always ISO 4217's (docs.stripe.com/currencies): amounts are
 # two-decimal unless the currency is on Stripe's zero- or three-decimal list. ISK and UGX are
@@ -69,28 +94,18 @@ STRIPE_THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 _COUNTED_REFUND_STATUSES = frozenset({"succeeded", "pending"})
 _LANDING_KEYS = ("landing_url", "landing_page")
 _REFERRER_KEY = "referrer"
-_ATTRIBUTION_KEYS = frozenset(key.lower() for key in ATTRIBUTION_QUERY_KEYS)
 
 
 def _attribution_metadata(metadata: Any) -> dict[str, Any] | None:
-    """The metadata keys the parser reads; merchants put emails and names in the others."""
+    """The metadata keys the parser reads, reduced as it reads them; merchants put emails and
+    names in the others."""
     if not isinstance(metadata, Mapping):
         return None
-    kept: dict[str, Any] = {}
-    for key, value in metadata.items():
-        if not isinstance(value, str):
-            continue
-        if key in _LANDING_KEYS:
-            reduced = scrub_url(value)
-        elif key == _REFERRER_KEY:
-            reduced = referring_domain(value)
-        elif key.lower() in _ATTRIBUTION_KEYS:
-            reduced = value[:MAX_TEXT_LENGTH]
-        else:
-            continue
-        if reduced is not None:
-            kept[key] = reduced
-    return kept
+    kept: dict[str, Any] = attribution_fields(metadata)
+    for key in _LANDING_KEYS:
+        kept[key] = scrub_url(metadata.get(key))
+    kept[_REFERRER_KEY] = referring_domain(metadata.get(_REFERRER_KEY))
+    return {key: value for key, value in kept.items() if value is not None}
 
 
 def _event_spec(object_spec: Spec) -> Spec:
@@ -132,15 +147,10 @@ class StripeProvider:
     ) -> None:
         context = context or VerificationContext()
         timestamp, received = _signature_header(header_value(headers, _SIGNATURE_HEADER))
-        tolerance = _tolerance(context.source_settings)
+        check_freshness(timestamp, context)
         if not body:
             raise SignatureError("body is empty")
-        signed = b"%d." % timestamp + body
-        expected = [hmac_sha256(secret, signed) for secret in usable_secrets(secrets)]
-        if not any_digest_matches(received, expected):
-            raise SignatureError("signature does not match any secret")
-        if abs(context.now - timestamp) > tolerance:
-            raise SignatureError("signature timestamp is outside the tolerance")
+        check_hmac_sha256(received, b"%d." % timestamp + body, usable_secrets(secrets))
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
         payload = load_json_object(body)
@@ -149,16 +159,16 @@ class StripeProvider:
             raise UnprocessableEvent("thin events are not supported; send snapshot events")
         if kind != "event":
             raise UnprocessableEvent("event.object is not \"event\"")
-        event_id = _stripe_id(payload, "id", "event", ("evt_",))
+        event_id = required_text_id(payload, "id", "event", _EVENT_ID)
         topic = payload.get("type")
         if not isinstance(topic, str):
             raise UnprocessableEvent("event.type is missing")
         if topic not in TOPICS:
             shown = f" {topic!r}" if _SAFE_TYPE.fullmatch(topic) else ""
             raise UnprocessableEvent(f"unsupported event type{shown}")
-        created = _unix_time(payload, "created", "event")
-        data = _required_object(payload, "data", "event")
-        obj = _required_object(data, "object", "event.data")
+        created = required_unix_time(payload, "created", "event")
+        data = required_object(payload, "data", "event")
+        obj = required_object(data, "object", "event.data")
         return Delivery(
             topic=topic,
             dedupe_key=f"event:{event_id}",
@@ -173,29 +183,17 @@ def _signature_header(value: str | None) -> tuple[int, list[bytes]]:
         raise SignatureError("Stripe-Signature header is missing")
     if len(value) > _MAX_SIGNATURE_HEADER_LENGTH or not value.isascii():
         raise SignatureError("Stripe-Signature header is malformed")
-    timestamps, signatures = [], []
-    for item in value.split(","):
-        scheme, _, text = item.strip().partition("=")
-        if scheme == "t":
-            timestamps.append(text)
-        elif scheme == "v1":
-            signatures.append(text)
-    if len(timestamps) != 1 or not _TIMESTAMP.fullmatch(timestamps[0]):
+    items = [item.strip().partition("=") for item in value.split(",")]
+    timestamps = [text for scheme, _, text in items if scheme == "t"]
+    signatures = [text for scheme, _, text in items if scheme == "v1"]
+    timestamp = unix_seconds(timestamps[0]) if len(timestamps) == 1 else None
+    if timestamp is None:
         raise SignatureError("Stripe-Signature header has no single valid timestamp")
     if not signatures:
         raise SignatureError("Stripe-Signature header has no v1 signature")
     # A malformed v1 value cannot match; it is skipped rather than failing the others.
     digests = [bytes.fromhex(text) for text in signatures if _V1_SIGNATURE.fullmatch(text)]
-    return int(timestamps[0]), digests
-
-
-def _tolerance(settings: Mapping[str, Any]) -> float:
-    tolerance = settings.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
-        0 <= tolerance < float("inf")
-    ):
-        raise SignatureError("the source's tolerance_seconds setting is invalid")
-    return tolerance
+    return timestamp, digests
 
 
 def _commerce_event(
@@ -205,19 +203,19 @@ def _commerce_event(
     where = kind.replace(".", "_")
     if obj.get("object") != kind:
         raise UnprocessableEvent(f"{where}.object is not \"{kind}\"")
-    currency = _currency(obj, where)
-    ordered_at = _unix_time(obj, "created", where, default=created)
-    intent_id = _stripe_id(obj, "payment_intent", where, ("pi_",), required=False)
+    currency = required_currency(obj, "currency", where, any_case=True)
+    ordered_at = optional_unix_time(obj, "created", where) or created
+    intent_id = optional_text_id(obj, "payment_intent", where, _INTENT_ID)
     if kind == "payment_intent":
-        order_id = _stripe_id(obj, "id", where, ("pi_",))
+        order_id = required_text_id(obj, "id", where, _INTENT_ID)
         total = _amount(obj, "amount", currency, where)
         sold = _amount(obj, "amount_received", currency, where)
     elif kind == "checkout.session":
-        order_id = intent_id or _stripe_id(obj, "id", where, ("cs_",))
+        order_id = intent_id or required_text_id(obj, "id", where, _SESSION_ID)
         total = _amount(obj, "amount_total", currency, where)
         sold = total if obj.get("payment_status") == "paid" else 0
     else:
-        charge_id = _stripe_id(obj, "id", where, ("ch_", "py_"))
+        charge_id = required_text_id(obj, "id", where, _CHARGE_ID)
         order_id = intent_id or charge_id
         total = _amount(obj, "amount", currency, where)
         sold = _captured_amount(obj, currency, where)
@@ -241,7 +239,7 @@ def _commerce_event(
 
 def _captured_amount(charge: Mapping[str, Any], currency: str, where: str) -> int:
     """What the charge took; nothing for a failed charge or a mere authorisation."""
-    paid, captured = _flag(charge, "paid", where), _flag(charge, "captured", where)
+    paid, captured = optional_bool(charge, "paid", where), optional_bool(charge, "captured", where)
     if paid is not True or captured is False or charge.get("status") != "succeeded":
         return 0
     key = "amount_captured" if charge.get("amount_captured") is not None else "amount"
@@ -262,10 +260,8 @@ def _refund_entries(
     order; a list of refund ids repeats earlier refunds, a step does not.
     """
     refunds = optional_object(charge, "refunds", "charge") or {}
-    listed = refunds.get("data")
-    if listed:
-        if not isinstance(listed, list) or not all(isinstance(r, Mapping) for r in listed):
-            raise UnprocessableEvent("charge.refunds.data is not a list of objects")
+    if refunds.get("data"):
+        listed = optional_objects(refunds, "data", "charge.refunds")
         return tuple(
             entry
             for index, refund in enumerate(listed)
@@ -275,8 +271,8 @@ def _refund_entries(
     previous = optional_object(data, "previous_attributes", "event.data") or {}
     if previous.get("amount_refunded") is None:
         raise UnprocessableEvent(f"{where}.amount_refunded is missing and no refund is listed")
-    level = _stripe_amount(charge, "amount_refunded", "charge")
-    step = level - _stripe_amount(previous, "amount_refunded", where)
+    level = required_minor_amount(charge, "amount_refunded", "charge")
+    step = level - required_minor_amount(previous, "amount_refunded", where)
     if step < 0:
         raise UnprocessableEvent("charge.amount_refunded is below its previous value")
     if step == 0:
@@ -291,15 +287,13 @@ def _refund_entries(
 def _listed_refund(refund: Mapping[str, Any], where: str) -> tuple[RevenueEntry, ...]:
     if refund.get("object") != "refund":
         raise UnprocessableEvent(f"{where}.object is not \"refund\"")
-    status = refund.get("status")
-    if status is not None and not isinstance(status, str):
-        raise UnprocessableEvent(f"{where}.status is not a string")
+    status = optional_str(refund, "status", where)
     if status is not None and status not in _COUNTED_REFUND_STATUSES:
         return ()
-    refund_id = _stripe_id(refund, "id", where, ("re_", "pyr_"))
-    currency = _currency(refund, where)
+    refund_id = required_text_id(refund, "id", where, _REFUND_ID)
+    currency = required_currency(refund, "currency", where, any_case=True)
     minor = _amount(refund, "amount", currency, where)
-    occurred_at = _unix_time(refund, "created", where)
+    occurred_at = required_unix_time(refund, "created", where)
     return (RevenueEntry(f"refund:{refund_id}", EntryKind.REFUND, -minor, currency, occurred_at),)
 
 
@@ -310,83 +304,17 @@ def _sale(order_id: str, minor: int, currency: str, at: datetime) -> tuple[Reven
 
 
 def _hints(obj: Mapping[str, Any], where: str) -> AttributionHints:
-    metadata = optional_object(obj, "metadata", where) or {}
-    # Read through the same reductions the redacted copy stores, so both parse alike.
-    landing = next(filter(None, (scrub_url(metadata.get(key)) for key in _LANDING_KEYS)), None)
+    # Read from what the redacted copy keeps, so that both parse alike.
+    metadata = _attribution_metadata(optional_object(obj, "metadata", where)) or {}
+    landing = next(filter(None, map(metadata.get, _LANDING_KEYS)), None)
     return attribution_hints(
-        landing_url=landing,
-        referrer=referring_domain(metadata.get(_REFERRER_KEY)),
-        fields=metadata,
+        landing_url=landing, referrer=metadata.get(_REFERRER_KEY), fields=metadata
     )
 
 
-def _required_object(obj: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = optional_object(obj, key, where)
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
-    return value
-
-
-def _stripe_id(
-    obj: Mapping[str, Any], key: str, where: str, prefixes: tuple[str, ...], required: bool = True
-) -> str | None:
-    value = obj.get(key)
-    if value is None and not required:
-        return None
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
-    if not isinstance(value, str) or not _STRIPE_ID.fullmatch(value) or not (
-        value.startswith(prefixes)
-    ):
-        raise UnprocessableEvent(f"{where}.{key} is not a {'/'.join(prefixes)} id")
-    return value
-
-
-def _flag(obj: Mapping[str, Any], key: str, where: str) -> bool | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise UnprocessableEvent(f"{where}.{key} is not a boolean")
-    return value
-
-
-def _unix_time(
-    obj: Mapping[str, Any], key: str, where: str, default: datetime | None = None
-) -> datetime:
-    value = obj.get(key)
-    if value is None and default is not None:
-        return default
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_UNIX_TIME:
-        raise UnprocessableEvent(f"{where}.{key} is not a unix timestamp")
-    return datetime.fromtimestamp(value, UTC)
-
-
-def _currency(obj: Mapping[str, Any], where: str) -> str:
-    """Stripe's lower-case code as our upper-case ISO 4217 one."""
-    value = obj.get("currency")
-    if value is None:
-        raise UnprocessableEvent(f"{where}.currency is missing")
-    code = value.upper() if isinstance(value, str) and value.isascii() else None
-    try:
-        money.exponent(code)
-    except money.MoneyError:
-        raise UnprocessableEvent(f"{where}.currency is not a known currency code") from None
-    return code
-
-
-def _stripe_amount(obj: Mapping[str, Any], key: str, where: str) -> int:
-    """A non-negative integer amount in Stripe's minor units."""
-    value = obj.get(key)
-    if value is None:
-        raise UnprocessableEvent(f"{where}.{key} is missing")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= money.BIGINT_MAX:
-        raise UnprocessableEvent(f"{where}.{key} is not a non-negative integer amount")
-    return value
-
-
 def _amount(obj: Mapping[str, Any], key: str, currency: str, where: str) -> int:
-    return _to_iso_minor(_stripe_amount(obj, key, where), currency, f"{where}.{key}")
+    """The integer amount at `key`, in Stripe's minor units, in ISO 4217 minor units."""
+    return _to_iso_minor(required_minor_amount(obj, key, where), currency, f"{where}.{key}")
 
 
 def _to_iso_minor(amount: int, currency: str, field: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from skeldir.ingestion.event import AttributionHints, CommerceEvent, EntryKind, RevenueEntry
@@ -23,11 +22,13 @@ from skeldir.ingestion.privacy import (
     scrub_url,
 )
 from skeldir.webhooks.payload import (
+    PRINTABLE_ID,
     header_value,
     load_json_object,
     optional_objects,
     optional_str,
     optional_timestamp,
+    optional_utc_timestamp,
     required_amount,
     required_currency,
     required_id,
@@ -38,12 +39,7 @@ from skeldir.webhooks.provider import (
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.webhooks.signing import (
-    any_digest_matches,
-    base64_digest,
-    hmac_sha256,
-    usable_secrets,
-)
+from skeldir.webhooks.signing import base64_digest, check_hmac_sha256, usable_secrets
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 # Paid or being fulfilled. A refunded order was paid too: its refunds[] net the sale to zero,
@@ -54,8 +50,6 @@ CANCELLED_STATUS = "cancelled"
 _SIGNATURE_HEADER = "x-wc-webhook-signature"
 _TOPIC_HEADER = "x-wc-webhook-topic"
 _DELIVERY_ID_HEADER = "x-wc-webhook-delivery-id"
-_MAX_DELIVERY_ID_LENGTH = 128
-_MAX_TIMESTAMP_LENGTH = 64
 
 _PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
 _MAX_PING_BYTES = 64
@@ -163,9 +157,7 @@ class WooCommerceProvider:
         if not body:
             raise SignatureError("body is empty")
         keys = [wordpress_signing_key(secret) for secret in usable_secrets(secrets)]
-        expected = [hmac_sha256(key, body) for key in keys]
-        if not any_digest_matches([received], expected):
-            raise SignatureError("signature does not match any secret")
+        check_hmac_sha256([received], body, keys)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
         topic = (header_value(headers, _TOPIC_HEADER) or "").lower()
@@ -186,7 +178,7 @@ class WooCommerceProvider:
 def _dedupe_key(headers: Mapping[str, str], topic: str, event: CommerceEvent) -> str:
     delivery_id = header_value(headers, _DELIVERY_ID_HEADER)
     if delivery_id is not None:
-        if len(delivery_id) > _MAX_DELIVERY_ID_LENGTH or not delivery_id.isprintable():
+        if not PRINTABLE_ID.fits(delivery_id):
             raise UnprocessableEvent("delivery id header is malformed")
         # The id hashes only the webhook id and the current second, so one webhook's
         # deliveries for different orders within a second share it.
@@ -206,13 +198,13 @@ def _order_event(topic: str, order: Mapping[str, Any]) -> CommerceEvent:
     total = required_amount(order, "total", currency, "order")
     if total < 0:
         raise UnprocessableEvent("order.total is negative")
-    ordered_at = _gmt_timestamp(order, "date_created_gmt")
+    ordered_at = optional_utc_timestamp(order, "date_created_gmt", "order")
     if ordered_at is None:
         # date_created is the shop's local time: usable only when it states its offset.
         ordered_at = optional_timestamp(order, "date_created", "order")
     if ordered_at is None:
         raise UnprocessableEvent("order.date_created_gmt is missing")
-    updated_at = _gmt_timestamp(order, "date_modified_gmt")
+    updated_at = optional_utc_timestamp(order, "date_modified_gmt", "order")
     entries = []
     if status in SALE_STATUSES:
         entries.append(RevenueEntry(f"sale:{order_id}", EntryKind.SALE, total, currency, ordered_at))
@@ -240,22 +232,6 @@ def _order_event(topic: str, order: Mapping[str, Any]) -> CommerceEvent:
         hints=_hints(order),
         cancelled_at=modified_at if status == CANCELLED_STATUS else None,
     )
-
-
-def _gmt_timestamp(order: Mapping[str, Any], key: str) -> datetime | None:
-    """A `*_gmt` field: UTC written without an offset ("2017-03-22T19:28:02")."""
-    value = optional_str(order, key, "order")
-    if value is None:
-        return None
-    try:
-        if len(value) > _MAX_TIMESTAMP_LENGTH:
-            raise ValueError
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise UnprocessableEvent(f"order.{key} is not an ISO 8601 timestamp") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _hints(order: Mapping[str, Any]) -> AttributionHints:
