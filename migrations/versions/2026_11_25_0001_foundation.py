@@ -48,6 +48,9 @@ RUNTIME_GRANTS = {
     "allocation_summary": "SELECT, INSERT, UPDATE, DELETE",
 }
 
+# Tables written on every webhook or recompute carry no foreign key to tenants: each such key
+# check takes a KEY SHARE lock on the tenant's row, and concurrent webhooks of one tenant would
+# pile MultiXacts onto that one row. Tenant ids there come from resolved credentials only.
 SCHEMA = r"""
 CREATE TABLE tenants (
     tenant_id uuid PRIMARY KEY,
@@ -96,7 +99,7 @@ CREATE TABLE webhook_source_secrets (
 );
 
 CREATE TABLE webhook_events (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     event_id uuid NOT NULL DEFAULT gen_random_uuid(),
     source_id uuid NOT NULL,
     provider text NOT NULL,
@@ -113,7 +116,7 @@ CREATE TABLE webhook_events (
 CREATE INDEX webhook_events_received ON webhook_events (tenant_id, received_at);
 
 CREATE TABLE dead_events (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     dead_event_id uuid NOT NULL DEFAULT gen_random_uuid(),
     source_id uuid NOT NULL,
     provider text NOT NULL,
@@ -130,7 +133,7 @@ CREATE TABLE dead_events (
 );
 
 CREATE TABLE orders (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     order_id uuid NOT NULL DEFAULT gen_random_uuid(),
     provider text NOT NULL,
     external_order_id text NOT NULL,
@@ -151,7 +154,7 @@ CREATE TABLE orders (
 );
 
 CREATE TABLE revenue_entries (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     entry_id uuid NOT NULL DEFAULT gen_random_uuid(),
     order_id uuid NOT NULL,
     provider text NOT NULL,
@@ -170,7 +173,7 @@ CREATE INDEX revenue_entries_order ON revenue_entries (tenant_id, order_id);
 -- The outbox: orders whose attribution is stale. A recompute clears a mark only if the
 -- order's version is still the one it read.
 CREATE TABLE pending_orders (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     order_id uuid NOT NULL,
     order_version bigint NOT NULL,
     marked_at timestamptz NOT NULL DEFAULT now(),
@@ -190,7 +193,7 @@ CREATE TABLE chain_state (
 -- One row per order and model: credits as parallel arrays, so a recompute writes
 -- one row per model rather than one per credit.
 CREATE TABLE attribution_allocations (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     order_id uuid NOT NULL,
     model text NOT NULL,
     model_version integer NOT NULL,
@@ -205,7 +208,7 @@ CREATE TABLE attribution_allocations (
 );
 
 CREATE TABLE recompute_jobs (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     job_id uuid NOT NULL,
     status text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
     run_count integer NOT NULL DEFAULT 1,
@@ -221,14 +224,14 @@ CREATE INDEX recompute_jobs_started ON recompute_jobs (tenant_id, started_at);
 
 -- Orders whose report rows must be refreshed (filled by recompute, drained by refresh).
 CREATE TABLE report_dirty_orders (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     order_id uuid NOT NULL,
     marked_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, order_id)
 );
 
 CREATE TABLE allocation_summary (
-    tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    tenant_id uuid NOT NULL,
     order_id uuid NOT NULL,
     model text NOT NULL,
     day date NOT NULL,

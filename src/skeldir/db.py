@@ -34,7 +34,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset round trip on release: nothing here leaves session state behind
+    (the tenant context and advisory locks are transaction-scoped; LISTEN is undone by its
+    owner), and that round trip would double the cost of a one-statement ingest."""
+
+
+async def create_pool(
+    settings: Settings, *, max_size: int | None = None, plan_every_query: bool = False
+) -> asyncpg.Pool:
+    """The runtime role's pool. `plan_every_query` suits batch work (the worker): a generic plan
+    cached while tables were nearly empty can pick an index that scans a whole tenant later
+    (sizes tie, so the choice is arbitrary); planning each batch query costs little there."""
     if not settings.database_url:
         raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
     size = max_size or settings.db_pool_size
@@ -43,9 +54,11 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> asy
         min_size=min(2, size),
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         # Statements are few and fixed; caching their plans is the point of a pool.
         statement_cache_size=256,
         command_timeout=60,
+        server_settings={"plan_cache_mode": "force_custom_plan"} if plan_every_query else {},
     )
 
 

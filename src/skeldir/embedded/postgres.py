@@ -131,4 +131,6 @@ log_timezone = 'UTC'
 log_min_duration_statement = 1000
 log_lock_waits = on
 log_checkpoints = on
+# Analyze new tables soon after they fill (plans of near-empty tables are arbitrary).
+autovacuum_naptime = 5s
 """

@@ -21,7 +21,9 @@ class WorkerRuntime:
         self.settings = settings
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self.pool: asyncpg.Pool = self.loop.run_until_complete(create_pool(settings, max_size=4))
+        self.pool: asyncpg.Pool = self.loop.run_until_complete(
+            create_pool(settings, max_size=4, plan_every_query=True)
+        )
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
