@@ -51,6 +51,8 @@ RUNTIME_GRANTS = {
 # Tables written on every webhook or recompute carry no foreign key to tenants: each such key
 # check takes a KEY SHARE lock on the tenant's row, and concurrent webhooks of one tenant would
 # pile MultiXacts onto that one row. Tenant ids there come from resolved credentials only.
+# Derived rows (allocations, report rows) carry none to orders either: they are rewritten by
+# the recompute and refresh alone, and a key check per written row is their largest cost.
 SCHEMA = r"""
 CREATE TABLE tenants (
     tenant_id uuid PRIMARY KEY,
@@ -203,7 +205,6 @@ CREATE TABLE attribution_allocations (
     credits_minor bigint[] NOT NULL,
     computed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, order_id, model),
-    FOREIGN KEY (tenant_id, order_id) REFERENCES orders ON DELETE CASCADE,
     CHECK (cardinality(channels) = cardinality(credits_minor))
 );
 
@@ -241,8 +242,7 @@ CREATE TABLE allocation_summary (
     drift_cents bigint NOT NULL,
     is_balanced boolean NOT NULL,
     refreshed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, order_id, model),
-    FOREIGN KEY (tenant_id, order_id) REFERENCES orders ON DELETE CASCADE
+    PRIMARY KEY (tenant_id, order_id, model)
 );
 CREATE INDEX allocation_summary_day ON allocation_summary (tenant_id, day);
 """

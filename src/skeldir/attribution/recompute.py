@@ -50,10 +50,17 @@ FROM unnest($2::uuid[], $3::text[], $4::numeric[], $5::numeric[])
 WHERE o.tenant_id = $1 AND o.order_id = v.order_id
 """
 
-_UPSERT_ALLOCATION_SQL = """
+# One statement per batch: rows arrive as parallel arrays, each row's channels and credits
+# as comma-joined text (channel names never hold commas), because SQL arrays cannot be ragged.
+_UPSERT_ALLOCATIONS_SQL = """
 INSERT INTO attribution_allocations AS a (tenant_id, order_id, model, model_version, currency,
     revenue_minor, channels, credits_minor, gross_credits_minor, computed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+SELECT $1, r.order_id, r.model, r.model_version, r.currency, r.revenue_minor,
+       string_to_array(r.channels, ','), string_to_array(r.credits, ',')::bigint[],
+       string_to_array(r.gross_credits, ',')::bigint[], now()
+FROM unnest($2::uuid[], $3::text[], $4::integer[], $5::text[], $6::bigint[], $7::text[],
+            $8::text[], $9::text[])
+     AS r(order_id, model, model_version, currency, revenue_minor, channels, credits, gross_credits)
 ON CONFLICT (tenant_id, order_id, model) DO UPDATE SET
     model_version = EXCLUDED.model_version, currency = EXCLUDED.currency,
     revenue_minor = EXCLUDED.revenue_minor, channels = EXCLUDED.channels,
@@ -185,12 +192,16 @@ async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: lis
     for row in attributed:
         for allocation in allocate_order(row["hints"], row["ordered_at"], row["sales"], row["reversals"]):
             allocation_rows.append((
-                tenant_id, row["order_id"], allocation.model, MODEL_VERSION[allocation.model],
-                row["currency"], sum(allocation.credits_minor), list(allocation.channels),
-                list(allocation.credits_minor), list(allocation.gross_credits_minor),
+                row["order_id"], allocation.model, MODEL_VERSION[allocation.model], row["currency"],
+                sum(allocation.credits_minor), ",".join(allocation.channels),
+                ",".join(map(str, allocation.credits_minor)),
+                ",".join(map(str, allocation.gross_credits_minor)),
             ))
     if allocation_rows:
-        await conn.executemany(_UPSERT_ALLOCATION_SQL, allocation_rows)
+        await conn.execute(
+            _UPSERT_ALLOCATIONS_SQL, tenant_id,
+            *(list(column) for column in zip(*allocation_rows, strict=True)),
+        )
         await _stamp_exchange_rates(conn, tenant_id, attributed)
         await conn.execute(
             "INSERT INTO report_dirty_orders (tenant_id, order_id) SELECT $1, unnest($2::uuid[])"

@@ -63,12 +63,16 @@ class ChainScheduler:
         self._stale = chain_stale
         # One thread: publishes are rare (debounced) and kombu producers are not shared safely.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="celery-publish")
-        self._tasks: set[asyncio.Task] = set()
+        # One claim per tenant in flight: webhooks arriving meanwhile would only queue up on
+        # the same chain_state row to learn that the first one claimed it.
+        self._claiming: dict[uuid.UUID, asyncio.Task] = {}
 
     async def request(self, tenant_id: uuid.UUID, context: dict[str, str]) -> None:
+        if tenant_id in self._claiming:
+            return
         task = asyncio.create_task(self._schedule(tenant_id, context))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._claiming[tenant_id] = task
+        task.add_done_callback(lambda _task: self._claiming.pop(tenant_id, None))
 
     async def _schedule(self, tenant_id: uuid.UUID, context: dict[str, str]) -> None:
         try:
@@ -86,6 +90,6 @@ class ChainScheduler:
                 log.warning("chain_claim_release_failed", extra={"tenant_id": str(tenant_id)})
 
     async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._claiming:
+            await asyncio.gather(*self._claiming.values(), return_exceptions=True)
         self._executor.shutdown(wait=True)
