@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg.types.json import Jsonb
 
-from skeldir import keys
+from skeldir import keys, money
 from skeldir.crypto import SecretBox
 
 PROVIDERS = ("shopify", "stripe", "woocommerce", "paypal", "standard")
@@ -37,13 +37,18 @@ class CreatedSource:
 def create_tenant(conn: psycopg.Connection, name: str, reporting_currency: str = "USD") -> CreatedTenant:
     if not name or len(name) > 200:
         raise AdminError("a tenant name has 1 to 200 characters")
+    reporting_currency = reporting_currency.upper()
+    try:
+        money.exponent(reporting_currency)
+    except money.MoneyError as exc:
+        raise AdminError("the reporting currency must be an ISO 4217 code such as USD") from exc
     tenant_id = uuid.uuid4()
     api_key = keys.new_credential(keys.API_KEY_PREFIX, tenant_id)
     webhook_key = keys.new_credential(keys.API_KEY_PREFIX, tenant_id)
     with conn.transaction():
         conn.execute(
             "INSERT INTO tenants (tenant_id, name, reporting_currency) VALUES (%s, %s, %s)",
-            (tenant_id, name, reporting_currency.upper()),
+            (tenant_id, name, reporting_currency),
         )
         _insert_key(conn, tenant_id, api_key, "admin", "created with the tenant")
         _insert_key(conn, tenant_id, webhook_key, "webhook", "X-Skeldir-Tenant-Key")

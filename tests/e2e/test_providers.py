@@ -172,3 +172,31 @@ def test_a_new_woocommerce_webhook_ping_is_answered_and_stores_nothing(system, t
     response = httpx.post(tenant["urls"]["woocommerce"], content=b"webhook_id=42", timeout=5,
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 200 and response.json() == {"status": "ping"}
+
+
+LEGACY = {
+    # route: (provider, signer, topic, delivery id, body, external order id)
+    "stripe/payment_intent_succeeded": ("stripe", stripe, "", "", {
+        "id": "evt_legacy_sale", "object": "event", "type": "payment_intent.succeeded", "created": NOW,
+        "data": {"object": {"id": "pi_legacy001", "object": "payment_intent", "amount": 700,
+                            "amount_received": 700, "currency": "usd", "created": NOW - 5,
+                            "status": "succeeded", "metadata": {}}}}, "pi_legacy001"),
+    "woocommerce/order_completed": ("woocommerce", woocommerce, "order.updated", "wc-legacy", {
+        "id": 7300, "status": "completed", "currency": "USD", "total": "7.00",
+        "date_created_gmt": "2026-03-01T14:45:10", "date_modified_gmt": "2026-03-01T14:45:14",
+        "refunds": [], "meta_data": []}, "7300"),
+}
+
+
+@pytest.mark.parametrize("route", sorted(LEGACY))
+def test_the_earlier_systems_routes_take_the_tenant_key(system, tenant, route):
+    provider, sign, topic, delivery, document, order_id = LEGACY[route]
+    body = json.dumps(document).encode()
+    headers = {"Content-Type": "application/json", "X-Skeldir-Tenant-Key": tenant["webhook_key"],
+               **sign(body, topic, delivery)}
+    response = httpx.post(f"{system.api_url}/api/webhooks/{route}", content=body, headers=headers, timeout=10)
+    assert response.status_code == 200 and response.json()["status"] == "accepted", response.text
+    poll(f"{route} order attributed", lambda: settled(system, tenant, provider, order_id, 700))
+    wrong_key = {**headers, "X-Skeldir-Tenant-Key": tenant["api_key"]}
+    assert httpx.post(f"{system.api_url}/api/webhooks/{route}", content=body, headers=wrong_key,
+                      timeout=10).status_code == 401
