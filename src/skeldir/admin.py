@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -25,6 +26,8 @@ class CreatedTenant:
     tenant_id: uuid.UUID
     api_key: str
     webhook_key: str
+    # Only writes touchpoints, so a shop's pages may carry it.
+    collect_key: str
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ class CreatedSource:
     url: str
 
 
-def create_tenant(conn: psycopg.Connection, name: str, reporting_currency: str = "USD") -> CreatedTenant:
+def create_tenant(
+    conn: psycopg.Connection, box: SecretBox, name: str, reporting_currency: str = "USD"
+) -> CreatedTenant:
     if not name or len(name) > 200:
         raise AdminError("a tenant name has 1 to 200 characters")
     reporting_currency = reporting_currency.upper()
@@ -45,14 +50,18 @@ def create_tenant(conn: psycopg.Connection, name: str, reporting_currency: str =
     tenant_id = uuid.uuid4()
     api_key = keys.new_credential(keys.API_KEY_PREFIX, tenant_id)
     webhook_key = keys.new_credential(keys.API_KEY_PREFIX, tenant_id)
+    collect_key = keys.new_credential(keys.API_KEY_PREFIX, tenant_id)
+    stitch_key = box.encrypt(secrets.token_bytes(32), context=tenant_id.bytes)
     with conn.transaction():
         conn.execute(
-            "INSERT INTO tenants (tenant_id, name, reporting_currency) VALUES (%s, %s, %s)",
-            (tenant_id, name, reporting_currency),
+            "INSERT INTO tenants (tenant_id, name, reporting_currency, stitch_key_ciphertext)"
+            " VALUES (%s, %s, %s, %s)",
+            (tenant_id, name, reporting_currency, stitch_key),
         )
         _insert_key(conn, tenant_id, api_key, "admin", "created with the tenant")
         _insert_key(conn, tenant_id, webhook_key, "webhook", "X-Skeldir-Tenant-Key")
-    return CreatedTenant(tenant_id, api_key, webhook_key)
+        _insert_key(conn, tenant_id, collect_key, "collect", "touchpoint collection")
+    return CreatedTenant(tenant_id, api_key, webhook_key, collect_key)
 
 
 def _insert_key(conn: psycopg.Connection, tenant_id: uuid.UUID, key: str, scope: str, label: str) -> None:

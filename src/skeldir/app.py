@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from skeldir import __version__
-from skeldir.api import attribution, reports
+from skeldir.api import attribution, reports, touchpoints
 from skeldir.api.problems import http_exception_handler, validation_exception_handler
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
         chain_stale = timedelta(seconds=settings.chain_stale_seconds)
         scheduler = ChainScheduler(pool, create_celery(settings), chain_stale)
         app.state.pool = pool
+        app.state.box = box
         app.state.webhook_edge = webhooks.WebhookEdge(
             pool=pool,
             box=box,
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(attribution.router)
     app.include_router(reports.router)
+    app.include_router(touchpoints.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -114,11 +114,12 @@ def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_jso
     settings = _operator_settings(ctx)
     try:
         with owner_connection(settings) as conn:
-            created = admin.create_tenant(conn, name, reporting_currency)
+            created = admin.create_tenant(conn, secret_box(settings, create=True), name,
+                                          reporting_currency)
     except admin.AdminError as exc:
         raise click.ClickException(str(exc)) from exc
     _emit({"tenant_id": str(created.tenant_id), "api_key": created.api_key,
-           "webhook_key": created.webhook_key}, as_json)
+           "webhook_key": created.webhook_key, "collect_key": created.collect_key}, as_json)
 
 
 @main.group()

@@ -97,8 +97,8 @@ def test_operator_errors_are_clear(database: Settings, tenant_factory):
 def test_a_tenant_reports_in_a_real_currency(database: Settings):
     with owner_connection(database) as conn:
         with pytest.raises(admin.AdminError, match="ISO 4217"):
-            admin.create_tenant(conn, "shop", reporting_currency="XYZ")
-        created = admin.create_tenant(conn, "shop", reporting_currency="eur")
+            admin.create_tenant(conn, secret_box(database), "shop", reporting_currency="XYZ")
+        created = admin.create_tenant(conn, secret_box(database), "shop", reporting_currency="eur")
         currency = conn.execute("SELECT reporting_currency FROM tenants WHERE tenant_id = %s",
                                 (created.tenant_id,)).fetchone()[0]
     assert currency == "EUR"

@@ -16,7 +16,7 @@ import asyncpg
 
 from skeldir import money
 from skeldir.attribution.channels import channel_sort_key, classify
-from skeldir.attribution.hints import hints_from_document
+from skeldir.ingestion.hints import hints_from_document
 from skeldir.attribution.models import MODEL_VERSION, RULE_BASED_MODELS, Touchpoint, allocate_all
 from skeldir.db import tenant_transaction
 

@@ -12,6 +12,7 @@ import asyncpg
 from skeldir.crypto import SecretBox
 from skeldir.db import tenant_transaction
 from skeldir.ingestion.event import CommerceEvent
+from skeldir.ingestion.hints import hints_document
 from skeldir.webhooks.provider import Delivery
 
 _INGEST_SQL = "SELECT * FROM ingest_event($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -28,7 +29,6 @@ class IngestResult:
 
 def order_document(event: CommerceEvent) -> dict:
     """The ledger's view of an event, as the ingest function reads it."""
-    hints = event.hints
     return {
         "external_order_id": event.external_order_id,
         "has_snapshot": event.has_order_snapshot,
@@ -39,17 +39,7 @@ def order_document(event: CommerceEvent) -> dict:
         "ordered_at": event.ordered_at.isoformat(),
         "updated_at": event.updated_at.isoformat() if event.updated_at else None,
         "cancelled_at": event.cancelled_at.isoformat() if event.cancelled_at else None,
-        "hints": {
-            "utm_source": hints.utm_source,
-            "utm_medium": hints.utm_medium,
-            "utm_campaign": hints.utm_campaign,
-            "utm_term": hints.utm_term,
-            "utm_content": hints.utm_content,
-            "click_ids": [list(pair) for pair in hints.click_ids],
-            "landing_path": hints.landing_path,
-            "referring_domain": hints.referring_domain,
-            "source_name": hints.source_name,
-        },
+        "hints": hints_document(event.hints),
     }
 
 

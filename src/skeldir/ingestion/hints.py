@@ -1,4 +1,4 @@
-"""Hints as the ledger stores them (a JSON document) back into the typed form."""
+"""Attribution hints as stored (a JSON document on orders and touchpoints) and back."""
 
 from __future__ import annotations
 
@@ -18,3 +18,10 @@ def hints_from_document(document: dict | None) -> AttributionHints:
     return AttributionHints(
         **{name: document.get(name) for name in _TEXT_FIELDS}, click_ids=click_ids
     )
+
+
+def hints_document(hints: AttributionHints) -> dict:
+    return {
+        **{name: getattr(hints, name) for name in _TEXT_FIELDS},
+        "click_ids": [list(pair) for pair in hints.click_ids],
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from skeldir.attribution.recompute import finish_run, recompute_pending, start_r
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
 from skeldir.db import owner_connection, tenant_transaction
+from skeldir.ingestion import touchpoints
 from skeldir.ingestion.inbox import IngestResult, ingest, record_dead_event
 from skeldir.reporting.registry import REPORTS
 from skeldir.webhooks.shopify import ShopifyProvider
@@ -25,17 +27,18 @@ class TenantUnderTest:
     tenant_id: uuid.UUID
     api_key: str
     webhook_key: str
+    collect_key: str
     source_id: uuid.UUID
     source_url: str
 
 
 def create_tenant(settings: Settings, name: str = "shop") -> TenantUnderTest:
     with owner_connection(settings) as conn:
-        tenant = admin.create_tenant(conn, name)
+        tenant = admin.create_tenant(conn, secret_box(settings), name)
         source = admin.add_source(conn, secret_box(settings), tenant_id=tenant.tenant_id,
                                   provider="shopify", secret=SHOPIFY_SECRET,
                                   public_url="http://test")
-    return TenantUnderTest(tenant.tenant_id, tenant.api_key, tenant.webhook_key,
+    return TenantUnderTest(tenant.tenant_id, tenant.api_key, tenant.webhook_key, tenant.collect_key,
                            source.source_id, source.url)
 
 
@@ -72,6 +75,20 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
     await start_run(pool, tenant.tenant_id, job_id)
     outcome = await recompute_pending(pool, tenant.tenant_id, batch_size=100)
     await finish_run(pool, tenant.tenant_id, job_id, outcome)
+    async with tenant_transaction(pool, tenant.tenant_id) as conn:
+        stitch = await touchpoints.tenant_stitch_key(conn, box, tenant.tenant_id)
+    visit = touchpoints.validate(
+        {"id": "tp-1", "visitor_id": "v-1", "occurred_at": "2026-01-25T12:00:00Z",
+         "url": "https://shop.example/?utm_source=google&utm_medium=cpc", "cart_token": "c1"},
+        0, stitch, datetime.now(timezone.utc))
+    assert await touchpoints.store(pool, tenant.tenant_id, [visit]) == 1
+    with owner_connection(settings) as conn:
+        # Written by operator commands and the scheduled learner (as the owner).
+        conn.execute("INSERT INTO channel_rule_sets (tenant_id, version, document, fingerprint)"
+                     " VALUES (%s, 1, '{}', 'x')", (tenant.tenant_id,))
+        conn.execute("INSERT INTO model_weights (tenant_id, model, version, weights, paths, conversions,"
+                     " window_start, window_end) VALUES (%s, 'markov', 1, '{}', 0, 0, now(), now())",
+                     (tenant.tenant_id,))
     # Leave one order pending and one dirty, so those tables hold a row too.
     await ingest_shopify(pool, tenant, order_body(910002), event_id="populate-2")
     async with tenant_transaction(pool, tenant.tenant_id) as conn:

@@ -1,0 +1,90 @@
+"""Touchpoint collection: `POST /api/touchpoints` with a collect key, and the `/collect.js`
+snippet that shops without a collector of their own put on their pages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from importlib.resources import files
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request
+from starlette.responses import JSONResponse, Response
+
+from skeldir import keys
+from skeldir.db import tenant_transaction
+from skeldir.ingestion import touchpoints
+
+router = APIRouter(tags=["touchpoints"])
+
+_MAX_BODY = 2 * 1024 * 1024
+# Browsers post from the shop's own origin; the collect key is the credential, never a cookie.
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+_SNIPPET = files("skeldir.api.static").joinpath("collect.js").read_bytes()
+
+
+async def _collector(request: Request) -> uuid.UUID:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    parsed = keys.parse_credential(credential.strip(), keys.API_KEY_PREFIX) if scheme.lower() == "bearer" else None
+    row = None
+    if parsed is not None:
+        row = await request.app.state.pool.fetchrow(
+            "SELECT scope FROM resolve_api_key($1, $2)", parsed.tenant_id, parsed.digest)
+    if row is None:
+        raise HTTPException(401, "a valid collect key is required", headers=_CORS)
+    if row["scope"] not in ("collect", "admin"):
+        raise HTTPException(403, "this key cannot write touchpoints", headers=_CORS)
+    return parsed.tenant_id
+
+
+@router.options("/api/touchpoints", include_in_schema=False)
+async def touchpoints_preflight() -> Response:
+    return Response(status_code=204, headers=_CORS)
+
+
+@router.post("/api/touchpoints", summary="Record up to 1,000 touchpoints; invalid items are reported, valid ones kept")
+async def collect_touchpoints(request: Request) -> JSONResponse:
+    tenant_id = await _collector(request)
+    body = await request.body()
+    if len(body) > _MAX_BODY:
+        raise HTTPException(413, f"the body limit is {_MAX_BODY} bytes", headers=_CORS)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise HTTPException(400, "the body is not valid JSON", headers=_CORS) from None
+    items = document.get("touchpoints") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= touchpoints.MAX_BATCH:
+        raise HTTPException(
+            400, f'the body must be {{"touchpoints": [...]}} with 1 to {touchpoints.MAX_BATCH} items',
+            headers=_CORS)
+    pool = request.app.state.pool
+    async with tenant_transaction(pool, tenant_id) as conn:
+        stitch = await touchpoints.tenant_stitch_key(conn, request.app.state.box, tenant_id)
+    now = datetime.now(timezone.utc)
+    valid, rejected = [], []
+    for index, item in enumerate(items):
+        result = touchpoints.validate(item, index, stitch, now)
+        (valid if isinstance(result, touchpoints.Touchpoint) else rejected).append(result)
+    unique = list({t.touchpoint_id: t for t in valid}.values())
+    stored = await touchpoints.store(pool, tenant_id, unique)
+    return JSONResponse(
+        {
+            "accepted": stored,
+            "duplicates": len(valid) - stored,
+            "rejected": [
+                {"index": r.index, "id": r.touchpoint_id, "errors": list(r.errors)} for r in rejected
+            ],
+        },
+        headers=_CORS,
+    )
+
+
+@router.get("/collect.js", include_in_schema=False)
+async def collect_snippet() -> Response:
+    return Response(_SNIPPET, media_type="application/javascript",
+                    headers={"Cache-Control": "public, max-age=3600"})

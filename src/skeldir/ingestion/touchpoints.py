@@ -1,0 +1,139 @@
+"""Touchpoints: validate a collector's batch item by item and store the valid ones once.
+
+A touchpoint keeps its visitor id, time and attribution hints (allow-listed UTM fields and
+click ids, the landing path, the referring host); tokens and customer references become
+stitch keys. Nothing else the collector sends is stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+
+from skeldir.db import tenant_transaction
+from skeldir.ingestion.event import AttributionHints
+from skeldir.ingestion.hints import hints_document
+from skeldir.ingestion.privacy import UTM_KEYS, attribution_hints
+from skeldir.ingestion.stitching import CART, CHECKOUT, CUSTOMER, stitch_key
+
+MAX_BATCH = 1000
+_MAX_ID = 128
+_MAX_URL = 2048
+_MAX_TOKEN = 256
+# A collector's clock may run a little ahead; more than this is a bad timestamp.
+_FUTURE_SKEW = timedelta(minutes=5)
+_OPTIONAL_TEXT = ("referrer", "checkout_token", "cart_token", "customer_ref", *sorted(UTM_KEYS))
+
+
+@dataclass(frozen=True, slots=True)
+class Touchpoint:
+    touchpoint_id: str
+    visitor_id: str
+    occurred_at: datetime
+    hints: AttributionHints
+    checkout_key: bytes | None
+    cart_key: bytes | None
+    customer_key: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    index: int
+    touchpoint_id: str | None
+    errors: tuple[str, ...]
+
+
+def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpoint | Rejected:
+    """One item of a batch; every problem is reported, naming fields and never their values."""
+    if not isinstance(item, dict):
+        return Rejected(index, None, ("the item is not an object",))
+    errors: list[str] = []
+    touchpoint_id = _identifier(item, "id", errors)
+    visitor_id = _identifier(item, "visitor_id", errors)
+    occurred_at = _timestamp(item, now, errors)
+    url = item.get("url")
+    if not isinstance(url, str) or not url or len(url) > _MAX_URL:
+        errors.append(f"url must be a string of 1-{_MAX_URL} characters")
+    text = {}
+    for field in _OPTIONAL_TEXT:
+        value = item.get(field)
+        if value is not None and (not isinstance(value, str) or len(value) > _MAX_TOKEN):
+            errors.append(f"{field} must be a string of at most {_MAX_TOKEN} characters")
+        elif value:
+            text[field] = value
+    if errors:
+        return Rejected(index, touchpoint_id, tuple(errors))
+    hints = attribution_hints(
+        landing_url=url, referrer=text.get("referrer"),
+        fields={key: value for key, value in text.items() if key in UTM_KEYS},
+    )
+    return Touchpoint(
+        touchpoint_id=touchpoint_id,
+        visitor_id=visitor_id,
+        occurred_at=occurred_at,
+        hints=hints,
+        checkout_key=stitch_key(tenant_key, CHECKOUT, text.get("checkout_token")),
+        cart_key=stitch_key(tenant_key, CART, text.get("cart_token")),
+        customer_key=stitch_key(tenant_key, CUSTOMER, text.get("customer_ref")),
+    )
+
+
+def _identifier(item: dict, field: str, errors: list[str]) -> str | None:
+    value = item.get(field)
+    if isinstance(value, str) and 0 < len(value) <= _MAX_ID and value.isprintable() and value == value.strip():
+        return value
+    errors.append(f"{field} must be 1-{_MAX_ID} printable characters")
+    return None
+
+
+def _timestamp(item: dict, now: datetime, errors: list[str]) -> datetime | None:
+    value = item.get("occurred_at")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        errors.append("occurred_at must be an ISO 8601 time with an offset")
+        return None
+    if parsed > now + _FUTURE_SKEW:
+        errors.append("occurred_at is in the future")
+        return None
+    return parsed.astimezone(timezone.utc)
+
+
+_INSERT_SQL = """
+INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints, checkout_key,
+                         cart_key, customer_key)
+SELECT $1, t.touchpoint_id, t.visitor_id, t.occurred_at, t.hints, t.checkout_key, t.cart_key,
+       t.customer_key
+FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::bytea[], $7::bytea[],
+            $8::bytea[]) AS t(touchpoint_id, visitor_id, occurred_at, hints, checkout_key,
+                              cart_key, customer_key)
+ON CONFLICT (tenant_id, touchpoint_id) DO NOTHING
+RETURNING touchpoint_id
+"""
+
+
+async def tenant_stitch_key(conn: asyncpg.Connection, box, tenant_id: uuid.UUID) -> bytes:
+    ciphertext = await conn.fetchval("SELECT stitch_key_ciphertext FROM tenants WHERE tenant_id = $1", tenant_id)
+    if ciphertext is None:
+        raise LookupError("the tenant has no stitch key")
+    return box.decrypt(ciphertext, context=tenant_id.bytes)
+
+
+async def store(pool: asyncpg.Pool, tenant_id: uuid.UUID, touchpoints: list[Touchpoint]) -> int:
+    """Insert the touchpoints not stored before; returns how many were new."""
+    if not touchpoints:
+        return 0
+    columns = list(zip(*(
+        (t.touchpoint_id, t.visitor_id, t.occurred_at, hints_document(t.hints), t.checkout_key,
+         t.cart_key, t.customer_key)
+        for t in touchpoints
+    ), strict=True))
+    async with tenant_transaction(pool, tenant_id) as conn:
+        rows = await conn.fetch(_INSERT_SQL, tenant_id, *(list(c) for c in columns))
+    return len(rows)
