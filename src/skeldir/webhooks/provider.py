@@ -19,6 +19,22 @@ class UnprocessableEvent(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class StitchRefs:
+    """What links an order to a visitor's journey, as the sender gave it. Never stored or
+    logged as is: the edge turns tokens and the customer reference (an email, say) into keyed
+    digests before anything is written."""
+
+    visitor_id: str | None = None
+    checkout_token: str | None = None
+    cart_token: str | None = None
+    customer_ref: str | None = None
+
+    def __repr__(self) -> str:
+        present = [name for name in self.__slots__ if getattr(self, name)]
+        return f"StitchRefs(<{', '.join(present) or 'none'}>)"
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """What a verified request means: its topic, the key that makes it unique, the event."""
 
@@ -27,6 +43,7 @@ class Delivery:
     event: CommerceEvent
     # The payload projected onto the non-personal fields the parser reads, for re-parsing.
     redacted_payload: dict[str, Any]
+    stitch: StitchRefs = StitchRefs()
 
 
 @dataclass(frozen=True, slots=True)
