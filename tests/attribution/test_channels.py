@@ -2,6 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from skeldir.attribution.channel_rules import default_rule_set
 from skeldir.attribution.channels import CHANNELS, channel_sort_key, classify
 from skeldir.ingestion.event import AttributionHints
 
@@ -44,6 +45,10 @@ def test_unknown_channel_names_sort_after_known_ones_alphabetically():
         (AttributionHints(utm_source="facebook", utm_medium="cpc"), "paid_social"),
         (AttributionHints(utm_source="ig", utm_medium="paid"), "paid_social"),
         (AttributionHints(utm_source="linkedin.com", utm_medium="paidsearch"), "paid_social"),
+        (AttributionHints(utm_source="t.co", utm_medium="ppc"), "paid_social"),
+        (AttributionHints(utm_source="x", utm_medium="cpc"), "paid_social"),
+        (AttributionHints(utm_source="google-facebook", utm_medium="cpc"), "paid_search"),
+        (AttributionHints(utm_source="mail.google.com", utm_medium="cpc"), "paid_search"),
         (AttributionHints(utm_source="facebook", utm_medium="paid_social"), "paid_social"),
         (AttributionHints(utm_source="tiktok", utm_medium="Paid-Social"), "paid_social"),
         (AttributionHints(utm_source="klaviyo", utm_medium="email"), "email"),
@@ -71,12 +76,18 @@ def test_unknown_channel_names_sort_after_known_ones_alphabetically():
         (AttributionHints(referring_domain="outlook.live.com"), "email"),
         (AttributionHints(referring_domain="blog.example.org"), "referral"),
         (AttributionHints(referring_domain="x.example.org"), "referral"),
+        (AttributionHints(referring_domain="my-google.com"), "referral"),
+        (AttributionHints(referring_domain="www.google.com."), "organic_search"),
+        (AttributionHints(referring_domain="http://"), "referral"),
         (AttributionHints(referring_domain="blog.example.org", utm_source="google"), "referral"),
         (AttributionHints(utm_medium="qr", referring_domain="google.com"), "organic_search"),
         (AttributionHints(utm_source="google"), "organic_search"),
         (AttributionHints(utm_source="Instagram"), "organic_social"),
         (AttributionHints(utm_source="fb"), "organic_social"),
         (AttributionHints(utm_source="partner-blog"), "referral"),
+        (AttributionHints(utm_source="fb.example.org"), "referral"),
+        (AttributionHints(utm_source="mail.google.com"), "email"),
+        (AttributionHints(utm_medium="--", landing_path="/"), "direct"),
         (AttributionHints(source_name="web", landing_path="/products/mug"), "direct"),
         (AttributionHints(landing_path="/"), "direct"),
         (AttributionHints(source_name="web"), "unknown"),
@@ -108,3 +119,9 @@ optional_text = st.none() | st.text(max_size=20)
 )
 def test_classify_always_returns_a_default_channel(hints):
     assert classify(hints) in CHANNELS
+
+
+def test_classify_is_the_default_rule_set():
+    hints = AttributionHints(utm_source="google", utm_medium="cpc")
+    assert classify(hints) == default_rule_set().classify(hints) == "paid_search"
+    assert default_rule_set().channels == CHANNELS
