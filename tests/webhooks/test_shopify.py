@@ -12,7 +12,7 @@ from personal_data import personal_values
 from provider_fixtures import shared_fixture_dir, shared_fixture_names
 from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
 from skeldir.webhooks import shopify, signing
-from skeldir.webhooks.provider import SignatureError, UnprocessableEvent
+from skeldir.webhooks.provider import SignatureError, StitchRefs, UnprocessableEvent
 from skeldir.webhooks.shopify import ShopifyProvider
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
@@ -45,7 +45,7 @@ def verified_delivery(body: bytes, topic: str):
 
 
 def assert_nothing_personal_is_kept(fixture: dict, delivery) -> None:
-    kept = "\n".join([repr(delivery.event), delivery.dedupe_key,
+    kept = "\n".join([repr(delivery), repr(delivery.event), delivery.dedupe_key,
                       orjson.dumps(delivery.redacted_payload).decode()])
     values = personal_values(fixture)
     leaked = sorted(value for value in values if value in kept)
@@ -57,6 +57,8 @@ def assert_redacted_copy_parses_to_the_same_event(delivery, topic: str) -> None:
     again = provider.parse(redacted_body, delivery_headers(topic, redacted_body))
     assert again.event == delivery.event
     assert again.redacted_payload == delivery.redacted_payload
+    # The copy keeps no stitch reference: the edge stores those only as keyed digests.
+    assert again.stitch == StitchRefs()
 
 
 def sale(order_id: str, minor: int, currency: str, when: str) -> RevenueEntry:
@@ -125,6 +127,22 @@ EXPECTED_REAL = {
         has_order_snapshot=False,
     ),
 }
+EXPECTED_REAL_STITCH = {
+    "orders_create__dev_store_multicurrency_aud_shop_usd_presentment.json": StitchRefs(
+        checkout_token="0b2d7460446787c61f6f2bec332d6127",
+        cart_token="75ea35352251e9eb2763191774ab3179",
+        customer_ref="customer@example.com",
+    ),
+    # A draft order: its email is "" and it has no customer.
+    "orders_paid__dev_store_draft_order.json": StitchRefs(
+        checkout_token="2b9ba639fb81a1fb61a02be4c95459b5"),
+    "orders_updated__rest_reference_partially_refunded_with_attribution.json": StitchRefs(
+        checkout_token="bd5a8aa1ecd019dd3520ff791ee3a24c",
+        cart_token="68778783ad298f1c80c3bafcddeea02f",
+        customer_ref="bob.norman@mail.example.com",
+    ),
+    "refunds_create__rest_reference_two_line_items.json": StitchRefs(),
+}
 EXPECTED_REAL_DEDUPE_KEYS = {
     "orders_create__dev_store_multicurrency_aud_shop_usd_presentment.json":
         "orders/create:2998548365461",
@@ -146,6 +164,7 @@ def test_every_real_payload_verifies_parses_and_keeps_nothing_personal(name):
         for field, expected in EXPECTED_REAL[name].items():
             assert getattr(delivery.event, field) == expected, field
         assert delivery.dedupe_key == EXPECTED_REAL_DEDUPE_KEYS[name]
+        assert delivery.stitch == EXPECTED_REAL_STITCH[name]
     assert_nothing_personal_is_kept(json.loads(body), delivery)
     assert_redacted_copy_parses_to_the_same_event(delivery, topic)
 
@@ -226,6 +245,112 @@ def test_json_number_amounts_are_read_exactly():
     assert (event.currency, event.total_minor) == ("KWD", 10500)
     # The transaction has no created_at, so the refund's own time stands in.
     assert event.entries[1] == refund("refund:31:32", -125, "KWD", "2026-01-26T07:59:00Z")
+
+
+STITCH_FIXTURE = "orders_paid__stitch_refs_cart_attribute.json"
+STITCH_ORDER = json.loads(own_fixture(STITCH_FIXTURE))
+STITCH = StitchRefs(
+    visitor_id="vis_8d2f6b1e-4c3a-4e5f-9b7d-0a1c2e3f4a5b",
+    checkout_token="9f3c2b1a0e4d5c6b7a8f9e0d1c2b3a4f",
+    cart_token="Z2NwLWV1cm9wZS13ZXN0MTowMUpGQUtFQ0FSVDAwNDI",
+    customer_ref="casey.sample@example.invalid",
+)
+
+
+def test_stitch_refs_are_read_from_the_order():
+    delivery = verified_delivery(own_fixture(STITCH_FIXTURE), "orders/paid")
+    assert delivery.stitch == STITCH
+    assert delivery.event.entries == (sale("5550042", 4200, "EUR", "2026-02-14T18:20:00+01:00"),)
+
+
+def test_stitch_refs_are_never_shown_or_kept():
+    delivery = verified_delivery(own_fixture(STITCH_FIXTURE), "orders/paid")
+    shown = "\n".join([repr(delivery), repr(delivery.event), repr(delivery.stitch),
+                       delivery.dedupe_key, orjson.dumps(delivery.redacted_payload).decode()])
+    for value in (STITCH.visitor_id, STITCH.checkout_token, STITCH.cart_token,
+                  STITCH.customer_ref, "casey"):
+        assert value not in shown
+    assert "StitchRefs(<visitor_id, checkout_token, cart_token, customer_ref>)" in repr(delivery)
+    assert_redacted_copy_parses_to_the_same_event(delivery, "orders/paid")
+
+
+def test_hidden_cart_attribute_and_padded_values_are_read():
+    delivery = parse({
+        **STITCH_ORDER,
+        "note_attributes": [{"name": "_skeldir_visitor_id", "value": "  vis_hidden\n"}],
+        "checkout_token": " 9f3c2b1a0e4d5c6b7a8f9e0d1c2b3a4f ",
+    })
+    assert delivery.stitch.visitor_id == "vis_hidden"
+    assert delivery.stitch.checkout_token == STITCH.checkout_token
+
+
+def test_the_named_cart_attribute_wins_over_the_hidden_one():
+    attributes = [{"name": "_skeldir_visitor_id", "value": "vis_hidden"},
+                  {"name": "skeldir_visitor_id", "value": "vis_named"},
+                  {"name": "skeldir_visitor_id", "value": "vis_repeated"}]
+    assert parse({**STITCH_ORDER, "note_attributes": attributes}).stitch.visitor_id == "vis_named"
+
+
+@pytest.mark.parametrize(
+    ("change", "customer_ref"),
+    [
+        ({"email": ""}, "casey.sample@example.invalid"),
+        ({"email": None, "contact_email": "contact@example.invalid"}, "contact@example.invalid"),
+        ({"email": 7, "contact_email": None, "customer": {"email": "c@example.invalid"}},
+         "c@example.invalid"),
+        ({"email": None, "contact_email": None, "customer": None}, None),
+        ({"email": None, "contact_email": None, "customer": "casey@example.invalid"}, None),
+    ],
+)
+def test_customer_ref_falls_back_from_email_to_contact_email_to_the_customer(change, customer_ref):
+    assert parse({**STITCH_ORDER, **change}).stitch.customer_ref == customer_ref
+
+
+def too_long(field: str) -> str:
+    limit = {"visitor_id": 128, "checkout_token": 256, "cart_token": 256, "customer_ref": 320}
+    return "x" * (limit[field] + 1)
+
+
+def with_stitch_value(field: str, value) -> dict:
+    if field == "visitor_id":
+        return {**STITCH_ORDER, "note_attributes": [{"name": "skeldir_visitor_id", "value": value}]}
+    key = {"customer_ref": "email"}.get(field, field)
+    payload = {**STITCH_ORDER, key: value}
+    if field == "customer_ref":
+        payload.update(contact_email=None, customer=None)
+    return payload
+
+
+@pytest.mark.parametrize("field", ["visitor_id", "checkout_token", "cart_token", "customer_ref"])
+@pytest.mark.parametrize("bad", [too_long, 42, True, ["vis"], {"id": "vis"}, "", "   ",
+                                 "vis\x00id", "vis\nid", "vis\u200bid"])
+def test_unusable_stitch_values_are_dropped_and_the_sale_stands(field, bad):
+    value = bad(field) if callable(bad) else bad
+    good = verified_delivery(own_fixture(STITCH_FIXTURE), "orders/paid")
+    delivery = parse(with_stitch_value(field, value), topic="orders/paid")
+    assert getattr(delivery.stitch, field) is None
+    for other in {"visitor_id", "checkout_token", "cart_token", "customer_ref"} - {field}:
+        assert getattr(delivery.stitch, other) == getattr(STITCH, other)
+    assert delivery.event == good.event
+    assert delivery.dedupe_key == good.dedupe_key
+
+
+@pytest.mark.parametrize("field", ["visitor_id", "checkout_token", "cart_token", "customer_ref"])
+def test_stitch_values_at_their_bound_are_read(field):
+    value = too_long(field)[1:]
+    assert getattr(parse(with_stitch_value(field, value)).stitch, field) == value
+
+
+@pytest.mark.parametrize("attributes", [None, "skeldir_visitor_id=vis", {"name": "x"},
+                                        [None, 3, {"name": 5, "value": "vis"}]])
+def test_malformed_cart_attributes_give_no_visitor_and_no_error(attributes):
+    delivery = parse({**STITCH_ORDER, "note_attributes": attributes})
+    assert delivery.stitch.visitor_id is None
+
+
+def test_refunds_carry_no_stitch_refs():
+    body = own_fixture("refunds_create__minimal_usd.json")
+    assert verified_delivery(body, "refunds/create").stitch == StitchRefs()
 
 
 def test_refund_event_carries_only_refund_entries():

@@ -15,7 +15,12 @@ from personal_data import personal_values
 from skeldir import money
 from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
 from skeldir.webhooks import signing, standard
-from skeldir.webhooks.provider import SignatureError, UnprocessableEvent, VerificationContext
+from skeldir.webhooks.provider import (
+    SignatureError,
+    StitchRefs,
+    UnprocessableEvent,
+    VerificationContext,
+)
 from skeldir.webhooks.standard import StandardWebhooksProvider, refund_entry_id, signing_key
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "standard"
@@ -27,8 +32,9 @@ MESSAGE_ID = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
 NOW = 1_769_344_497  # 2026-01-25T12:34:57Z
 provider = StandardWebhooksProvider()
 
-# Keys the generic contract never reads that our fixtures fill with fake personal data.
-EXTRA_PERSONAL_KEYS = {"customer_name", "ip_address", "reason"}
+# Keys the generic contract never reads that our fixtures fill with fake personal data, and
+# the stitch references, which are read but never kept.
+EXTRA_PERSONAL_KEYS = {"customer_name", "ip_address", "reason", "visitor_id", "customer_ref"}
 
 
 def standard_personal_values(node) -> set[str]:
@@ -75,7 +81,7 @@ def verified_delivery(body: bytes, message_id: str = MESSAGE_ID):
 
 
 def kept_text(delivery) -> str:
-    return "\n".join([repr(delivery.event), delivery.dedupe_key,
+    return "\n".join([repr(delivery), repr(delivery.event), delivery.dedupe_key,
                       orjson.dumps(delivery.redacted_payload).decode()])
 
 
@@ -84,6 +90,8 @@ def assert_redacted_copy_parses_to_the_same_event(delivery) -> None:
     again = provider.parse(redacted_body, delivery_headers(redacted_body))
     assert again.event == delivery.event
     assert again.redacted_payload == delivery.redacted_payload
+    # The copy keeps no stitch reference: the edge stores those only as keyed digests.
+    assert again.stitch == StitchRefs()
 
 
 # --- the published test vector -----------------------------------------------------------
@@ -170,6 +178,18 @@ EXPECTED = {
             referring_domain="mail.example.net",
             source_name="web",
         ),
+        "has_order_snapshot": True,
+        "cancelled_at": None,
+    },
+    "order.created__paid_with_stitch_refs.json": {
+        "topic": "order.created",
+        "external_order_id": "web-5550042",
+        "currency": "EUR",
+        "total_minor": 4200,
+        "ordered_at": at("2026-02-14T18:20:00+01:00"),
+        "updated_at": at("2026-02-14T18:20:04+01:00"),
+        "entries": (sale("web-5550042", 4200, "EUR", "2026-02-14T18:20:00+01:00"),),
+        "hints": AttributionHints(utm_source="newsletter", utm_medium="email", source_name="web"),
         "has_order_snapshot": True,
         "cancelled_at": None,
     },
@@ -279,6 +299,79 @@ def test_attributed_order_keeps_only_scrubbed_urls_and_documented_fields():
     assert set(delivery.redacted_payload["data"]) == {
         "order_id", "currency", "total", "status", "created_at", "attribution"}
     assert "jordan" not in kept_text(delivery).lower()
+
+
+STITCH_FIXTURE = "order.created__paid_with_stitch_refs.json"
+STITCH_ORDER = json.loads(own_fixture(STITCH_FIXTURE))
+STITCH = StitchRefs(
+    visitor_id="vis_0e2c4a6b-8d1f-4b3e-9c5a-7e9b1d3f5a7c",
+    checkout_token="chk_9b7d5f3a1c2e4a6c8e0f",
+    cart_token="cart_1d3f5b7a9c0e2b4d6f8a",
+    customer_ref="casey.sample@example.invalid",
+)
+STITCH_FIELDS = ("visitor_id", "checkout_token", "cart_token", "customer_ref")
+STITCH_LIMITS = {"visitor_id": 128, "checkout_token": 256, "cart_token": 256, "customer_ref": 320}
+
+
+def test_stitch_refs_are_read_from_attribution_and_customer_ref():
+    assert verified_delivery(own_fixture(STITCH_FIXTURE)).stitch == STITCH
+
+
+def test_stitch_refs_are_never_shown_or_kept():
+    delivery = verified_delivery(own_fixture(STITCH_FIXTURE))
+    shown = "\n".join([kept_text(delivery), repr(delivery.stitch)])
+    for field in STITCH_FIELDS:
+        assert getattr(STITCH, field) not in shown
+    assert "casey" not in shown.lower()
+    assert "StitchRefs(<visitor_id, checkout_token, cart_token, customer_ref>)" in repr(delivery)
+    assert set(delivery.redacted_payload["data"]) == {
+        "order_id", "currency", "total", "status", "created_at", "attribution"}
+    assert set(delivery.redacted_payload["data"]["attribution"]) == {
+        "source_name", "utm_source", "utm_medium"}
+    assert_redacted_copy_parses_to_the_same_event(delivery)
+
+
+def with_stitch_value(field: str, value) -> dict:
+    if field == "customer_ref":
+        return {**STITCH_ORDER, "data": {**STITCH_ORDER["data"], "customer_ref": value}}
+    attribution = {**STITCH_ORDER["data"]["attribution"], field: value}
+    return {**STITCH_ORDER, "data": {**STITCH_ORDER["data"], "attribution": attribution}}
+
+
+@pytest.mark.parametrize("field", STITCH_FIELDS)
+@pytest.mark.parametrize("bad", ["too long", 42, True, ["vis"], {"id": "vis"}, "", "   ",
+                                 "vis\x00id", "vis\nid", "vis\u200bid"])
+def test_unusable_stitch_values_are_dropped_and_the_sale_stands(field, bad):
+    value = "x" * (STITCH_LIMITS[field] + 1) if bad == "too long" else bad
+    good = parse(STITCH_ORDER)
+    delivery = parse(with_stitch_value(field, value))
+    assert getattr(delivery.stitch, field) is None
+    for other in set(STITCH_FIELDS) - {field}:
+        assert getattr(delivery.stitch, other) == getattr(STITCH, other)
+    assert delivery.event == good.event
+    assert delivery.redacted_payload == good.redacted_payload
+
+
+@pytest.mark.parametrize("field", STITCH_FIELDS)
+def test_stitch_values_are_stripped_and_read_up_to_their_bound(field):
+    value = "x" * STITCH_LIMITS[field]
+    assert getattr(parse(with_stitch_value(field, f"  {value}\n")).stitch, field) == value
+
+
+def test_stitch_refs_are_read_only_where_documented():
+    data = {key: value for key, value in STITCH_ORDER["data"].items()
+            if key not in {"attribution", "customer_ref"}}
+    misplaced = {**STITCH_ORDER, "data": {
+        **data, "visitor_id": STITCH.visitor_id, "checkout_token": STITCH.checkout_token,
+        "attribution": {"customer_ref": STITCH.customer_ref, "Visitor_Id": STITCH.visitor_id}}}
+    assert parse(misplaced).stitch == StitchRefs()
+
+
+def test_a_refund_event_carries_no_stitch_refs():
+    payload = json.loads(own_fixture("refund.created__eur_amount_minor_compact.json"))
+    payload["data"]["customer_ref"] = STITCH.customer_ref
+    payload["data"]["attribution"] = {"visitor_id": STITCH.visitor_id}
+    assert parse(payload).stitch == StitchRefs()
 
 
 def test_refund_in_an_order_and_in_its_own_event_book_one_entry():
@@ -757,13 +850,17 @@ def test_the_documented_examples_parse():
     text = DOC.read_text()
     examples = [block.split("```", 1)[0] for block in text.split("```json\n")[1:]]
     assert len(examples) == 4
-    events = {}
+    events, stitches = {}, {}
     for example in examples:
         body = example.encode()
         delivery = verified_delivery(body)
         assert_redacted_copy_parses_to_the_same_event(delivery)
         events[delivery.topic] = delivery.event
+        stitches[delivery.topic] = delivery.stitch
     assert events["order.created"].entries == (sale("A-1001", 8490, "EUR", "2026-01-25T12:34:56Z"),)
+    assert stitches["order.created"] == StitchRefs(
+        visitor_id="vis_5d1e8a3c-2b7f-4e90-a6c4-1f3b5d7e9a20", checkout_token="chk_4f9a2c7e1b",
+        customer_ref="robin@example.com")
     assert events["order.created"].hints == AttributionHints(
         utm_source="google", utm_medium="cpc", utm_campaign="spring_sale",
         click_ids=(("gclid", "Cj0KCQ"),), landing_path="/pens",

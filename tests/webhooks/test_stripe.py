@@ -18,7 +18,12 @@ from skeldir import money
 from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
 from skeldir.ingestion.privacy import CLICK_ID_KEYS, UTM_KEYS
 from skeldir.webhooks import signing
-from skeldir.webhooks.provider import SignatureError, UnprocessableEvent, VerificationContext
+from skeldir.webhooks.provider import (
+    SignatureError,
+    StitchRefs,
+    UnprocessableEvent,
+    VerificationContext,
+)
 from skeldir.webhooks.stripe import StripeProvider, iso_minor_units, stripe_exponent
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stripe"
@@ -91,7 +96,7 @@ def refund(external_id: str, minor: int, currency: str, unix: int) -> RevenueEnt
 
 
 def assert_nothing_personal_is_kept(fixture: dict, delivery) -> None:
-    kept = "\n".join([repr(delivery.event), delivery.dedupe_key,
+    kept = "\n".join([repr(delivery), repr(delivery.event), delivery.dedupe_key,
                       orjson.dumps(delivery.redacted_payload).decode()])
     values = personal_values(fixture) | stripe_personal_values(fixture)
     leaked = sorted(value for value in values if value in kept)
@@ -103,6 +108,8 @@ def assert_redacted_copy_parses_to_the_same_event(delivery) -> None:
     assert again.event == delivery.event
     assert again.dedupe_key == delivery.dedupe_key
     assert again.redacted_payload == delivery.redacted_payload
+    # The copy keeps no stitch reference: the edge stores those only as keyed digests.
+    assert again.stitch == StitchRefs()
 
 
 CLI_PI = "pi_000000000000000000000000"
@@ -147,6 +154,12 @@ EXPECTED_REAL_DEDUPE_KEYS = {
     "charge.succeeded__lago_eur_api_docs_charge.json": "event:evt_1LCflrDu4p87RxPw3rxrRLSc",
 }
 
+# Only the Checkout Session names its buyer; the other real payloads carry no stitch reference.
+EXPECTED_REAL_STITCH = {
+    "checkout.session.completed__stripe_cli_payment_mode.json":
+        StitchRefs(customer_ref="stripe@example.com"),
+}
+
 
 @pytest.mark.parametrize("name", shared_fixture_names("stripe") or ["(shared folder missing)"])
 def test_every_real_payload_verifies_parses_and_keeps_nothing_personal(name):
@@ -162,6 +175,7 @@ def test_every_real_payload_verifies_parses_and_keeps_nothing_personal(name):
     assert delivery.event.cancelled_at is None
     assert delivery.dedupe_key == EXPECTED_REAL_DEDUPE_KEYS.get(
         name, "event:evt_000000000000000000000000")
+    assert delivery.stitch == EXPECTED_REAL_STITCH.get(name, StitchRefs())
     assert_nothing_personal_is_kept(json.loads(body), delivery)
     assert_redacted_copy_parses_to_the_same_event(delivery)
 
@@ -366,6 +380,98 @@ def test_no_payment_required_session_books_no_sale():
     payload = own_payload("checkout.session.completed__unpaid_async_payment.json")
     payload["data"]["object"].update(payment_status="no_payment_required", amount_total=0)
     assert parse(payload).event.entries == ()
+
+
+# --- stitch references -------------------------------------------------------------------
+
+STITCH_FIXTURE = "payment_intent.succeeded__stitch_metadata_receipt_email.json"
+STITCH = StitchRefs(
+    visitor_id="vis_3b9e7c2d-1f4a-4d6b-8e0c-5a7b9c1d3e5f",
+    checkout_token="chk_7e1d9c3b5a2f4e6d8c0b",
+    cart_token="cart_2a4c6e8f0b1d3f5a7c9e",
+    customer_ref="casey.receipts@example.invalid",
+)
+STITCH_FIELDS = ("visitor_id", "checkout_token", "cart_token", "customer_ref")
+# Where each reference is read in a PaymentIntent (below data.object).
+STITCH_PATHS = {"visitor_id": ("metadata", "skeldir_visitor_id"),
+                "checkout_token": ("metadata", "checkout_token"),
+                "cart_token": ("metadata", "cart_token"), "customer_ref": ("receipt_email",)}
+STITCH_LIMITS = {"visitor_id": 128, "checkout_token": 256, "cart_token": 256, "customer_ref": 320}
+
+
+def test_stitch_refs_are_read_from_metadata_and_the_receipt_email():
+    delivery = verified_delivery(own_fixture(STITCH_FIXTURE))
+    assert delivery.stitch == STITCH
+    assert delivery.event.entries == (sale("pi_3SkelTestStitch01Pi0001", 4200, "EUR", 1771089600),)
+    assert delivery.event.hints == AttributionHints(utm_source="newsletter", utm_medium="email")
+
+
+def test_stitch_refs_are_never_shown_or_kept():
+    delivery = verified_delivery(own_fixture(STITCH_FIXTURE))
+    shown = "\n".join([repr(delivery), repr(delivery.event), repr(delivery.stitch),
+                       delivery.dedupe_key, orjson.dumps(delivery.redacted_payload).decode()])
+    for field in STITCH_FIELDS:
+        assert getattr(STITCH, field) not in shown
+    assert "casey" not in shown.lower()
+    assert "StitchRefs(<visitor_id, checkout_token, cart_token, customer_ref>)" in repr(delivery)
+    assert delivery.redacted_payload["data"]["object"]["metadata"] == {
+        "utm_source": "newsletter", "utm_medium": "email"}
+    assert_redacted_copy_parses_to_the_same_event(delivery)
+
+
+def test_checkout_session_buyer_is_its_customer_details_email():
+    body = own_fixture("checkout.session.completed__unpaid_async_payment.json")
+    assert verified_delivery(body).stitch == StitchRefs(
+        customer_ref="robin.beispiel@example.invalid")
+
+
+def test_charge_buyer_is_its_receipt_email_else_its_billing_email():
+    billing = {"email": "billing@example.invalid", "name": "Casey Sample"}
+    assert parse(charge(billing_details=billing)).stitch.customer_ref == "billing@example.invalid"
+    with_receipt = charge(billing_details=billing, receipt_email="receipt@example.invalid")
+    assert parse(with_receipt).stitch.customer_ref == "receipt@example.invalid"
+    assert parse(charge(billing_details="billing@example.invalid")).stitch == StitchRefs()
+
+
+def test_refunded_charge_keeps_its_stitch_refs():
+    body = own_fixture("charge.refunded__partial_two_refunds.json")
+    assert verified_delivery(body).stitch == StitchRefs(
+        customer_ref="jordan.receipts@example.invalid")
+
+
+def test_the_checkout_session_id_is_not_a_checkout_token():
+    payload = own_payload("checkout.session.completed__unpaid_async_payment.json")
+    assert parse(payload).stitch.checkout_token is None
+
+
+def with_stitch_value(field: str, value) -> dict:
+    payload = own_payload(STITCH_FIXTURE)
+    *parents, key = STITCH_PATHS[field]
+    node = payload["data"]["object"]
+    for parent in parents:
+        node = node[parent]
+    node[key] = value
+    return payload
+
+
+@pytest.mark.parametrize("field", STITCH_FIELDS)
+@pytest.mark.parametrize("bad", ["too long", 42, True, ["vis"], {"id": "vis"}, "", "   ",
+                                 "vis\x00id", "vis\nid", "vis\u200bid"])
+def test_unusable_stitch_values_are_dropped_and_the_sale_stands(field, bad):
+    value = "x" * (STITCH_LIMITS[field] + 1) if bad == "too long" else bad
+    good = verified_delivery(own_fixture(STITCH_FIXTURE))
+    delivery = parse(with_stitch_value(field, value))
+    assert getattr(delivery.stitch, field) is None
+    for other in set(STITCH_FIELDS) - {field}:
+        assert getattr(delivery.stitch, other) == getattr(STITCH, other)
+    assert delivery.event == good.event
+    assert delivery.dedupe_key == good.dedupe_key
+
+
+@pytest.mark.parametrize("field", STITCH_FIELDS)
+def test_stitch_values_are_stripped_and_read_up_to_their_bound(field):
+    value = "x" * STITCH_LIMITS[field]
+    assert getattr(parse(with_stitch_value(field, f"  {value}\n")).stitch, field) == value
 
 
 # --- charges and amounts -----------------------------------------------------------------

@@ -1,4 +1,5 @@
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -15,7 +16,7 @@ from provider_fixtures import shared_fixture_dir, shared_fixture_names
 from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
 from skeldir.money import format_minor
 from skeldir.webhooks import signing, woocommerce
-from skeldir.webhooks.provider import SignatureError, UnprocessableEvent
+from skeldir.webhooks.provider import SignatureError, StitchRefs, UnprocessableEvent
 from skeldir.webhooks.woocommerce import WooCommerceProvider, is_ping, wordpress_signing_key
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "woocommerce"
@@ -32,7 +33,7 @@ WOO_PERSONAL_OBJECTS = {"billing", "shipping"}
 # meta_data entries whose value is about the buyer or their browser.
 WOO_PERSONAL_META = {"_wc_order_attribution_user_agent", "_shipping_phone", "_stripe_customer_id",
                      "_customer_ip_country", "_payment_method_id", "_stripe_source_id",
-                     "_billing_vat_number"}
+                     "_billing_vat_number", "_skeldir_visitor_id", "_skeldir_cart_token"}
 
 
 def woo_personal_values(node, inside_personal: bool = False) -> set[str]:
@@ -84,7 +85,7 @@ def verified_delivery(body: bytes, topic: str, **extra: str):
 
 
 def assert_nothing_personal_is_kept(fixture: dict, delivery) -> None:
-    kept = "\n".join([repr(delivery.event), delivery.dedupe_key,
+    kept = "\n".join([repr(delivery), repr(delivery.event), delivery.dedupe_key,
                       orjson.dumps(delivery.redacted_payload).decode()])
     leaked = sorted(value for value in woo_personal_values(fixture) if value in kept)
     assert not leaked, f"personal values kept: {leaked}"
@@ -103,6 +104,8 @@ def assert_redacted_copy_parses_to_the_same_event(delivery, topic: str) -> None:
     again = provider.parse(redacted_body, delivery_headers(topic, redacted_body))
     assert again.event == delivery.event
     assert again.redacted_payload == delivery.redacted_payload
+    # The copy keeps no stitch reference: the edge stores those only as keyed digests.
+    assert again.stitch == StitchRefs()
 
 
 def sale(order_id: str, minor: int, currency: str, when: str) -> RevenueEntry:
@@ -168,6 +171,13 @@ EXPECTED_REAL = {
         "cancelled_at": None,
     },
 }
+# None of these shops set Skeldir's meta, so the billing email is their only reference.
+EXPECTED_REAL_CUSTOMER_REFS = {
+    "order.created__rest_api_docs_v3_example.json": "john.doe@example.com",
+    "order.created__wc_ios_order_attribution_referral.json":
+        "your.email+fakedata99085@example.com",
+    "order.updated__wc_ios_partially_refunded.json": "customer+pamela-nguyen-orders@example.com",
+}
 EXPECTED_REAL_DEDUPE_KEYS = {
     "order.created__rest_api_docs_v3_example.json": "order.created:727@2017-03-22T19:28:08+00:00",
     "order.created__wc_ios_order_attribution_referral.json":
@@ -187,6 +197,7 @@ def test_every_real_payload_verifies_parses_and_keeps_nothing_personal(name):
         for field, expected in EXPECTED_REAL[name].items():
             assert getattr(delivery.event, field) == expected, field
         assert delivery.dedupe_key == EXPECTED_REAL_DEDUPE_KEYS[name]
+        assert delivery.stitch == StitchRefs(customer_ref=EXPECTED_REAL_CUSTOMER_REFS[name])
     with_id = verified_delivery(body, topic, **{"x-wc-webhook-delivery-id": DELIVERY_ID})
     assert with_id.dedupe_key == f"delivery:{DELIVERY_ID}:{delivery.event.external_order_id}"
     assert with_id.event == delivery.event
@@ -291,6 +302,82 @@ def test_utm_attribution_meta_and_a_click_id_in_the_entry_url():
     )
     assert meta["_wc_order_attribution_referrer"] == "www.google.com"
     assert "alex" not in orjson.dumps(delivery.redacted_payload).decode().lower()
+
+
+# --- stitch references -------------------------------------------------------------------
+
+STITCH_FIXTURE = "order.updated__stitch_meta_billing_email.json"
+STITCH_ORDER = json.loads(own_fixture(STITCH_FIXTURE))
+STITCH = StitchRefs(
+    visitor_id="vis_6c1a9e3f-7b2d-4f8e-a0c5-2d4f6a8b0c1e",
+    cart_token="wc_cart_5f7a9c1e3b2d4f6a",
+    customer_ref="casey.sample@example.invalid",
+)
+STITCH_FIELDS = ("visitor_id", "cart_token", "customer_ref")
+STITCH_LIMITS = {"visitor_id": 128, "cart_token": 256, "customer_ref": 320}
+STITCH_META = {"visitor_id": "_skeldir_visitor_id", "cart_token": "_skeldir_cart_token"}
+
+
+def test_stitch_refs_are_read_from_order_meta_and_the_billing_email():
+    delivery = verified_delivery(own_fixture(STITCH_FIXTURE), "order.updated")
+    assert delivery.stitch == STITCH
+    assert delivery.event.entries == (sale("9177", 4200, "EUR", "2026-02-14T17:20:00Z"),)
+    assert delivery.event.hints == AttributionHints(
+        utm_source="newsletter", utm_medium="email", source_name="utm")
+
+
+def test_stitch_refs_are_never_shown_or_kept():
+    delivery = verified_delivery(own_fixture(STITCH_FIXTURE), "order.updated")
+    shown = "\n".join([repr(delivery), repr(delivery.event), repr(delivery.stitch),
+                       delivery.dedupe_key, orjson.dumps(delivery.redacted_payload).decode()])
+    for field in STITCH_FIELDS:
+        assert getattr(STITCH, field) not in shown
+    assert "casey" not in shown.lower() and "_skeldir" not in shown
+    assert "StitchRefs(<visitor_id, cart_token, customer_ref>)" in repr(delivery)
+    assert_redacted_copy_parses_to_the_same_event(delivery, "order.updated")
+
+
+def with_stitch_value(field: str, value) -> dict:
+    payload = copy.deepcopy(STITCH_ORDER)
+    if field == "customer_ref":
+        payload["billing"]["email"] = value
+    else:
+        for entry in payload["meta_data"]:
+            if entry["key"] == STITCH_META[field]:
+                entry["value"] = value
+    return payload
+
+
+@pytest.mark.parametrize("field", STITCH_FIELDS)
+@pytest.mark.parametrize("bad", ["too long", 42, True, ["vis"], {"id": "vis"}, "", "   ",
+                                 "vis\x00id", "vis\nid", "vis\u200bid"])
+def test_unusable_stitch_values_are_dropped_and_the_sale_stands(field, bad):
+    value = "x" * (STITCH_LIMITS[field] + 1) if bad == "too long" else bad
+    good = verified_delivery(own_fixture(STITCH_FIXTURE), "order.updated")
+    delivery = parse(with_stitch_value(field, value), topic="order.updated")
+    assert getattr(delivery.stitch, field) is None
+    for other in set(STITCH_FIELDS) - {field}:
+        assert getattr(delivery.stitch, other) == getattr(STITCH, other)
+    assert delivery.stitch.checkout_token is None
+    assert delivery.event == good.event
+    assert delivery.dedupe_key == good.dedupe_key
+
+
+@pytest.mark.parametrize("field", STITCH_FIELDS)
+def test_stitch_values_are_stripped_and_read_up_to_their_bound(field):
+    value = "x" * STITCH_LIMITS[field]
+    assert getattr(parse(with_stitch_value(field, f"  {value}\n")).stitch, field) == value
+
+
+def test_the_first_visitor_id_meta_entry_wins():
+    payload = copy.deepcopy(STITCH_ORDER)
+    payload["meta_data"].append({"id": 1799, "key": "_skeldir_visitor_id", "value": "vis_later"})
+    assert parse(payload).stitch.visitor_id == STITCH.visitor_id
+
+
+@pytest.mark.parametrize("billing", [None, "casey.sample@example.invalid", [], {"email": None}])
+def test_billing_without_an_email_gives_no_customer_ref(billing):
+    assert parse({**STITCH_ORDER, "billing": billing}).stitch.customer_ref is None
 
 
 # --- ping --------------------------------------------------------------------------------

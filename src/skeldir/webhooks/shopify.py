@@ -34,10 +34,12 @@ from skeldir.webhooks.payload import (
 from skeldir.webhooks.provider import (
     Delivery,
     SignatureError,
+    StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
 from skeldir.webhooks.signing import base64_digest, check_hmac_sha256, usable_secrets
+from skeldir.webhooks.standard import stitch_refs
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "orders/cancelled"})
 REFUND_TOPIC = "refunds/create"
@@ -46,6 +48,8 @@ REFUND_TOPIC = "refunds/create"
 _HMAC_HEADERS = ("shopify-hmac-sha256", "x-shopify-hmac-sha256")
 _TOPIC_HEADERS = ("shopify-topic", "x-shopify-topic")
 _EVENT_ID_HEADERS = ("shopify-event-id", "x-shopify-event-id")
+# The cart attribute a storefront sets to the visitor id; a leading "_" hides it at checkout.
+_VISITOR_ATTRIBUTES = ("skeldir_visitor_id", "_skeldir_visitor_id")
 
 _MONEY: Spec = {"amount": True, "currency_code": True}
 _TRANSACTION: Spec = {
@@ -99,10 +103,10 @@ class ShopifyProvider:
             raise UnprocessableEvent(f"unsupported topic {topic[:64]!r}")
         payload = load_json_object(body)
         if topic == REFUND_TOPIC:
-            event, spec = _refund_event(payload), REFUND_SPEC
+            event, spec, stitch = _refund_event(payload), REFUND_SPEC, StitchRefs()
             content_key = f"{topic}:{required_id(payload, 'id', 'refund')}"
         else:
-            event, spec = _order_event(topic, payload), ORDER_SPEC
+            event, spec, stitch = _order_event(topic, payload), ORDER_SPEC, _stitch(payload)
             content_key = f"{topic}:{event.external_order_id}"
             if topic == "orders/updated" and event.updated_at is not None:
                 # Every edit of an order is its own orders/updated event.
@@ -112,6 +116,7 @@ class ShopifyProvider:
             dedupe_key=_event_key(headers, topic) or content_key,
             event=event,
             redacted_payload=project(payload, spec),
+            stitch=stitch,
         )
 
 
@@ -240,4 +245,23 @@ def _hints(order: Mapping[str, Any]) -> AttributionHints:
         landing_url=optional_str(order, "landing_site", "order"),
         referrer=optional_str(order, "referring_site", "order"),
         source_name=optional_str(order, "source_name", "order"),
+    )
+
+
+def _stitch(order: Mapping[str, Any]) -> StitchRefs:
+    attributes = order.get("note_attributes")
+    if not isinstance(attributes, list):
+        attributes = []
+    # Shopify keeps one value per attribute name; should a name repeat, the first counts.
+    named: dict[str, Any] = {}
+    for attribute in attributes:
+        if isinstance(attribute, Mapping) and isinstance(attribute.get("name"), str):
+            named.setdefault(attribute["name"], attribute.get("value"))
+    customer = order.get("customer")
+    customer_email = customer.get("email") if isinstance(customer, Mapping) else None
+    return stitch_refs(
+        visitor_id=tuple(named.get(name) for name in _VISITOR_ATTRIBUTES),
+        checkout_token=(order.get("checkout_token"),),
+        cart_token=(order.get("cart_token"),),
+        customer_ref=(order.get("email"), order.get("contact_email"), customer_email),
     )

@@ -42,6 +42,7 @@ from skeldir.webhooks.payload import (
 from skeldir.webhooks.provider import (
     Delivery,
     SignatureError,
+    StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
@@ -63,6 +64,11 @@ SECRET_PREFIX = "whsec_"
 _MESSAGE_ID = IdFormat("printable ASCII without spaces", re.compile(r"[!-~]+"), max_length=256)
 # A rotation sends two or three; more is not a sender we know.
 _MAX_SIGNATURES = 16
+
+# The longest stitch reference of each kind that is read; a longer value is not one.
+MAX_VISITOR_ID = 128
+MAX_TOKEN = 256
+MAX_CUSTOMER_REF = 320  # the longest email address
 
 _REFUND: Spec = {"id": True, "amount": True, "amount_minor": True, "created_at": True}
 ATTRIBUTION_SPEC: Spec = {
@@ -128,15 +134,44 @@ class StandardWebhooksProvider:
         occurred_at = required_timestamp(payload, "timestamp", "payload")
         data = required_object(payload, "data", "payload")
         if event_type == REFUND_TYPE:
-            event, spec = _refund_event(data), REFUND_SPEC
+            event, spec, stitch = _refund_event(data), REFUND_SPEC, StitchRefs()
         else:
             event, spec = _order_event(event_type, data, occurred_at), ORDER_SPEC
+            stitch = _stitch(data)
         return Delivery(
             topic=event_type,
             dedupe_key=dedupe_key,
             event=event,
             redacted_payload=project(payload, spec),
+            stitch=stitch,
         )
+
+
+def stitch_refs(
+    *,
+    visitor_id: tuple[Any, ...] = (),
+    checkout_token: tuple[Any, ...] = (),
+    cart_token: tuple[Any, ...] = (),
+    customer_ref: tuple[Any, ...] = (),
+) -> StitchRefs:
+    """Each reference as the first of its candidates that is printable text within its bound,
+    stripped. Anything else counts as absent, never as an error: a bad reference must not
+    cost a sale its booking."""
+    return StitchRefs(
+        visitor_id=_stitch_text(visitor_id, MAX_VISITOR_ID),
+        checkout_token=_stitch_text(checkout_token, MAX_TOKEN),
+        cart_token=_stitch_text(cart_token, MAX_TOKEN),
+        customer_ref=_stitch_text(customer_ref, MAX_CUSTOMER_REF),
+    )
+
+
+def _stitch_text(candidates: tuple[Any, ...], max_length: int) -> str | None:
+    for value in candidates:
+        if isinstance(value, str):
+            value = value.strip()
+            if 0 < len(value) <= max_length and value.isprintable():
+                return value
+    return None
 
 
 def signing_key(secret: bytes) -> bytes | None:
@@ -297,4 +332,16 @@ def _hints(attribution: Mapping[str, Any]) -> AttributionHints:
         referrer=optional_str(attribution, "referrer", where),
         source_name=optional_str(attribution, "source_name", where),
         fields={key: value for key, value in fields.items() if value is not None},
+    )
+
+
+def _stitch(data: Mapping[str, Any]) -> StitchRefs:
+    attribution = data.get("attribution")
+    if not isinstance(attribution, Mapping):
+        attribution = {}
+    return stitch_refs(
+        visitor_id=(attribution.get("visitor_id"),),
+        checkout_token=(attribution.get("checkout_token"),),
+        cart_token=(attribution.get("cart_token"),),
+        customer_ref=(data.get("customer_ref"),),
     )

@@ -44,10 +44,12 @@ from skeldir.webhooks.payload import (
 from skeldir.webhooks.provider import (
     Delivery,
     SignatureError,
+    StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
 from skeldir.webhooks.signing import check_freshness, check_hmac_sha256, usable_secrets
+from skeldir.webhooks.standard import stitch_refs
 
 # Event type -> the kind of object it carries in data.object.
 _OBJECT_KINDS = {
@@ -94,6 +96,10 @@ STRIPE_THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 _COUNTED_REFUND_STATUSES = frozenset({"succeeded", "pending"})
 _LANDING_KEYS = ("landing_url", "landing_page")
 _REFERRER_KEY = "referrer"
+# Metadata keys a merchant sets, when creating the payment, to link it to a visitor's journey.
+VISITOR_ID_KEY = "skeldir_visitor_id"
+CHECKOUT_TOKEN_KEY = "checkout_token"
+CART_TOKEN_KEY = "cart_token"
 
 
 def _attribution_metadata(metadata: Any) -> dict[str, Any] | None:
@@ -174,6 +180,7 @@ class StripeProvider:
             dedupe_key=f"event:{event_id}",
             event=_commerce_event(topic, obj, data, created),
             redacted_payload=project(payload, SPECS[_OBJECT_KINDS[topic]]),
+            stitch=_stitch(obj),
         )
 
 
@@ -309,6 +316,21 @@ def _hints(obj: Mapping[str, Any], where: str) -> AttributionHints:
     landing = next(filter(None, map(metadata.get, _LANDING_KEYS)), None)
     return attribution_hints(
         landing_url=landing, referrer=metadata.get(_REFERRER_KEY), fields=metadata
+    )
+
+
+def _stitch(obj: Mapping[str, Any]) -> StitchRefs:
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    # A session's buyer is in customer_details; a charge's may be only in billing_details.
+    details = [obj.get(key) for key in ("customer_details", "billing_details")]
+    emails = [item.get("email") for item in details if isinstance(item, Mapping)]
+    return stitch_refs(
+        visitor_id=(metadata.get(VISITOR_ID_KEY),),
+        checkout_token=(metadata.get(CHECKOUT_TOKEN_KEY),),
+        cart_token=(metadata.get(CART_TOKEN_KEY),),
+        customer_ref=(obj.get("receipt_email"), *emails),
     )
 
 

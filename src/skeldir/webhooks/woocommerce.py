@@ -36,10 +36,12 @@ from skeldir.webhooks.payload import (
 from skeldir.webhooks.provider import (
     Delivery,
     SignatureError,
+    StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
 from skeldir.webhooks.signing import base64_digest, check_hmac_sha256, usable_secrets
+from skeldir.webhooks.standard import stitch_refs
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 # Paid or being fulfilled. A refunded order was paid too: its refunds[] net the sale to zero,
@@ -69,6 +71,9 @@ _META_VALUE_RULES: dict[str, Any] = {
 }
 # Sourcebuster's words for "no value" (WooCommerce drops "(none)" itself since 8.5).
 _PLACEHOLDERS = frozenset({"(none)", "(direct)"})
+# Order meta a shop sets at checkout (from the storefront's cookies) to link the order to a visit.
+VISITOR_ID_META = "_skeldir_visitor_id"
+CART_TOKEN_META = "_skeldir_cart_token"
 
 
 def _attribution_meta(entries: Any) -> list[dict[str, Any]]:
@@ -172,6 +177,7 @@ class WooCommerceProvider:
             dedupe_key=_dedupe_key(headers, topic, event),
             event=event,
             redacted_payload=project(payload, ORDER_SPEC),
+            stitch=_stitch(payload),
         )
 
 
@@ -247,4 +253,21 @@ def _hints(order: Mapping[str, Any]) -> AttributionHints:
         referrer=values.get(_REFERRER_META),
         source_name=values.get(_SOURCE_TYPE_META),
         fields={utm: values[meta] for meta, utm in _UTM_META.items() if values.get(meta)},
+    )
+
+
+def _stitch(order: Mapping[str, Any]) -> StitchRefs:
+    entries = order.get("meta_data")
+    if not isinstance(entries, list):
+        entries = []
+    meta: dict[str, Any] = {}
+    for entry in entries:
+        # The first entry of a key wins, as WooCommerce's get_meta() reads it.
+        if isinstance(entry, Mapping) and isinstance(entry.get("key"), str):
+            meta.setdefault(entry["key"], entry.get("value"))
+    billing = order.get("billing")
+    return stitch_refs(
+        visitor_id=(meta.get(VISITOR_ID_META),),
+        cart_token=(meta.get(CART_TOKEN_META),),
+        customer_ref=(billing.get("email") if isinstance(billing, Mapping) else None,),
     )
