@@ -81,7 +81,7 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
         {"id": "tp-1", "visitor_id": "v-1", "occurred_at": "2026-01-25T12:00:00Z",
          "url": "https://shop.example/?utm_source=google&utm_medium=cpc", "cart_token": "c1"},
         0, stitch, datetime.now(timezone.utc))
-    assert await touchpoints.store(pool, tenant.tenant_id, [visit]) == 1
+    assert (await touchpoints.store(pool, tenant.tenant_id, [visit])).new == 1
     with owner_connection(settings) as conn:
         # Written by operator commands and the scheduled learner (as the owner).
         conn.execute("INSERT INTO channel_rule_sets (tenant_id, version, document, fingerprint)"

@@ -21,6 +21,22 @@ ALTER TABLE orders
     ADD COLUMN fx_rate numeric,
     ADD COLUMN fx_factor numeric;
 
+-- What links an order to a visitor's journey: the visitor id it carries, and keyed digests
+-- (stitch keys) of its checkout token, cart token and customer reference.
+ALTER TABLE orders
+    -- The visitor the recompute linked the order to (so a late touchpoint finds its orders).
+    ADD COLUMN stitched_visitor_id text,
+    ADD COLUMN visitor_id text,
+    ADD COLUMN checkout_key bytea,
+    ADD COLUMN cart_key bytea,
+    ADD COLUMN customer_key bytea;
+CREATE INDEX orders_visitor ON orders (tenant_id, visitor_id) WHERE visitor_id IS NOT NULL;
+CREATE INDEX orders_stitched_visitor ON orders (tenant_id, stitched_visitor_id)
+    WHERE stitched_visitor_id IS NOT NULL;
+CREATE INDEX orders_checkout ON orders (tenant_id, checkout_key) WHERE checkout_key IS NOT NULL;
+CREATE INDEX orders_cart ON orders (tenant_id, cart_key) WHERE cart_key IS NOT NULL;
+CREATE INDEX orders_customer ON orders (tenant_id, customer_key) WHERE customer_key IS NOT NULL;
+
 ALTER TABLE attribution_allocations
     -- Credits of the sales alone; credits_minor minus these are the refunds' credits.
     ADD COLUMN gross_credits_minor bigint[];
@@ -119,12 +135,15 @@ BEGIN
         -- An older snapshot never overwrites a newer one (providers do not keep order).
         INSERT INTO orders AS o (tenant_id, provider, external_order_id, has_snapshot, currency,
             total_minor, presentment_currency, presentment_total_minor, ordered_at,
-            source_updated_at, hints, cancelled_at)
+            source_updated_at, hints, cancelled_at, visitor_id, checkout_key, cart_key,
+            customer_key)
         VALUES (p_tenant, p_provider, p_order->>'external_order_id', true,
             p_order->>'currency', (p_order->>'total_minor')::bigint,
             p_order->>'presentment_currency', (p_order->>'presentment_total_minor')::bigint,
             (p_order->>'ordered_at')::timestamptz, (p_order->>'updated_at')::timestamptz,
-            coalesce(p_order->'hints', '{}'), (p_order->>'cancelled_at')::timestamptz)
+            coalesce(p_order->'hints', '{}'), (p_order->>'cancelled_at')::timestamptz,
+            p_order->>'visitor_id', decode(p_order->>'checkout_key', 'hex'),
+            decode(p_order->>'cart_key', 'hex'), decode(p_order->>'customer_key', 'hex'))
         ON CONFLICT (tenant_id, provider, external_order_id) DO UPDATE SET
             has_snapshot = true,
             currency = EXCLUDED.currency,
@@ -136,6 +155,10 @@ BEGIN
             hints = EXCLUDED.hints,
             -- A cancellation, once known, is never undone by an older or silent snapshot.
             cancelled_at = coalesce(EXCLUDED.cancelled_at, o.cancelled_at),
+            visitor_id = coalesce(EXCLUDED.visitor_id, o.visitor_id),
+            checkout_key = coalesce(EXCLUDED.checkout_key, o.checkout_key),
+            cart_key = coalesce(EXCLUDED.cart_key, o.cart_key),
+            customer_key = coalesce(EXCLUDED.customer_key, o.customer_key),
             version = o.version + 1,
             updated_at = now()
         WHERE NOT o.has_snapshot

@@ -39,16 +39,6 @@ CREATE INDEX touchpoints_cart ON touchpoints (tenant_id, cart_key) WHERE cart_ke
 CREATE INDEX touchpoints_customer ON touchpoints (tenant_id, customer_key) WHERE customer_key IS NOT NULL;
 ALTER TABLE touchpoints SET (autovacuum_analyze_threshold = 1000, autovacuum_analyze_scale_factor = 0.05);
 
-ALTER TABLE orders
-    ADD COLUMN visitor_id text,
-    ADD COLUMN checkout_key bytea,
-    ADD COLUMN cart_key bytea,
-    ADD COLUMN customer_key bytea;
-CREATE INDEX orders_visitor ON orders (tenant_id, visitor_id) WHERE visitor_id IS NOT NULL;
-CREATE INDEX orders_checkout ON orders (tenant_id, checkout_key) WHERE checkout_key IS NOT NULL;
-CREATE INDEX orders_cart ON orders (tenant_id, cart_key) WHERE cart_key IS NOT NULL;
-CREATE INDEX orders_customer ON orders (tenant_id, customer_key) WHERE customer_key IS NOT NULL;
-
 -- A tenant's channel rules, versioned; the newest version is in force.
 CREATE TABLE channel_rule_sets (
     tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE,
@@ -74,6 +64,62 @@ CREATE TABLE model_weights (
 );
 """
 
+
+FUNCTIONS = r"""
+-- Source lookups also hand back the tenant's stitch key (encrypted), so the edge can turn an
+-- order's tokens into stitch keys without another round trip.
+DROP FUNCTION resolve_source(uuid, bytea);
+CREATE FUNCTION resolve_source(p_tenant uuid, p_token_hash bytea)
+RETURNS TABLE (source_id uuid, provider text, settings jsonb, secrets bytea[], stitch_key bytea)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.source_id, s.provider, s.settings,
+           coalesce(array_agg(k.ciphertext ORDER BY k.created_at DESC)
+                    FILTER (WHERE k.secret_id IS NOT NULL), '{}'),
+           t.stitch_key_ciphertext
+    FROM public.webhook_sources s
+    JOIN public.tenants t ON t.tenant_id = s.tenant_id
+    LEFT JOIN public.webhook_source_secrets k
+           ON k.tenant_id = s.tenant_id AND k.source_id = s.source_id
+          AND (k.retired_at IS NULL OR k.retired_at > now())
+    WHERE s.tenant_id = p_tenant AND s.token_hash = p_token_hash AND s.disabled_at IS NULL
+    GROUP BY s.source_id, s.provider, s.settings, t.stitch_key_ciphertext
+$$;
+
+DROP FUNCTION resolve_source_by_key(uuid, bytea, text);
+CREATE FUNCTION resolve_source_by_key(p_tenant uuid, p_key_hash bytea, p_provider text)
+RETURNS TABLE (source_id uuid, provider text, settings jsonb, secrets bytea[], stitch_key bytea)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.source_id, s.provider, s.settings,
+           coalesce(array_agg(k.ciphertext ORDER BY k.created_at DESC)
+                    FILTER (WHERE k.secret_id IS NOT NULL), '{}'),
+           t.stitch_key_ciphertext
+    FROM public.api_keys a
+    JOIN public.tenants t ON t.tenant_id = a.tenant_id
+    JOIN LATERAL (
+        SELECT * FROM public.webhook_sources w
+        WHERE w.tenant_id = a.tenant_id AND w.provider = p_provider AND w.disabled_at IS NULL
+        ORDER BY w.created_at, w.source_id LIMIT 1
+    ) s ON true
+    LEFT JOIN public.webhook_source_secrets k
+           ON k.tenant_id = s.tenant_id AND k.source_id = s.source_id
+          AND (k.retired_at IS NULL OR k.retired_at > now())
+    WHERE a.tenant_id = p_tenant AND a.key_hash = p_key_hash AND a.scope = 'webhook'
+      AND a.revoked_at IS NULL
+    GROUP BY s.source_id, s.provider, s.settings, s.created_at, t.stitch_key_ciphertext
+$$;
+"""
+
+LEARNER_FUNCTION = r"""
+-- For the scheduled learner, which serves every tenant: tenant ids only, never their rows.
+CREATE FUNCTION tenants_with_touchpoints(p_since timestamptz)
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t.tenant_id FROM public.tenants t
+    WHERE EXISTS (SELECT 1 FROM public.touchpoints p
+                  WHERE p.tenant_id = t.tenant_id AND p.occurred_at >= p_since)
+$$;
+"""
+
 POLICY = """
 ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
 ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
@@ -92,6 +138,12 @@ RUNTIME_GRANTS = {
 def upgrade() -> None:
     runtime = context.config.attributes["runtime_role"]
     op.execute(SCHEMA)
+    op.execute(FUNCTIONS)
+    op.execute(LEARNER_FUNCTION)
+    for signature in ("resolve_source(uuid, bytea)", "resolve_source_by_key(uuid, bytea, text)",
+                      "tenants_with_touchpoints(timestamptz)"):
+        op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+        op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{runtime}"')
     for table in ("touchpoints", "channel_rule_sets", "model_weights"):
         op.execute(POLICY.format(table=table))
     for table, privileges in RUNTIME_GRANTS.items():

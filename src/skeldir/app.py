@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         scheduler = ChainScheduler(pool, create_celery(settings), chain_stale)
         app.state.pool = pool
         app.state.box = box
+        app.state.schedule_chain = scheduler.request
         app.state.webhook_edge = webhooks.WebhookEdge(
             pool=pool,
             box=box,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -12,8 +13,9 @@ from pathlib import Path
 import click
 import uvicorn
 
-from skeldir import admin, fx, migrate
+from skeldir import admin, attribution_admin, fx, migrate
 from skeldir.app import create_app
+from skeldir.attribution.channel_rules import RuleSetError
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
 from skeldir.db import owner_connection
@@ -208,3 +210,75 @@ def fx_load(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     with owner_connection(settings) as conn:
         _emit(fx.load_rates(conn, rates), as_json)
+
+
+@main.group()
+def channels() -> None:
+    """A tenant's channel rules (versioned)."""
+
+
+@channels.command("set")
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.argument("rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def channels_set(ctx: click.Context, tenant_id: uuid.UUID, rules_file: Path, as_json: bool) -> None:
+    """Store RULES_FILE (JSON, see docs/channel-rules.md) as the tenant's next rules version."""
+    settings = _operator_settings(ctx)
+    try:
+        document = json.loads(rules_file.read_text(encoding="utf-8"))
+        with owner_connection(settings) as conn:
+            stored = attribution_admin.set_channel_rules(conn, tenant_id, document)
+    except (ValueError, RuleSetError, LookupError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit({"version": stored.version, "fingerprint": stored.fingerprint, "changed": stored.changed,
+           "next": "re-attribute history with `skeldir recompute --tenant ... --from ... --to ...`"},
+          as_json)
+
+
+@channels.command("show")
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.pass_context
+def channels_show(ctx: click.Context, tenant_id: uuid.UUID) -> None:
+    """Print the tenant's rules in force (the defaults when none were set)."""
+    settings = _operator_settings(ctx)
+    with owner_connection(settings) as conn:
+        found = attribution_admin.channel_rules(conn, tenant_id)
+    click.echo(json.dumps({"version": found[0] if found else 0,
+                           "rules": found[1] if found else "default"}, indent=2))
+
+
+@main.command()
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.option("--from", "start", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--to", "end", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Follow the worker until every order of the range is attributed again.")
+@click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait at most.")
+@click.pass_context
+def recompute(ctx: click.Context, tenant_id: uuid.UUID, start, end, wait: bool, timeout: int) -> None:
+    """Re-attribute a date range of a tenant's orders (after rules, weights or rates changed)."""
+    settings = _operator_settings(ctx)
+    first, last = start.date(), end.date()
+    if last < first:
+        raise click.UsageError("--to is before --from")
+    with owner_connection(settings, autocommit=True) as conn:
+        total = attribution_admin.orders_in_range(conn, tenant_id, first, last)
+        with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
+            for marked in attribution_admin.mark_range_pending(conn, tenant_id, first, last):
+                bar.update(marked)
+        if not wait or not total:
+            click.echo(f"{total} orders marked; the worker re-attributes them")
+            return
+        deadline = time.monotonic() + timeout
+        remaining = attribution_admin.pending_orders(conn, tenant_id)
+        with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"{remaining} orders still pending after {timeout}s: is a worker running?")
+                time.sleep(0.5)
+                now_pending = attribution_admin.pending_orders(conn, tenant_id)
+                bar.update(max(0, remaining - now_pending))
+                remaining = now_pending
+    click.echo(f"{total} orders re-attributed")

@@ -35,6 +35,8 @@ class Settings:
     # A chain queued this long ago without starting is presumed lost (broker restart, lost message).
     chain_stale_seconds: float = 60.0
     source_cache_seconds: float = 30.0
+    # How often the data-driven models' channel weights are learned again.
+    learn_interval_seconds: float = 3600.0
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 8001
     log_level: str = "INFO"
@@ -65,6 +67,9 @@ class Settings:
             ),
             source_cache_seconds=float(
                 _env("SKELDIR_SOURCE_CACHE_SECONDS", str(cls.source_cache_seconds))
+            ),
+            learn_interval_seconds=float(
+                _env("SKELDIR_LEARN_INTERVAL_SECONDS", str(cls.learn_interval_seconds))
             ),
             worker_metrics_host=_env("SKELDIR_WORKER_METRICS_HOST", cls.worker_metrics_host),
             worker_metrics_port=int(
@@ -107,6 +112,7 @@ class Settings:
             "SKELDIR_SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
             "SKELDIR_CHAIN_STALE_SECONDS": str(self.chain_stale_seconds),
             "SKELDIR_SOURCE_CACHE_SECONDS": str(self.source_cache_seconds),
+            "SKELDIR_LEARN_INTERVAL_SECONDS": str(self.learn_interval_seconds),
             "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
             "SKELDIR_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "SKELDIR_LOG_LEVEL": self.log_level,

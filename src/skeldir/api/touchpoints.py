@@ -72,10 +72,13 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
         (valid if isinstance(result, touchpoints.Touchpoint) else rejected).append(result)
     unique = list({t.touchpoint_id: t for t in valid}.values())
     stored = await touchpoints.store(pool, tenant_id, unique)
+    if stored.orders_marked:
+        await request.app.state.schedule_chain(tenant_id, {"tenant_id": str(tenant_id)})
     return JSONResponse(
         {
-            "accepted": stored,
-            "duplicates": len(valid) - stored,
+            "accepted": stored.new,
+            "duplicates": len(valid) - stored.new,
+            "orders_reattributed": stored.orders_marked,
             "rejected": [
                 {"index": r.index, "id": r.touchpoint_id, "errors": list(r.errors)} for r in rejected
             ],

@@ -8,20 +8,34 @@ order was not changed meanwhile; a changed order stays pending for the next batc
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import asyncpg
 
 from skeldir import money
-from skeldir.attribution.channels import channel_sort_key, classify
-from skeldir.ingestion.hints import hints_from_document
+from skeldir.attribution.channel_rules import RuleSet, default_rule_set
+from skeldir.attribution.channels import channel_sort_key
 from skeldir.attribution.models import MODEL_VERSION, RULE_BASED_MODELS, Touchpoint, allocate_all
+from skeldir.attribution.paths import Classifier, order_path
+from skeldir.attribution.weighted import weighted_credits
 from skeldir.db import tenant_transaction
 
 _PENDING_BATCH_SQL = """
 SELECT p.order_id, p.order_version, o.has_snapshot, o.currency, o.ordered_at, o.hints,
+       -- The visitor, in order of trust: checkout token, cart token, the order's own visitor
+       -- id, the customer reference (each matched by its stitch key).
+       coalesce(
+           (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = p.tenant_id
+              AND t.checkout_key = o.checkout_key ORDER BY t.occurred_at DESC LIMIT 1),
+           (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = p.tenant_id
+              AND t.cart_key = o.cart_key ORDER BY t.occurred_at DESC LIMIT 1),
+           o.visitor_id,
+           (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = p.tenant_id
+              AND t.customer_key = o.customer_key ORDER BY t.occurred_at DESC LIMIT 1)
+       ) AS visitor_id,
        coalesce((SELECT array_agg(e.amount_minor ORDER BY e.occurred_at, e.external_entry_id)
                  FROM revenue_entries e
                  WHERE e.tenant_id = p.tenant_id AND e.order_id = p.order_id
@@ -35,6 +49,31 @@ JOIN orders o ON o.tenant_id = p.tenant_id AND o.order_id = p.order_id
 WHERE p.tenant_id = $1
 ORDER BY p.marked_at
 LIMIT $2
+"""
+
+_TOUCHPOINTS_SQL = """
+SELECT visitor_id, touchpoint_id, occurred_at, hints FROM touchpoints
+WHERE tenant_id = $1 AND visitor_id = ANY($2::text[]) AND occurred_at BETWEEN $3 AND $4
+"""
+
+_TENANT_SQL = """
+SELECT reporting_currency, lookback_days, half_life_days FROM tenants WHERE tenant_id = $1
+"""
+
+_LATEST_WEIGHTS_SQL = """
+SELECT DISTINCT ON (model) model, version, weights FROM model_weights
+WHERE tenant_id = $1 ORDER BY model, version DESC
+"""
+
+_RULES_SQL = """
+SELECT document FROM channel_rule_sets WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1
+"""
+
+_STITCHED_SQL = """
+UPDATE orders o SET stitched_visitor_id = v.visitor_id
+FROM unnest($2::uuid[], $3::text[]) AS v(order_id, visitor_id)
+WHERE o.tenant_id = $1 AND o.order_id = v.order_id
+  AND o.stitched_visitor_id IS DISTINCT FROM v.visitor_id
 """
 
 _RATES_SQL = """
@@ -92,37 +131,100 @@ class Allocation:
     gross_credits_minor: tuple[int, ...]
 
 
+DATA_DRIVEN_MODELS = ("markov", "shapley")
+
+
 def lock_key(tenant_id: uuid.UUID) -> int:
     """A stable signed 64-bit advisory lock key per tenant."""
     return int.from_bytes(tenant_id.bytes[:8], "big", signed=True)
 
 
-def allocate_order(
-    hints_document: dict, ordered_at: datetime, sales: list[int], reversals: list[int]
-) -> list[Allocation]:
-    """Every model's credits for one order; its own landing hints are its only touchpoint.
+@dataclass(frozen=True, slots=True)
+class TenantAttribution:
+    """What a tenant's orders are attributed with: rules, windows and learned weights."""
+
+    reporting_currency: str
+    lookback: timedelta
+    half_life: timedelta
+    classify: Classifier
+    learned: dict[str, dict[str, float]]  # model -> channel -> weight
+    learned_versions: dict[str, int]
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return RULE_BASED_MODELS + tuple(m for m in DATA_DRIVEN_MODELS if m in self.learned)
+
+    def version(self, model: str) -> int:
+        return self.learned_versions.get(model, MODEL_VERSION.get(model, 1))
+
+
+def path_credits(
+    path: Sequence[Touchpoint], ordered_at: datetime, sales: Sequence[int],
+    reversals: Sequence[int], tenant: TenantAttribution,
+) -> dict[str, tuple[list[int], list[int]]]:
+    """Per model, each touchpoint's (net, sales-only) credit along the canonical `path`.
 
     Each entry (sale, refund, cancellation) is apportioned with the order's weights on its
-    own, so each sums exactly and a refund takes back exactly what its sale gave a channel.
+    own, so each sums exactly and a refund takes back exactly what its sale gave.
     """
-    channel = classify(hints_from_document(hints_document))
-    path = [Touchpoint(channel=channel, occurred_at=ordered_at)]
-    per_entry = [allocate_all(path, amount, ordered_at) for amount in (*sales, *reversals)]
-    allocations = []
-    for model in RULE_BASED_MODELS:
-        gross: dict[str, int] = {}
-        net: dict[str, int] = {}
-        for index, credits in enumerate(per_entry):
-            for credit in credits[model]:
-                net[credit.channel] = net.get(credit.channel, 0) + credit.minor
+    channels = [touchpoint.channel for touchpoint in path]
+    amounts = (*sales, *reversals)
+    per_entry = [
+        allocate_all(path, amount, ordered_at, half_life=tenant.half_life, lookback=tenant.lookback)
+        for amount in amounts
+    ]
+    result = {}
+    for model in tenant.models:
+        net, gross = [0] * len(path), [0] * len(path)
+        for index, amount in enumerate(amounts):
+            if model in RULE_BASED_MODELS:
+                parts = [0] * len(path)
+                for credit in per_entry[index][model]:
+                    parts[credit.touchpoint_index] += credit.minor
+            else:
+                parts = weighted_credits(channels, tenant.learned[model], amount)
+            for position, minor in enumerate(parts):
+                net[position] += minor
                 if index < len(sales):
-                    gross[credit.channel] = gross.get(credit.channel, 0) + credit.minor
-        channels = tuple(sorted(net, key=channel_sort_key)) or (channel,)
+                    gross[position] += minor
+        result[model] = (net, gross)
+    return result
+
+
+def allocate_order(
+    path: Sequence[Touchpoint], ordered_at: datetime, sales: Sequence[int],
+    reversals: Sequence[int], tenant: TenantAttribution,
+) -> list[Allocation]:
+    """Every model's credits for one order, summed per channel."""
+    allocations = []
+    for model, (net, gross) in path_credits(path, ordered_at, sales, reversals, tenant).items():
+        net_by_channel: dict[str, int] = {}
+        gross_by_channel: dict[str, int] = {}
+        for touchpoint, net_minor, gross_minor in zip(path, net, gross, strict=True):
+            net_by_channel[touchpoint.channel] = net_by_channel.get(touchpoint.channel, 0) + net_minor
+            gross_by_channel[touchpoint.channel] = gross_by_channel.get(touchpoint.channel, 0) + gross_minor
+        credited = [c for c in net_by_channel if net_by_channel[c] or gross_by_channel[c]]
+        channels = tuple(sorted(credited, key=channel_sort_key)) or (path[0].channel,)
         allocations.append(Allocation(
             model, channels,
-            tuple(net.get(c, 0) for c in channels), tuple(gross.get(c, 0) for c in channels),
+            tuple(net_by_channel[c] for c in channels), tuple(gross_by_channel[c] for c in channels),
         ))
     return allocations
+
+
+async def load_tenant_attribution(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> TenantAttribution:
+    tenant = await conn.fetchrow(_TENANT_SQL, tenant_id)
+    rules = await conn.fetchval(_RULES_SQL, tenant_id)
+    learned = await conn.fetch(_LATEST_WEIGHTS_SQL, tenant_id)
+    rule_set = RuleSet.from_document(rules) if rules else default_rule_set()
+    return TenantAttribution(
+        reporting_currency=tenant["reporting_currency"],
+        lookback=timedelta(days=tenant["lookback_days"]),
+        half_life=timedelta(days=float(tenant["half_life_days"])),
+        classify=rule_set.classify,
+        learned={r["model"]: r["weights"] for r in learned if r["weights"]},
+        learned_versions={r["model"]: r["version"] for r in learned},
+    )
 
 
 def fx_factor(rate: Decimal, currency: str, reporting_currency: str) -> Decimal:
@@ -187,12 +289,16 @@ async def recompute_pending(
 
 
 async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: list) -> None:
+    tenant = await load_tenant_attribution(conn, tenant_id)
     attributed = [row for row in rows if row["has_snapshot"]]
+    journeys = await _journeys(conn, tenant_id, attributed, tenant.lookback)
     allocation_rows = []
     for row in attributed:
-        for allocation in allocate_order(row["hints"], row["ordered_at"], row["sales"], row["reversals"]):
+        path = order_path(journeys.get(row["visitor_id"], ()), row["hints"], row["ordered_at"],
+                          tenant.classify, tenant.lookback)
+        for allocation in allocate_order(path, row["ordered_at"], row["sales"], row["reversals"], tenant):
             allocation_rows.append((
-                row["order_id"], allocation.model, MODEL_VERSION[allocation.model], row["currency"],
+                row["order_id"], allocation.model, tenant.version(allocation.model), row["currency"],
                 sum(allocation.credits_minor), ",".join(allocation.channels),
                 ",".join(map(str, allocation.credits_minor)),
                 ",".join(map(str, allocation.gross_credits_minor)),
@@ -202,7 +308,9 @@ async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: lis
             _UPSERT_ALLOCATIONS_SQL, tenant_id,
             *(list(column) for column in zip(*allocation_rows, strict=True)),
         )
-        await _stamp_exchange_rates(conn, tenant_id, attributed)
+        await conn.execute(_STITCHED_SQL, tenant_id, [r["order_id"] for r in attributed],
+                           [r["visitor_id"] for r in attributed])
+        await _stamp_exchange_rates(conn, tenant_id, attributed, tenant.reporting_currency)
         await conn.execute(
             "INSERT INTO report_dirty_orders (tenant_id, order_id) SELECT $1, unnest($2::uuid[])"
             " ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()",
@@ -217,9 +325,25 @@ async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: lis
     )
 
 
-async def _stamp_exchange_rates(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: list) -> None:
+async def _journeys(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: list, lookback: timedelta
+) -> dict[str, list[tuple[str, datetime, dict]]]:
+    """The touchpoints of every visitor the batch's orders were stitched to, in one query."""
+    visitors = sorted({row["visitor_id"] for row in rows if row["visitor_id"]})
+    if not visitors:
+        return {}
+    start = min(row["ordered_at"] for row in rows) - lookback
+    end = max(row["ordered_at"] for row in rows)
+    journeys: dict[str, list[tuple[str, datetime, dict]]] = {}
+    for t in await conn.fetch(_TOUCHPOINTS_SQL, tenant_id, visitors, start, end):
+        journeys.setdefault(t["visitor_id"], []).append((t["touchpoint_id"], t["occurred_at"], t["hints"]))
+    return journeys
+
+
+async def _stamp_exchange_rates(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: list, reporting: str
+) -> None:
     """Record each order's rate into the reporting currency on its order day (or none known)."""
-    reporting = await conn.fetchval("SELECT reporting_currency FROM tenants WHERE tenant_id = $1", tenant_id)
     foreign = [row for row in rows if row["currency"] != reporting]
     rates = {}
     if foreign:

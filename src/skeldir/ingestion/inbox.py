@@ -13,6 +13,7 @@ from skeldir.crypto import SecretBox
 from skeldir.db import tenant_transaction
 from skeldir.ingestion.event import CommerceEvent
 from skeldir.ingestion.hints import hints_document
+from skeldir.ingestion.stitching import order_stitch
 from skeldir.webhooks.provider import Delivery
 
 _INGEST_SQL = "SELECT * FROM ingest_event($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -27,9 +28,10 @@ class IngestResult:
     needs_chain: bool
 
 
-def order_document(event: CommerceEvent) -> dict:
+def order_document(event: CommerceEvent, stitch: dict[str, str | None] | None = None) -> dict:
     """The ledger's view of an event, as the ingest function reads it."""
     return {
+        **(stitch or {}),
         "external_order_id": event.external_order_id,
         "has_snapshot": event.has_order_snapshot,
         "currency": event.currency,
@@ -64,6 +66,7 @@ async def ingest(
     provider: str,
     delivery: Delivery,
     chain_stale: timedelta,
+    stitch_key: bytes | None = None,
 ) -> IngestResult:
     row = await pool.fetchrow(
         _INGEST_SQL,
@@ -73,7 +76,7 @@ async def ingest(
         delivery.topic,
         delivery.dedupe_key,
         delivery.redacted_payload,
-        order_document(delivery.event),
+        order_document(delivery.event, order_stitch(delivery.stitch, stitch_key)),
         entry_documents(delivery.event),
         chain_stale,
     )

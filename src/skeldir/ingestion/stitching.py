@@ -26,3 +26,17 @@ def stitch_key(tenant_key: bytes, kind: bytes, value: str | None) -> bytes | Non
     if not normalised:
         return None
     return hmac.new(tenant_key, kind + b":" + normalised.encode(), hashlib.sha256).digest()
+
+
+def order_stitch(refs, tenant_key: bytes | None) -> dict[str, str | None]:
+    """The order's stitch columns as the ingest function reads them (digests in hex)."""
+    def hexed(kind: bytes, value: str | None) -> str | None:
+        digest = stitch_key(tenant_key, kind, value) if tenant_key else None
+        return digest.hex() if digest else None
+
+    return {
+        "visitor_id": refs.visitor_id,
+        "checkout_key": hexed(CHECKOUT, refs.checkout_token),
+        "cart_key": hexed(CART, refs.cart_token),
+        "customer_key": hexed(CUSTOMER, refs.customer_ref),
+    }

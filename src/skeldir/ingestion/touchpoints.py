@@ -125,15 +125,43 @@ async def tenant_stitch_key(conn: asyncpg.Connection, box, tenant_id: uuid.UUID)
     return box.decrypt(ciphertext, context=tenant_id.bytes)
 
 
-async def store(pool: asyncpg.Pool, tenant_id: uuid.UUID, touchpoints: list[Touchpoint]) -> int:
-    """Insert the touchpoints not stored before; returns how many were new."""
+_MARK_LATE_SQL = """
+INSERT INTO pending_orders AS p (tenant_id, order_id, order_version)
+SELECT o.tenant_id, o.order_id, o.version FROM orders o
+WHERE o.tenant_id = $1 AND o.has_snapshot AND o.ordered_at >= $2
+  AND (o.stitched_visitor_id = ANY($3::text[]) OR o.visitor_id = ANY($3::text[])
+       OR o.checkout_key = ANY($4::bytea[]) OR o.cart_key = ANY($5::bytea[])
+       OR o.customer_key = ANY($6::bytea[]))
+ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    new: int
+    # Orders placed after a new touchpoint of theirs: their attribution is now stale.
+    orders_marked: int
+
+
+async def store(pool: asyncpg.Pool, tenant_id: uuid.UUID, touchpoints: list[Touchpoint]) -> Stored:
+    """Insert the touchpoints not stored before, and mark pending the orders they reach late."""
     if not touchpoints:
-        return 0
+        return Stored(0, 0)
     columns = list(zip(*(
         (t.touchpoint_id, t.visitor_id, t.occurred_at, hints_document(t.hints), t.checkout_key,
          t.cart_key, t.customer_key)
         for t in touchpoints
     ), strict=True))
     async with tenant_transaction(pool, tenant_id) as conn:
-        rows = await conn.fetch(_INSERT_SQL, tenant_id, *(list(c) for c in columns))
-    return len(rows)
+        inserted = {r["touchpoint_id"] for r in await conn.fetch(_INSERT_SQL, tenant_id, *(list(c) for c in columns))}
+        new = [t for t in touchpoints if t.touchpoint_id in inserted]
+        if not new:
+            return Stored(0, 0)
+        status = await conn.execute(
+            _MARK_LATE_SQL, tenant_id, min(t.occurred_at for t in new),
+            sorted({t.visitor_id for t in new}),
+            [t.checkout_key for t in new if t.checkout_key],
+            [t.cart_key for t in new if t.cart_key],
+            [t.customer_key for t in new if t.customer_key],
+        )
+    return Stored(len(new), int(status.rsplit(" ", 1)[-1]))

@@ -53,6 +53,7 @@ async def order_attribution(conn: asyncpg.Connection, provider: str, external_or
     net = order["gross"] - order["refunded"] - order["cancelled"]
     factor = order["fx_factor"]
     return {
+        "order_id": order["order_id"],
         "provider": order["provider"],
         "external_order_id": order["external_order_id"],
         "order_received": order["has_snapshot"],
@@ -74,3 +75,29 @@ async def order_attribution(conn: asyncpg.Connection, provider: str, external_or
         "attribution_pending": order["pending"],
         "models": models,
     }
+
+
+_CHANNELS_SQL = """
+SELECT (o.ordered_at AT TIME ZONE 'UTC')::date AS day, c.channel, a.currency,
+       sum(c.gross)::bigint AS revenue, sum(c.gross - c.net)::bigint AS refunds,
+       sum(c.net)::bigint AS net, count(DISTINCT a.order_id) FILTER (WHERE c.gross <> 0) AS orders
+FROM attribution_allocations a
+JOIN orders o ON o.tenant_id = a.tenant_id AND o.order_id = a.order_id
+CROSS JOIN LATERAL unnest(a.channels, a.credits_minor,
+                          coalesce(a.gross_credits_minor, a.credits_minor)) AS c(channel, net, gross)
+WHERE a.model = $1 AND o.ordered_at >= $2 AND o.ordered_at < $3
+  AND ($4::text IS NULL OR a.currency = $4)
+GROUP BY 1, 2, 3
+ORDER BY 1, 3, 2
+"""
+
+
+async def channel_performance(conn: asyncpg.Connection, model: str, start, end, currency: str | None) -> list[dict]:
+    """Revenue, refunds, net and orders per day (of the order), channel and currency."""
+    rows = await conn.fetch(_CHANNELS_SQL, model, start, end, currency)
+    return [
+        {"day": r["day"].isoformat(), "channel": r["channel"], "currency": r["currency"],
+         "revenue_cents": r["revenue"], "refunds_cents": r["refunds"], "net_cents": r["net"],
+         "orders": r["orders"]}
+        for r in rows
+    ]

@@ -47,6 +47,11 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": settings.sweep_interval_seconds,
                 "options": {"expires": settings.sweep_interval_seconds * 2},
             },
+            "learn-model-weights": {
+                "task": "maintenance.learn_weights",
+                "schedule": settings.learn_interval_seconds,
+                "options": {"expires": settings.learn_interval_seconds},
+            },
         },
         skeldir_settings=settings,
     )

@@ -1,16 +1,21 @@
-"""Task adapter: the sweeper that heals chains lost to a down broker or a killed worker."""
+"""Task adapters for scheduled upkeep: the sweeper that heals chains lost to a down broker or
+a killed worker, and the learner of the data-driven models' weights."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from celery import shared_task
 
+from skeldir.attribution.learning import learn_weights
 from skeldir.tasks.runtime import runtime
 from skeldir.tasks.scheduling import claim_and_publish
 
 log = logging.getLogger(__name__)
+
+# Tenants with a visit this recent have their weights learned; others keep their last ones.
+LEARN_ACTIVE_DAYS = 30
 
 
 @shared_task(name="maintenance.sweep_pending", bind=True, acks_late=True)
@@ -28,3 +33,17 @@ def sweep_pending(self) -> int:
             scheduled += 1
             log.info("sweeper_scheduled_chain", extra={"tenant_id": str(row["tenant_id"])})
     return scheduled
+
+
+@shared_task(name="maintenance.learn_weights", bind=True, acks_late=True)
+def learn_weights_for_all(self) -> int:
+    """Learn every active tenant's Markov and Shapley weights (tenants with recent visits)."""
+    rt = runtime()
+    since = datetime.now(timezone.utc) - timedelta(days=LEARN_ACTIVE_DAYS)
+    tenants = rt.run(rt.pool.fetch("SELECT * FROM tenants_with_touchpoints($1) AS tenant_id", since))
+    for row in tenants:
+        for learned in rt.run(learn_weights(rt.pool, row["tenant_id"])):
+            log.info("model_weights_learned", extra={
+                "tenant_id": str(row["tenant_id"]), "model": learned.model,
+                "version": learned.version, "paths": learned.paths, "conversions": learned.conversions})
+    return len(tenants)

@@ -155,6 +155,7 @@ async def _receive(
         result = await ingest(
             edge.pool, tenant_id=source.tenant_id, source_id=source.source_id,
             provider=source.provider, delivery=delivery, chain_stale=edge.chain_stale,
+            stitch_key=source.stitch_key,
         )
     except _DB_UNAVAILABLE:
         return _unavailable(label)

@@ -24,6 +24,8 @@ class ResolvedSource:
     provider: str
     settings: dict
     secrets: tuple[bytes, ...]
+    # Keys the digests that link orders to touchpoints (None for a tenant created without one).
+    stitch_key: bytes | None = None
 
 
 class SourceResolver:
@@ -87,6 +89,8 @@ class SourceResolver:
                 secrets=tuple(
                     self._box.decrypt(c, context=source_id.bytes) for c in row["secrets"]
                 ),
+                stitch_key=self._box.decrypt(row["stitch_key"], context=tenant_id.bytes)
+                if row["stitch_key"] else None,
             )
         if len(self._cache) > 10_000:
             self._cache.clear()
