@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import orjson
 
 from skeldir import money
-from skeldir.webhooks.provider import UnprocessableEvent
+from skeldir.webhooks.provider import StitchRefs, UnprocessableEvent
 
 _MAX_ID = 2**63 - 1
 _MAX_TIMESTAMP_LENGTH = 64
@@ -252,3 +252,36 @@ def rfc3339_timestamp(text: str) -> datetime | None:
         return datetime.fromisoformat(text.upper()).astimezone(UTC)
     except ValueError:
         return None
+
+
+# The longest stitch reference of each kind that is read; a longer value is not one.
+MAX_VISITOR_ID = 128
+MAX_TOKEN = 256
+MAX_CUSTOMER_REF = 320  # the longest email address
+
+
+def stitch_refs(
+    *,
+    visitor_id: tuple[Any, ...] = (),
+    checkout_token: tuple[Any, ...] = (),
+    cart_token: tuple[Any, ...] = (),
+    customer_ref: tuple[Any, ...] = (),
+) -> StitchRefs:
+    """Each reference as the first of its candidates that is printable text within its bound,
+    stripped. Anything else counts as absent, never as an error: a bad reference must not
+    cost a sale its booking."""
+    return StitchRefs(
+        visitor_id=_stitch_text(visitor_id, MAX_VISITOR_ID),
+        checkout_token=_stitch_text(checkout_token, MAX_TOKEN),
+        cart_token=_stitch_text(cart_token, MAX_TOKEN),
+        customer_ref=_stitch_text(customer_ref, MAX_CUSTOMER_REF),
+    )
+
+
+def _stitch_text(candidates: tuple[Any, ...], max_length: int) -> str | None:
+    for value in candidates:
+        if isinstance(value, str):
+            value = value.strip()
+            if 0 < len(value) <= max_length and value.isprintable():
+                return value
+    return None

@@ -30,6 +30,7 @@ from skeldir.webhooks.payload import (
     required_amount,
     required_currency,
     required_id,
+    stitch_refs,
 )
 from skeldir.webhooks.provider import (
     Delivery,
@@ -39,7 +40,6 @@ from skeldir.webhooks.provider import (
     VerificationContext,
 )
 from skeldir.webhooks.signing import base64_digest, check_hmac_sha256, usable_secrets
-from skeldir.webhooks.standard import stitch_refs
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "orders/cancelled"})
 REFUND_TOPIC = "refunds/create"

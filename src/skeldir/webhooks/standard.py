@@ -37,6 +37,7 @@ from skeldir.webhooks.payload import (
     required_object,
     required_text_id,
     required_timestamp,
+    stitch_refs,
     unix_seconds,
 )
 from skeldir.webhooks.provider import (
@@ -64,11 +65,6 @@ SECRET_PREFIX = "whsec_"
 _MESSAGE_ID = IdFormat("printable ASCII without spaces", re.compile(r"[!-~]+"), max_length=256)
 # A rotation sends two or three; more is not a sender we know.
 _MAX_SIGNATURES = 16
-
-# The longest stitch reference of each kind that is read; a longer value is not one.
-MAX_VISITOR_ID = 128
-MAX_TOKEN = 256
-MAX_CUSTOMER_REF = 320  # the longest email address
 
 _REFUND: Spec = {"id": True, "amount": True, "amount_minor": True, "created_at": True}
 ATTRIBUTION_SPEC: Spec = {
@@ -145,33 +141,6 @@ class StandardWebhooksProvider:
             redacted_payload=project(payload, spec),
             stitch=stitch,
         )
-
-
-def stitch_refs(
-    *,
-    visitor_id: tuple[Any, ...] = (),
-    checkout_token: tuple[Any, ...] = (),
-    cart_token: tuple[Any, ...] = (),
-    customer_ref: tuple[Any, ...] = (),
-) -> StitchRefs:
-    """Each reference as the first of its candidates that is printable text within its bound,
-    stripped. Anything else counts as absent, never as an error: a bad reference must not
-    cost a sale its booking."""
-    return StitchRefs(
-        visitor_id=_stitch_text(visitor_id, MAX_VISITOR_ID),
-        checkout_token=_stitch_text(checkout_token, MAX_TOKEN),
-        cart_token=_stitch_text(cart_token, MAX_TOKEN),
-        customer_ref=_stitch_text(customer_ref, MAX_CUSTOMER_REF),
-    )
-
-
-def _stitch_text(candidates: tuple[Any, ...], max_length: int) -> str | None:
-    for value in candidates:
-        if isinstance(value, str):
-            value = value.strip()
-            if 0 < len(value) <= max_length and value.isprintable():
-                return value
-    return None
 
 
 def signing_key(secret: bytes) -> bytes | None:

@@ -39,6 +39,7 @@ from skeldir.webhooks.payload import (
     required_object,
     required_text_id,
     required_unix_time,
+    stitch_refs,
     unix_seconds,
 )
 from skeldir.webhooks.provider import (
@@ -49,7 +50,6 @@ from skeldir.webhooks.provider import (
     VerificationContext,
 )
 from skeldir.webhooks.signing import check_freshness, check_hmac_sha256, usable_secrets
-from skeldir.webhooks.standard import stitch_refs
 
 # Event type -> the kind of object it carries in data.object.
 _OBJECT_KINDS = {

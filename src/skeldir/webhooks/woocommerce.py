@@ -32,6 +32,7 @@ from skeldir.webhooks.payload import (
     required_amount,
     required_currency,
     required_id,
+    stitch_refs,
 )
 from skeldir.webhooks.provider import (
     Delivery,
@@ -41,7 +42,6 @@ from skeldir.webhooks.provider import (
     VerificationContext,
 )
 from skeldir.webhooks.signing import base64_digest, check_hmac_sha256, usable_secrets
-from skeldir.webhooks.standard import stitch_refs
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 # Paid or being fulfilled. A refunded order was paid too: its refunds[] net the sale to zero,
