@@ -54,7 +54,7 @@ LANDINGS = [
 TOUCHPOINTS_SQL = """
 INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints)
 SELECT $1::uuid, 't' || i, 'v' || (i % $3::int), $4::timestamptz - random() * interval '25 days',
-       ($5::jsonb[])[1 + (i * 7919 % cardinality($5::jsonb[]))]
+       ($5::jsonb[])[1 + (i::bigint * 7919 % cardinality($5::jsonb[]))::int]
 FROM generate_series(1, $2::int) AS i
 """
 
