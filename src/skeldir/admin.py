@@ -64,6 +64,31 @@ def create_tenant(
     return CreatedTenant(tenant_id, api_key, webhook_key, collect_key)
 
 
+def configure_tenant(
+    conn: psycopg.Connection,
+    tenant_id: uuid.UUID,
+    *,
+    lookback_days: int | None = None,
+    half_life_days: float | None = None,
+) -> dict:
+    """Change a tenant's attribution window and time-decay half-life (future recomputes)."""
+    if lookback_days is not None and not 1 <= lookback_days <= 365:
+        raise AdminError("the lookback window is 1 to 365 days")
+    if half_life_days is not None and not 0 < half_life_days <= 365:
+        raise AdminError("the half-life is more than 0 and at most 365 days")
+    row = conn.execute(
+        "UPDATE tenants SET lookback_days = coalesce(%s, lookback_days),"
+        " half_life_days = coalesce(%s, half_life_days) WHERE tenant_id = %s"
+        " RETURNING lookback_days, half_life_days, reporting_currency",
+        (lookback_days, half_life_days, tenant_id),
+    ).fetchone()
+    conn.commit()
+    if row is None:
+        raise AdminError(f"no tenant {tenant_id}")
+    return {"tenant_id": str(tenant_id), "lookback_days": row[0], "half_life_days": float(row[1]),
+            "reporting_currency": row[2]}
+
+
 def _insert_key(conn: psycopg.Connection, tenant_id: uuid.UUID, key: str, scope: str, label: str) -> None:
     conn.execute(
         "INSERT INTO api_keys (tenant_id, key_id, key_hash, scope, label) VALUES (%s, %s, %s, %s, %s)",

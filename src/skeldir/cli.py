@@ -124,6 +124,25 @@ def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_jso
            "webhook_key": created.webhook_key, "collect_key": created.collect_key}, as_json)
 
 
+@tenant.command("configure")
+@click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@click.option("--lookback-days", type=int, default=None, help="Attribution window [30].")
+@click.option("--half-life-days", type=float, default=None, help="Time-decay half-life [7].")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def tenant_configure(ctx: click.Context, tenant_id: uuid.UUID, lookback_days: int | None,
+                     half_life_days: float | None, as_json: bool) -> None:
+    """Set a tenant's attribution window and half-life; re-attribute history with `recompute`."""
+    settings = _operator_settings(ctx)
+    try:
+        with owner_connection(settings) as conn:
+            result = admin.configure_tenant(conn, tenant_id, lookback_days=lookback_days,
+                                            half_life_days=half_life_days)
+    except admin.AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(result, as_json)
+
+
 @main.group()
 def source() -> None:
     """Webhook sources (one per connected store or account) and their signing secrets."""

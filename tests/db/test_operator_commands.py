@@ -73,3 +73,14 @@ def test_fx_load_reports_what_it_loaded(database: Settings, tmp_path):
     assert json.loads(result.output)["rates"] == 1
     rates.write_text("date,base,quote,rate\n2026-02-01,EUR,USD,abc\n")
     assert run(database, "fx", "load", str(rates)).exit_code != 0
+
+
+def test_a_tenants_window_and_half_life_are_configurable(database: Settings):
+    tenant = create_tenant(database)
+    result = run(database, "tenant", "configure", "--tenant", str(tenant.tenant_id),
+                 "--lookback-days", "14", "--half-life-days", "3.5", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"tenant_id": str(tenant.tenant_id), "lookback_days": 14,
+                                         "half_life_days": 3.5, "reporting_currency": "USD"}
+    assert run(database, "tenant", "configure", "--tenant", str(tenant.tenant_id),
+               "--lookback-days", "0").exit_code != 0
