@@ -27,6 +27,8 @@ CREATE TABLE touchpoints (
     visitor_id text NOT NULL,
     occurred_at timestamptz NOT NULL,
     hints jsonb NOT NULL DEFAULT '{}',
+    -- False for an identify item: it links a visitor to tokens but is no step of the journey.
+    is_visit boolean NOT NULL DEFAULT true,
     checkout_key bytea,
     cart_key bytea,
     customer_key bytea,

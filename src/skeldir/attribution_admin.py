@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -49,10 +49,16 @@ def channel_rules(conn: psycopg.Connection, tenant_id: uuid.UUID) -> tuple[int, 
     return (row[0], row[1]) if row else None
 
 
+def _utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start, end] as UTC days: reports group orders by their UTC day."""
+    return (datetime.combine(start, time.min, tzinfo=timezone.utc),
+            datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc))
+
+
 def orders_in_range(conn: psycopg.Connection, tenant_id: uuid.UUID, start: date, end: date) -> int:
     return conn.execute(
         "SELECT count(*) FROM orders WHERE tenant_id = %s AND has_snapshot"
-        " AND ordered_at >= %s AND ordered_at < %s", (tenant_id, start, end + timedelta(days=1)),
+        " AND ordered_at >= %s AND ordered_at < %s", (tenant_id, *_utc_bounds(start, end)),
     ).fetchone()[0]
 
 
@@ -70,7 +76,7 @@ def mark_range_pending(
                 "   AND order_id > %s ORDER BY order_id LIMIT %s"
                 " ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()"
                 " RETURNING order_id",
-                (tenant_id, start, end + timedelta(days=1), after, _MARK_BATCH),
+                (tenant_id, *_utc_bounds(start, end), after, _MARK_BATCH),
             ).fetchall()
         if not rows:
             return

@@ -96,3 +96,25 @@ def test_the_snippet_and_the_browser_preflight(client):
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "*"
     assert "Authorization" in preflight.headers["access-control-allow-headers"]
+
+
+def test_identify_items_link_tokens_and_own_site_referrers_are_navigation(client, database):
+    tenant = create_tenant(database)
+    batch = {"touchpoints": [
+        {"id": "i-1", "kind": "identify", "visitor_id": "visitor-1",
+         "occurred_at": "2026-03-01T10:05:00Z", "checkout_token": "chk-9"},
+        {"id": "i-2", "kind": "identify", "visitor_id": "visitor-1", "occurred_at": "2026-03-01T10:05:00Z"},
+        visit("n-1", url="https://shop.example/cart", referrer="https://shop.example/product/1"),
+        visit("n-2", referrer="https://www.bing.com/" + "x" * 5000),
+    ]}
+    body = post(client, tenant.collect_key, batch).json()
+    assert body["accepted"] == 3
+    assert [r["index"] for r in body["rejected"]] == [1]
+    assert "identify" in body["rejected"][0]["errors"][0]
+    with owner_connection(database) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT touchpoint_id, is_visit, hints->>'referring_domain', checkout_key IS NOT NULL"
+            " FROM touchpoints WHERE tenant_id = %s", (tenant.tenant_id,))}
+    assert rows["i-1"] == (False, None, True)
+    assert rows["n-1"] == (True, None, False), "a referrer on the shop's own site is navigation"
+    assert rows["n-2"] == (True, "www.bing.com", False), "a long referrer is cut to its host"

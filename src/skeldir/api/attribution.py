@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
@@ -14,6 +14,11 @@ from skeldir.db import tenant_transaction
 from skeldir.reporting.queries import channel_performance, order_attribution
 
 MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
+
+
+def utc_midnight(day: date) -> datetime:
+    """Days are UTC days everywhere (reports group by the UTC day), whatever the host's zone."""
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
 router = APIRouter(prefix="/api/attribution", tags=["attribution"])
 
@@ -45,5 +50,6 @@ async def get_channel_performance(
     if end < start or (end - start).days >= 366:
         raise HTTPException(400, "'to' must be on or after 'from', at most 366 days")
     async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        rows = await channel_performance(conn, model, start, end + timedelta(days=1), currency)
+        rows = await channel_performance(conn, model, utc_midnight(start),
+                                         utc_midnight(end + timedelta(days=1)), currency)
     return {"model": model, "from": start.isoformat(), "to": end.isoformat(), "rows": rows}

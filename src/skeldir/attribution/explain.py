@@ -32,7 +32,7 @@ async def explained_path(conn: asyncpg.Connection, tenant_id: uuid.UUID, order_i
             (r["touchpoint_id"], r["occurred_at"], r["hints"])
             for r in await conn.fetch(
                 "SELECT touchpoint_id, occurred_at, hints FROM touchpoints WHERE tenant_id = $1"
-                " AND visitor_id = $2 AND occurred_at BETWEEN $3 AND $4",
+                " AND visitor_id = $2 AND is_visit AND occurred_at BETWEEN $3 AND $4",
                 tenant_id, order["stitched_visitor_id"], order["ordered_at"] - tenant.lookback,
                 order["ordered_at"])
         ]

@@ -22,7 +22,7 @@ from skeldir.ingestion.hints import hints_from_document
 
 _JOURNEYS_SQL = """
 SELECT visitor_id, hints FROM touchpoints
-WHERE tenant_id = $1 AND occurred_at BETWEEN $2 AND $3
+WHERE tenant_id = $1 AND is_visit AND occurred_at BETWEEN $2 AND $3
 ORDER BY visitor_id, occurred_at, touchpoint_id
 """
 

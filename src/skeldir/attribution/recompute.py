@@ -53,7 +53,7 @@ LIMIT $2
 
 _TOUCHPOINTS_SQL = """
 SELECT visitor_id, touchpoint_id, occurred_at, hints FROM touchpoints
-WHERE tenant_id = $1 AND visitor_id = ANY($2::text[]) AND occurred_at BETWEEN $3 AND $4
+WHERE tenant_id = $1 AND visitor_id = ANY($2::text[]) AND is_visit AND occurred_at BETWEEN $3 AND $4
 """
 
 _TENANT_SQL = """

@@ -17,7 +17,7 @@ import asyncpg
 from skeldir.db import tenant_transaction
 from skeldir.ingestion.event import AttributionHints
 from skeldir.ingestion.hints import hints_document
-from skeldir.ingestion.privacy import UTM_KEYS, attribution_hints
+from skeldir.ingestion.privacy import UTM_KEYS, attribution_hints, referring_domain
 from skeldir.ingestion.stitching import CART, CHECKOUT, CUSTOMER, stitch_key
 
 MAX_BATCH = 1000
@@ -29,12 +29,17 @@ _FUTURE_SKEW = timedelta(minutes=5)
 _OPTIONAL_TEXT = ("referrer", "checkout_token", "cart_token", "customer_ref", *sorted(UTM_KEYS))
 
 
+KINDS = ("visit", "identify")
+
+
 @dataclass(frozen=True, slots=True)
 class Touchpoint:
     touchpoint_id: str
     visitor_id: str
     occurred_at: datetime
     hints: AttributionHints
+    # An identify item only links the visitor to tokens; it is no step of the journey.
+    is_visit: bool
     checkout_key: bytes | None
     cart_key: bytes | None
     customer_key: bytes | None
@@ -55,20 +60,35 @@ def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpo
     touchpoint_id = _identifier(item, "id", errors)
     visitor_id = _identifier(item, "visitor_id", errors)
     occurred_at = _timestamp(item, now, errors)
+    kind = item.get("kind", "visit")
+    if kind not in KINDS:
+        errors.append("kind must be visit or identify")
     url = item.get("url")
-    if not isinstance(url, str) or not url or len(url) > _MAX_URL:
+    if (url is not None or kind == "visit") and (
+        not isinstance(url, str) or not url or len(url) > _MAX_URL
+    ):
         errors.append(f"url must be a string of 1-{_MAX_URL} characters")
     text = {}
     for field in _OPTIONAL_TEXT:
         value = item.get(field)
-        if value is not None and (not isinstance(value, str) or len(value) > _MAX_TOKEN):
+        if field == "referrer" and isinstance(value, str):
+            # Only the referring host is kept: a long referrer is cut, not refused.
+            value = value[:_MAX_URL]
+        elif value is not None and (not isinstance(value, str) or len(value) > _MAX_TOKEN):
             errors.append(f"{field} must be a string of at most {_MAX_TOKEN} characters")
-        elif value:
+            continue
+        if value:
             text[field] = value
+    if kind == "identify" and not {"checkout_token", "cart_token", "customer_ref"} & set(text):
+        errors.append("an identify item needs checkout_token, cart_token or customer_ref")
     if errors:
         return Rejected(index, touchpoint_id, tuple(errors))
+    referrer = text.get("referrer")
+    if referrer and url and referring_domain(referrer) == referring_domain(url):
+        # A page of the shop's own site leading to another is navigation, not a source.
+        referrer = None
     hints = attribution_hints(
-        landing_url=url, referrer=text.get("referrer"),
+        landing_url=url, referrer=referrer,
         fields={key: value for key, value in text.items() if key in UTM_KEYS},
     )
     return Touchpoint(
@@ -76,6 +96,7 @@ def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpo
         visitor_id=visitor_id,
         occurred_at=occurred_at,
         hints=hints,
+        is_visit=kind == "visit",
         checkout_key=stitch_key(tenant_key, CHECKOUT, text.get("checkout_token")),
         cart_key=stitch_key(tenant_key, CART, text.get("cart_token")),
         customer_key=stitch_key(tenant_key, CUSTOMER, text.get("customer_ref")),
@@ -106,13 +127,13 @@ def _timestamp(item: dict, now: datetime, errors: list[str]) -> datetime | None:
 
 
 _INSERT_SQL = """
-INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints, checkout_key,
-                         cart_key, customer_key)
-SELECT $1, t.touchpoint_id, t.visitor_id, t.occurred_at, t.hints, t.checkout_key, t.cart_key,
-       t.customer_key
-FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::bytea[], $7::bytea[],
-            $8::bytea[]) AS t(touchpoint_id, visitor_id, occurred_at, hints, checkout_key,
-                              cart_key, customer_key)
+INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints, is_visit,
+                         checkout_key, cart_key, customer_key)
+SELECT $1, t.touchpoint_id, t.visitor_id, t.occurred_at, t.hints, t.is_visit, t.checkout_key,
+       t.cart_key, t.customer_key
+FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::boolean[], $7::bytea[],
+            $8::bytea[], $9::bytea[]) AS t(touchpoint_id, visitor_id, occurred_at, hints, is_visit,
+                                           checkout_key, cart_key, customer_key)
 ON CONFLICT (tenant_id, touchpoint_id) DO NOTHING
 RETURNING touchpoint_id
 """
@@ -148,8 +169,8 @@ async def store(pool: asyncpg.Pool, tenant_id: uuid.UUID, touchpoints: list[Touc
     if not touchpoints:
         return Stored(0, 0)
     columns = list(zip(*(
-        (t.touchpoint_id, t.visitor_id, t.occurred_at, hints_document(t.hints), t.checkout_key,
-         t.cart_key, t.customer_key)
+        (t.touchpoint_id, t.visitor_id, t.occurred_at, hints_document(t.hints), t.is_visit,
+         t.checkout_key, t.cart_key, t.customer_key)
         for t in touchpoints
     ), strict=True))
     async with tenant_transaction(pool, tenant_id) as conn:

@@ -5,8 +5,10 @@
  *   <script src="https://skeldir.example/collect.js" data-key="skd_…" async></script>
  *
  * The visitor id lives in this site's localStorage (a random id, nothing about the person).
- * Call window.skeldir.link({checkout_token: "…"}) on the checkout page to stitch the visit
- * to the order that follows.
+ * A visit is recorded when a session starts, when the visitor arrives from another site, or
+ * when the URL carries campaign parameters; moving between the shop's own pages is not a
+ * visit. Call window.skeldir.link({checkout_token: "…"}) on the checkout page to stitch the
+ * journey to the order that follows (an identify item: no step of the journey).
  */
 (function () {
   "use strict";
@@ -31,6 +33,21 @@
     }
   }
 
+  var campaign = /[?&](utm_[a-z]+|gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|li_fat_id|twclid)=/i;
+
+  function isEntry() {
+    var external = false;
+    try {
+      external = !!document.referrer && new URL(document.referrer).host !== window.location.host;
+    } catch (e) { external = false; }
+    var started = false;
+    try {
+      started = window.sessionStorage.getItem("skeldir_session") === "1";
+      window.sessionStorage.setItem("skeldir_session", "1");
+    } catch (e) { started = false; }
+    return !started || external || campaign.test(window.location.search);
+  }
+
   function send(extra) {
     var touchpoint = {
       id: randomId(),
@@ -52,6 +69,14 @@
     }).catch(function () { /* collection never breaks the page */ });
   }
 
-  window.skeldir = {visitorId: visitorId, link: send};
-  send({});
+  function link(refs) {
+    var identify = {kind: "identify"};
+    for (var name in refs) {
+      if (Object.prototype.hasOwnProperty.call(refs, name)) { identify[name] = refs[name]; }
+    }
+    send(identify);
+  }
+
+  window.skeldir = {visitorId: visitorId, link: link};
+  if (isEntry()) { send({}); }
 })();
