@@ -256,44 +256,8 @@ CREATE POLICY tenant_isolation ON {table}
 """
 
 FUNCTIONS = r"""
--- Source lookup happens before any tenant context exists, so it runs as the owner with a
--- fixed search_path, answers for one (tenant, token hash) pair only, and returns secrets
--- still encrypted.
-CREATE FUNCTION resolve_source(p_tenant uuid, p_token_hash bytea)
-RETURNS TABLE (source_id uuid, provider text, settings jsonb, secrets bytea[])
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT s.source_id, s.provider, s.settings,
-           coalesce(array_agg(k.ciphertext ORDER BY k.created_at DESC)
-                    FILTER (WHERE k.secret_id IS NOT NULL), '{}')
-    FROM public.webhook_sources s
-    LEFT JOIN public.webhook_source_secrets k
-           ON k.tenant_id = s.tenant_id AND k.source_id = s.source_id
-          AND (k.retired_at IS NULL OR k.retired_at > now())
-    WHERE s.tenant_id = p_tenant AND s.token_hash = p_token_hash AND s.disabled_at IS NULL
-    GROUP BY s.source_id, s.provider, s.settings
-$$;
-
--- The tenant key route (X-Skeldir-Tenant-Key): the tenant's oldest enabled source for a provider.
-CREATE FUNCTION resolve_source_by_key(p_tenant uuid, p_key_hash bytea, p_provider text)
-RETURNS TABLE (source_id uuid, provider text, settings jsonb, secrets bytea[])
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT s.source_id, s.provider, s.settings,
-           coalesce(array_agg(k.ciphertext ORDER BY k.created_at DESC)
-                    FILTER (WHERE k.secret_id IS NOT NULL), '{}')
-    FROM public.api_keys a
-    JOIN LATERAL (
-        SELECT * FROM public.webhook_sources w
-        WHERE w.tenant_id = a.tenant_id AND w.provider = p_provider AND w.disabled_at IS NULL
-        ORDER BY w.created_at, w.source_id LIMIT 1
-    ) s ON true
-    LEFT JOIN public.webhook_source_secrets k
-           ON k.tenant_id = s.tenant_id AND k.source_id = s.source_id
-          AND (k.retired_at IS NULL OR k.retired_at > now())
-    WHERE a.tenant_id = p_tenant AND a.key_hash = p_key_hash AND a.scope = 'webhook'
-      AND a.revoked_at IS NULL
-    GROUP BY s.source_id, s.provider, s.settings, s.created_at
-$$;
-
+-- Lookups before any tenant context run as the owner with a fixed search_path and answer
+-- for one (tenant, credential hash) pair only.
 CREATE FUNCTION resolve_api_key(p_tenant uuid, p_key_hash bytea)
 RETURNS TABLE (key_id uuid, scope text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -329,124 +293,12 @@ BEGIN
 END
 $$;
 
--- The whole ingest in one round trip: tenant context first, then the event insert with
--- dedupe, the ledger update and the pending mark. Runs as the caller, under RLS.
-CREATE FUNCTION ingest_event(
-    p_tenant uuid, p_source uuid, p_provider text, p_topic text, p_dedupe text,
-    p_payload jsonb, p_order jsonb, p_entries jsonb, p_stale interval
-)
-RETURNS TABLE (status text, event_id uuid, order_id uuid, needs_chain boolean)
-LANGUAGE plpgsql SECURITY INVOKER SET search_path = public, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-    v_event uuid;
-    v_order uuid;
-    v_version bigint;
-    v_snapshot_applied boolean := false;
-    v_new_entries integer := 0;
-    v_queued timestamptz;
-BEGIN
-    PERFORM set_config('app.tenant_id', p_tenant::text, true);
-
-    INSERT INTO webhook_events AS e
-        (tenant_id, source_id, provider, topic, dedupe_key, external_order_id, payload)
-    VALUES (p_tenant, p_source, p_provider, p_topic, p_dedupe,
-            p_order->>'external_order_id', p_payload)
-    ON CONFLICT (tenant_id, provider, dedupe_key) DO NOTHING
-    RETURNING e.event_id INTO v_event;
-
-    IF v_event IS NULL THEN
-        SELECT e.event_id INTO v_event FROM webhook_events e
-        WHERE e.tenant_id = p_tenant AND e.provider = p_provider AND e.dedupe_key = p_dedupe;
-        RETURN QUERY SELECT 'duplicate'::text, v_event, NULL::uuid, false;
-        RETURN;
-    END IF;
-
-    IF (p_order->>'has_snapshot')::boolean THEN
-        -- An older snapshot never overwrites a newer one (providers do not keep order).
-        INSERT INTO orders AS o (tenant_id, provider, external_order_id, has_snapshot, currency,
-            total_minor, presentment_currency, presentment_total_minor, ordered_at,
-            source_updated_at, hints)
-        VALUES (p_tenant, p_provider, p_order->>'external_order_id', true,
-            p_order->>'currency', (p_order->>'total_minor')::bigint,
-            p_order->>'presentment_currency', (p_order->>'presentment_total_minor')::bigint,
-            (p_order->>'ordered_at')::timestamptz, (p_order->>'updated_at')::timestamptz,
-            coalesce(p_order->'hints', '{}'))
-        ON CONFLICT (tenant_id, provider, external_order_id) DO UPDATE SET
-            has_snapshot = true,
-            currency = EXCLUDED.currency,
-            total_minor = EXCLUDED.total_minor,
-            presentment_currency = EXCLUDED.presentment_currency,
-            presentment_total_minor = EXCLUDED.presentment_total_minor,
-            ordered_at = EXCLUDED.ordered_at,
-            source_updated_at = EXCLUDED.source_updated_at,
-            hints = EXCLUDED.hints,
-            version = o.version + 1,
-            updated_at = now()
-        WHERE NOT o.has_snapshot
-           OR o.source_updated_at IS NULL
-           OR EXCLUDED.source_updated_at IS NULL
-           OR EXCLUDED.source_updated_at > o.source_updated_at
-        RETURNING o.order_id, o.version INTO v_order, v_version;
-        v_snapshot_applied := v_order IS NOT NULL;
-    END IF;
-
-    IF v_order IS NULL THEN
-        -- A refund can arrive before its order: keep a placeholder the order fills later.
-        INSERT INTO orders AS o (tenant_id, provider, external_order_id, currency, ordered_at)
-        VALUES (p_tenant, p_provider, p_order->>'external_order_id', p_order->>'currency',
-                (p_order->>'ordered_at')::timestamptz)
-        ON CONFLICT (tenant_id, provider, external_order_id) DO NOTHING;
-        SELECT o.order_id, o.version INTO v_order, v_version FROM orders o
-        WHERE o.tenant_id = p_tenant AND o.provider = p_provider
-          AND o.external_order_id = p_order->>'external_order_id';
-    END IF;
-
-    INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, external_entry_id, kind,
-        amount_minor, currency, occurred_at, event_id)
-    SELECT p_tenant, v_order, p_provider, x.external_id, x.kind, x.amount_minor, x.currency,
-           x.occurred_at, v_event
-    FROM jsonb_to_recordset(coalesce(p_entries, '[]')) AS x(
-        external_id text, kind text, amount_minor bigint, currency text, occurred_at timestamptz)
-    ON CONFLICT (tenant_id, provider, external_entry_id) DO UPDATE
-        SET amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency
-        -- An edited order changes its sale; only a newer snapshot may do that.
-        WHERE v_snapshot_applied AND r.kind = 'sale' AND EXCLUDED.kind = 'sale'
-          AND (r.amount_minor, r.currency) IS DISTINCT FROM (EXCLUDED.amount_minor, EXCLUDED.currency);
-    GET DIAGNOSTICS v_new_entries = ROW_COUNT;
-
-    IF NOT v_snapshot_applied AND v_new_entries = 0 THEN
-        -- A stale update or entries already known: nothing to recompute.
-        RETURN QUERY SELECT 'accepted'::text, v_event, v_order, false;
-        RETURN;
-    END IF;
-
-    IF NOT v_snapshot_applied THEN
-        UPDATE orders o SET version = o.version + 1, updated_at = now()
-        WHERE o.tenant_id = p_tenant AND o.order_id = v_order
-        RETURNING o.version INTO v_version;
-    END IF;
-
-    INSERT INTO pending_orders AS p (tenant_id, order_id, order_version)
-    VALUES (p_tenant, v_order, v_version)
-    ON CONFLICT (tenant_id, order_id) DO UPDATE
-        SET order_version = EXCLUDED.order_version, marked_at = now();
-
-    -- Read after the mark is written: a chain that started before this read will find it.
-    SELECT c.queued_at INTO v_queued FROM chain_state c WHERE c.tenant_id = p_tenant;
-    RETURN QUERY SELECT 'accepted'::text, v_event, v_order,
-        (v_queued IS NULL OR v_queued < now() - p_stale);
-END
-$$;
 """
 
 RUNTIME_FUNCTIONS = (
-    "resolve_source(uuid, bytea)",
-    "resolve_source_by_key(uuid, bytea, text)",
     "resolve_api_key(uuid, bytea)",
     "tenants_needing_recompute(interval, interval)",
     "claim_chain(uuid, interval)",
-    "ingest_event(uuid, uuid, text, text, text, jsonb, jsonb, jsonb, interval)",
 )
 
 

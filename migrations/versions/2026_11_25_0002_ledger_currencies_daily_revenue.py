@@ -96,7 +96,9 @@ CREATE POLICY tenant_isolation ON daily_revenue
 """
 
 INGEST_FUNCTION = r"""
-CREATE OR REPLACE FUNCTION ingest_event(
+-- The whole ingest in one round trip: tenant context first, then the event insert with
+-- dedupe, the ledger update and the pending mark. Runs as the caller, under RLS.
+CREATE FUNCTION ingest_event(
     p_tenant uuid, p_source uuid, p_provider text, p_topic text, p_dedupe text,
     p_payload jsonb, p_order jsonb, p_entries jsonb, p_stale interval
 )
@@ -242,6 +244,9 @@ def upgrade() -> None:
     runtime = context.config.attributes["runtime_role"]
     op.execute(SCHEMA)
     op.execute(INGEST_FUNCTION)
+    signature = "ingest_event(uuid, uuid, text, text, text, jsonb, jsonb, jsonb, interval)"
+    op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+    op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{runtime}"')
     op.execute(f'GRANT SELECT ON fx_rates TO "{runtime}"')
     op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON daily_revenue TO "{runtime}"')
 

@@ -68,9 +68,10 @@ CREATE TABLE model_weights (
 
 
 FUNCTIONS = r"""
--- Source lookups also hand back the tenant's stitch key (encrypted), so the edge can turn an
--- order's tokens into stitch keys without another round trip.
-DROP FUNCTION resolve_source(uuid, bytea);
+-- Source lookup happens before any tenant context exists, so it runs as the owner with a
+-- fixed search_path, answers for one (tenant, token hash) pair only, and returns secrets still
+-- encrypted, with the tenant's stitch key (encrypted) so the edge can turn an order's tokens
+-- into stitch keys without another round trip.
 CREATE FUNCTION resolve_source(p_tenant uuid, p_token_hash bytea)
 RETURNS TABLE (source_id uuid, provider text, settings jsonb, secrets bytea[], stitch_key bytea)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -87,7 +88,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     GROUP BY s.source_id, s.provider, s.settings, t.stitch_key_ciphertext
 $$;
 
-DROP FUNCTION resolve_source_by_key(uuid, bytea, text);
+-- The tenant key route (X-Skeldir-Tenant-Key): the tenant's oldest enabled source for a provider.
 CREATE FUNCTION resolve_source_by_key(p_tenant uuid, p_key_hash bytea, p_provider text)
 RETURNS TABLE (source_id uuid, provider text, settings jsonb, secrets bytea[], stitch_key bytea)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
