@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test test-fast bench-ingest bench-freshness lock clean
+.PHONY: install up test test-fast bench-ingest bench-freshness bench-attribution lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench-ingest: install
 
 bench-freshness: install
 	$(BIN)/python bench/freshness.py
+
+bench-attribution: install
+	$(BIN)/python bench/attribution.py
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: install
