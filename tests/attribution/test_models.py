@@ -1,16 +1,20 @@
 from datetime import datetime, timedelta, timezone
+from decimal import Context, Decimal
 from fractions import Fraction
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from skeldir.attribution.apportion import largest_remainder
 from skeldir.attribution.channels import CHANNELS
 from skeldir.attribution.models import (
+    DECAY_BITS,
     MODEL_VERSION,
     RULE_BASED_MODELS,
     Credit,
     Touchpoint,
+    _decay_weights,
     allocate,
     allocate_all,
     by_channel,
@@ -119,9 +123,96 @@ def test_time_decay_uses_the_given_half_life():
     assert minors(credits) == [100, 400]
 
 
+# The documented bound on a time-decay weight's relative error (see models.DECAY_BITS).
+DECAY_RELATIVE_ERROR = Fraction(1, 2**61)
+_REFERENCE = Context(prec=50)
+
+
+def exact_decay(age: timedelta, half_life: timedelta) -> Fraction:
+    """2 ** -(age / half_life) to 50 significant digits, far finer than the bound."""
+    microsecond = timedelta(microseconds=1)
+    exponent = _REFERENCE.divide(Decimal(-(age // microsecond)), Decimal(half_life // microsecond))
+    return Fraction(_REFERENCE.power(Decimal(2), exponent))
+
+
+def decay_weight(age: timedelta, half_life: timedelta = timedelta(days=7)) -> Fraction:
+    path = [Touchpoint("email", CONVERTED_AT - age)]
+    return model_weights("time_decay", path, CONVERTED_AT, half_life=half_life)[0]
+
+
 def test_time_decay_fractional_half_lives_are_close_to_exact():
     weight = model_weights("time_decay", [touch("email", 3.5)], CONVERTED_AT)[0]
-    assert abs(weight - Fraction(1, 2) ** Fraction(1, 2)) < Fraction(1, 10**25)
+    exact = exact_decay(timedelta(days=3.5), timedelta(days=7))
+    assert abs(weight / exact - 1) < DECAY_RELATIVE_ERROR
+    assert 1e-19 < DECAY_RELATIVE_ERROR < 1e-15
+
+
+# Bits that every platform must reproduce: pure integer arithmetic, no libm.
+DECAY_GOLDEN = [
+    (timedelta(days=3.5), 0, 3260954456333195553),
+    (timedelta(days=1), 0, 4176913159044679998),
+    (timedelta(days=10), 1, 3426469543337905161),
+    (timedelta(microseconds=1), 0, 4611686018422102558),
+    (timedelta(days=7, microseconds=-1), 0, 2305843009216336625),
+    (timedelta(days=30, seconds=-1), 4, 3783133427480619687),
+]
+
+
+@pytest.mark.parametrize("age, whole, mantissa", DECAY_GOLDEN)
+def test_time_decay_weights_are_golden_integers(age, whole, mantissa):
+    assert DECAY_BITS == 62
+    weight = Fraction(mantissa, 2 ** (DECAY_BITS + whole))
+    assert decay_weight(age) == weight
+    assert abs(weight / exact_decay(age, timedelta(days=7)) - 1) < DECAY_RELATIVE_ERROR
+
+
+def test_time_decay_allocates_with_exact_integer_weights():
+    path = [Touchpoint("email", CONVERTED_AT - age) for age, _, _ in DECAY_GOLDEN]
+    canonical = canonical_path(path, CONVERTED_AT)
+    weights = _decay_weights(canonical, CONVERTED_AT, timedelta(days=7))
+    assert all(type(weight) is int for weight in weights)
+    # Oldest first, each mantissa shifted by the oldest touch's whole half-lives less its own.
+    assert weights == sorted(mantissa << (4 - whole) for _, whole, mantissa in DECAY_GOLDEN)
+    exact = model_weights("time_decay", canonical, CONVERTED_AT)
+    assert [Fraction(weight, weights[0]) for weight in weights] == [w / exact[0] for w in exact]
+
+
+half_lives = st.integers(min_value=10**6, max_value=1000 * 86_400 * 10**6).map(
+    lambda us: timedelta(microseconds=us)
+)
+
+
+def ages_for(half_life: timedelta) -> st.SearchStrategy[timedelta]:
+    """Ages up to 60 days and 100 half-lives (older weights are mere powers of two smaller)."""
+    most = min(60 * 86_400 * 10**6, 100 * (half_life // timedelta(microseconds=1)))
+    return st.integers(min_value=0, max_value=most).map(lambda us: timedelta(microseconds=us))
+
+
+decay_cases = half_lives.flatmap(lambda hl: st.tuples(ages_for(hl), st.just(hl)))
+
+
+@given(decay_cases)
+def test_time_decay_is_within_the_documented_precision(case):
+    age, half_life = case
+    weight = decay_weight(age, half_life)
+    assert abs(weight / exact_decay(age, half_life) - 1) < DECAY_RELATIVE_ERROR
+
+
+@given(half_lives.flatmap(lambda hl: st.tuples(ages_for(hl), ages_for(hl), st.just(hl))))
+def test_time_decay_weight_falls_with_age(case):
+    age, other, half_life = case
+    assume(age != other)
+    younger, older = min(age, other), max(age, other)
+    assert decay_weight(timedelta(0), half_life) == 1
+    assert decay_weight(younger, half_life) > decay_weight(older, half_life)
+
+
+@given(decay_cases, st.integers(min_value=1, max_value=40))
+def test_time_decay_halves_exactly_per_half_life(case, periods):
+    age, half_life = case
+    assert decay_weight(age + periods * half_life, half_life) * 2**periods == decay_weight(
+        age, half_life
+    )
 
 
 def test_empty_path_falls_back_to_direct_or_the_given_channel():
@@ -246,3 +337,25 @@ def test_credits_are_within_one_unit_of_the_exact_share(model, path, revenue):
     credited = {c.touchpoint_index: c.minor for c in allocate(model, path, revenue, CONVERTED_AT)}
     for index, weight in enumerate(weights):
         assert abs(credited.get(index, 0) - revenue * weight / sum(weights)) < 1
+
+
+# From an hour up: far shorter half-lives make 35-day-old weights huge powers of two, too slow
+# for the Fraction route below (the integer route copes).
+@given(
+    models,
+    paths,
+    revenues,
+    st.integers(min_value=3600, max_value=1000 * 86_400).map(lambda s: timedelta(seconds=s)),
+)
+def test_allocation_is_largest_remainder_of_the_model_weights(model, path, revenue, half_life):
+    canonical = canonical_path(path, CONVERTED_AT)
+    assume(canonical)
+    weights = model_weights(model, canonical, CONVERTED_AT, half_life=half_life)
+    expected = [
+        Credit(tp.channel, part, index)
+        for index, (tp, weight, part) in enumerate(
+            zip(canonical, weights, largest_remainder(revenue, weights))
+        )
+        if weight
+    ]
+    assert allocate(model, path, revenue, CONVERTED_AT, half_life=half_life) == expected

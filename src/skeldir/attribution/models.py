@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Context, Decimal
 from fractions import Fraction
 from types import MappingProxyType
 
-from skeldir.attribution.apportion import largest_remainder
 from skeldir.attribution.channels import channel_sort_key
 
 RULE_BASED_MODELS: tuple[str, ...] = (
@@ -26,8 +24,25 @@ MODEL_VERSION: Mapping[str, int] = MappingProxyType({model: 1 for model in RULE_
 DEFAULT_HALF_LIFE = timedelta(days=7)
 DEFAULT_LOOKBACK = timedelta(days=30)
 _MICROSECOND = timedelta(microseconds=1)
-# Software decimal arithmetic gives the same digits on every platform, unlike libm's pow().
-_DECAY_CONTEXT = Context(prec=30)
+_ONE_HOT_MODELS = frozenset({"first_touch", "last_touch", "last_non_direct"})
+
+# Time decay in integer fixed point, so every platform gets the same bits (libm's pow() and
+# exp() need not round alike). A weight 2^-(age/half_life), with age and half-life in whole
+# microseconds, is split into whole half-lives w, kept exact as a power of two, and the
+# fraction f in [0, 1), whose 2^-f becomes the DECAY_BITS-bit mantissa
+# m = round(2^-f * 2^DECAY_BITS) in [2^(DECAY_BITS-1), 2^DECAY_BITS]; the weight is
+# m / 2^(DECAY_BITS + w). 2^-f is worked out at _WORK_BITS bits: f to _WORK_BITS bits, a table
+# of 2^(-i/2^_TABLE_BITS) for its top bits and a Taylor series of exp(-x) for the rest
+# (x < ln2/2^_TABLE_BITS, so a handful of terms). The error before the final rounding is a
+# few units of 2^-_WORK_BITS, so every weight is within a relative 2^-61 (< 4.4e-19) of the
+# exact 2^-(age/half_life); whole half-lives and equal ages are exact. A cent can move only
+# when an exact share lies within about revenue * 1e-18 of a rounding boundary.
+DECAY_BITS = 62
+_WORK_BITS = 96
+_TABLE_BITS = 8
+_LOW_MASK = (1 << (_WORK_BITS - _TABLE_BITS)) - 1
+_ROUND_SHIFT = 2 * _WORK_BITS - DECAY_BITS
+_ROUND_HALF = 1 << (_ROUND_SHIFT - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +97,12 @@ def model_weights(
     if model == "linear":
         return [Fraction(1)] * count
     if model == "time_decay":
-        if half_life <= timedelta(0):
-            raise ValueError(f"half_life must be positive, got {half_life}")
-        return [_decay(converted_at - tp.occurred_at, half_life) for tp in path]
+        half_life_us = _half_life_microseconds(half_life)
+        weights = []
+        for tp in path:
+            whole, mantissa = _decay(converted_at - tp.occurred_at, half_life_us)
+            weights.append(Fraction(mantissa, 1 << DECAY_BITS) / Fraction(2) ** whole)
+        return weights
     if model == "position_based":
         if count <= 2:
             return [Fraction(1, count)] * count
@@ -166,31 +184,133 @@ def _allocate_canonical(
     half_life: timedelta,
     fallback_channel: str,
 ) -> list[Credit]:
+    # The cents are exactly largest_remainder(revenue_minor, model_weights(...)), keeping the
+    # touchpoints of non-zero weight, but worked out on integer weights in the same proportions:
+    # Fractions cost far more than the rules themselves (tests hold the two routes equal).
     if isinstance(revenue_minor, bool) or not isinstance(revenue_minor, int):
         raise TypeError(f"revenue_minor must be an int, got {type(revenue_minor).__name__}")
     if not path:
         if not fallback_channel:
             raise ValueError("fallback_channel must be a channel name")
         return [Credit(fallback_channel, revenue_minor, None)]
-    weights = model_weights(model, path, converted_at, half_life=half_life)
-    parts = largest_remainder(revenue_minor, weights)
-    return [
-        Credit(tp.channel, part, index)
-        for index, (tp, weight, part) in enumerate(zip(path, weights, parts))
-        if weight
-    ]
+    count = len(path)
+    if model in _ONE_HOT_MODELS:
+        chosen = _chosen_index(model, path)
+        return [Credit(path[chosen].channel, revenue_minor, chosen)]
+    if model == "linear" or (model == "position_based" and count <= 2):
+        parts = _split_evenly(revenue_minor, count)
+    elif model == "position_based":
+        ends = 2 * (count - 2)  # 40 % : 20 % / (count - 2), scaled by 5 * (count - 2)
+        parts = _apportion(revenue_minor, [ends] + [1] * (count - 2) + [ends])
+    elif model == "time_decay":
+        parts = _apportion(revenue_minor, _decay_weights(path, converted_at, half_life))
+    else:
+        raise ValueError(f"unknown rule-based model {model!r}; expected one of {RULE_BASED_MODELS}")
+    return [Credit(tp.channel, part, index) for index, (tp, part) in enumerate(zip(path, parts))]
 
 
-def _decay(age: timedelta, half_life: timedelta) -> Fraction:
-    """2 ** -(age / half_life): whole half-lives exactly, the rest to 30 significant digits."""
-    half_lives = Fraction(age // _MICROSECOND, half_life // _MICROSECOND)
-    whole = half_lives.numerator // half_lives.denominator
-    rest = half_lives - whole
-    weight = Fraction(1, 2**whole)
-    if rest:
-        exponent = _DECAY_CONTEXT.divide(Decimal(-rest.numerator), Decimal(rest.denominator))
-        weight *= Fraction(_DECAY_CONTEXT.power(Decimal(2), exponent))
-    return weight
+def _chosen_index(model: str, path: Sequence[Touchpoint]) -> int:
+    """The one touchpoint a single-touch model credits."""
+    if model == "first_touch":
+        return 0
+    if model == "last_non_direct":
+        for index in range(len(path) - 1, -1, -1):
+            if path[index].channel != "direct":
+                return index
+    return len(path) - 1
+
+
+def _split_evenly(total: int, count: int) -> list[int]:
+    """largest_remainder over equal weights: the leftover units go to the first parts."""
+    quotient, leftover = divmod(-total if total < 0 else total, count)
+    parts = [quotient + 1] * leftover + [quotient] * (count - leftover)
+    return [-part for part in parts] if total < 0 else parts
+
+
+def _apportion(total: int, weights: list[int]) -> list[int]:
+    """largest_remainder for positive integer weights, without Fractions (the same parts).
+
+    All shares magnitude * weight / weight_sum have one denominator, so one divmod gives each
+    floor and remainder and remainders compare as integers; the sort is stable, so equal
+    remainders keep the lower index first.
+    """
+    magnitude = -total if total < 0 else total
+    weight_sum = sum(weights)
+    parts = []
+    remainders = []
+    for weight in weights:
+        part, remainder = divmod(magnitude * weight, weight_sum)
+        parts.append(part)
+        remainders.append(remainder)
+    missing_units = magnitude - sum(parts)
+    if missing_units:
+        by_remainder = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
+        for index in by_remainder[:missing_units]:
+            parts[index] += 1
+    return [-part for part in parts] if total < 0 else parts
+
+
+def _decay_weights(
+    path: Sequence[Touchpoint], converted_at: datetime, half_life: timedelta
+) -> list[int]:
+    """Integer time-decay weights, in exactly the proportions of model_weights' fractions."""
+    half_life_us = _half_life_microseconds(half_life)
+    decays = [_decay(converted_at - tp.occurred_at, half_life_us) for tp in path]
+    most = max(whole for whole, _ in decays)
+    return [mantissa << (most - whole) for whole, mantissa in decays]
+
+
+def _half_life_microseconds(half_life: timedelta) -> int:
+    if half_life <= timedelta(0):
+        raise ValueError(f"half_life must be positive, got {half_life}")
+    return half_life // _MICROSECOND
+
+
+def _decay(age: timedelta, half_life_us: int) -> tuple[int, int]:
+    """(w, m) with 2 ** -(age / half_life) ~= m / 2 ** (DECAY_BITS + w); see DECAY_BITS."""
+    whole, rest = divmod(age // _MICROSECOND, half_life_us)
+    if not rest:
+        return whole, 1 << DECAY_BITS
+    fraction = (rest << _WORK_BITS) // half_life_us  # f in [0, 1), to _WORK_BITS bits
+    top = fraction >> (_WORK_BITS - _TABLE_BITS)
+    low = ((fraction & _LOW_MASK) * _LN2) >> _WORK_BITS  # (f - top / 2^_TABLE_BITS) * ln 2
+    return whole, (_DECAY_TABLE[top] * _exp_neg(low) + _ROUND_HALF) >> _ROUND_SHIFT
+
+
+def _exp_neg(x: int, bits: int = _WORK_BITS) -> int:
+    """exp(-x / 2^bits) * 2^bits for 0 <= x <= ln 2 * 2^bits, by its Taylor series."""
+    total = term = 1 << bits
+    k = 1
+    while term:
+        term = ((term * x) >> bits) // k
+        total = total - term if k & 1 else total + term
+        k += 1
+    return total
+
+
+def _ln2(bits: int) -> int:
+    """ln 2 * 2^bits to within one unit, from ln 2 = sum 1 / (k * 2^k), with 32 guard bits."""
+    scale = bits + 32
+    total = 0
+    k = 1
+    while term := (1 << scale) // (k << k):
+        total += term
+        k += 1
+    return total >> 32
+
+
+def _decay_table() -> tuple[int, ...]:
+    """2^(-i / 2^_TABLE_BITS) to _WORK_BITS bits, worked out with 32 guard bits and rounded."""
+    bits = _WORK_BITS + 32
+    ln2 = _ln2(bits)
+    return tuple(
+        (_exp_neg((i * ln2) >> _TABLE_BITS, bits) + (1 << 31)) >> 32
+        for i in range(1 << _TABLE_BITS)
+    )
+
+
+_LN2 = _ln2(_WORK_BITS)
+_DECAY_TABLE = _decay_table()
 
 
 def _canonical_key(tp: Touchpoint) -> tuple[datetime, tuple[int, str], bool, str]:
