@@ -212,6 +212,8 @@ def _unavailable(provider: str) -> Response:
 
 
 def _outcome(provider: str, outcome: str, response: Response) -> Response:
-    metrics.WEBHOOK_REQUESTS.labels(provider=provider if provider in PROVIDERS else "unknown",
-                                    outcome=outcome).inc()
+    metrics.WEBHOOK_REQUESTS.labels(
+        provider=provider if provider in PROVIDERS else "unknown",
+        outcome=outcome if outcome in metrics.WEBHOOK_OUTCOMES else "error",
+    ).inc()
     return response
