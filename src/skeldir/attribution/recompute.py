@@ -7,6 +7,7 @@ order was not changed meanwhile; a changed order stays pending for the next batc
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import asyncpg
+import orjson
 
 from skeldir import money
 from skeldir.attribution.channel_rules import RuleSet, default_rule_set
@@ -159,8 +161,11 @@ class TenantAttribution:
 
 
 def path_credits(
-    path: Sequence[Touchpoint], ordered_at: datetime, sales: Sequence[int],
-    reversals: Sequence[int], tenant: TenantAttribution,
+    path: Sequence[Touchpoint],
+    ordered_at: datetime,
+    sales: Sequence[int],
+    reversals: Sequence[int],
+    tenant: TenantAttribution,
 ) -> dict[str, tuple[list[int], list[int]]]:
     """Per model, each touchpoint's (net, sales-only) credit along the canonical `path`.
 
@@ -192,8 +197,11 @@ def path_credits(
 
 
 def allocate_order(
-    path: Sequence[Touchpoint], ordered_at: datetime, sales: Sequence[int],
-    reversals: Sequence[int], tenant: TenantAttribution,
+    path: Sequence[Touchpoint],
+    ordered_at: datetime,
+    sales: Sequence[int],
+    reversals: Sequence[int],
+    tenant: TenantAttribution,
 ) -> list[Allocation]:
     """Every model's credits for one order, summed per channel."""
     allocations = []
@@ -201,22 +209,40 @@ def allocate_order(
         net_by_channel: dict[str, int] = {}
         gross_by_channel: dict[str, int] = {}
         for touchpoint, net_minor, gross_minor in zip(path, net, gross, strict=True):
-            net_by_channel[touchpoint.channel] = net_by_channel.get(touchpoint.channel, 0) + net_minor
-            gross_by_channel[touchpoint.channel] = gross_by_channel.get(touchpoint.channel, 0) + gross_minor
+            net_by_channel[touchpoint.channel] = (
+                net_by_channel.get(touchpoint.channel, 0) + net_minor
+            )
+            gross_by_channel[touchpoint.channel] = (
+                gross_by_channel.get(touchpoint.channel, 0) + gross_minor
+            )
         credited = [c for c in net_by_channel if net_by_channel[c] or gross_by_channel[c]]
         channels = tuple(sorted(credited, key=channel_sort_key)) or (path[0].channel,)
-        allocations.append(Allocation(
-            model, channels,
-            tuple(net_by_channel[c] for c in channels), tuple(gross_by_channel[c] for c in channels),
-        ))
+        allocations.append(
+            Allocation(
+                model,
+                channels,
+                tuple(net_by_channel[c] for c in channels),
+                tuple(gross_by_channel[c] for c in channels),
+            )
+        )
     return allocations
 
 
-async def load_tenant_attribution(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> TenantAttribution:
+@functools.lru_cache(maxsize=256)
+def _rule_set(document: bytes) -> RuleSet:
+    """Compiled once per distinct document, so its classification caches outlive a batch."""
+    return RuleSet.from_document(orjson.loads(document))
+
+
+async def load_tenant_attribution(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID
+) -> TenantAttribution:
     tenant = await conn.fetchrow(_TENANT_SQL, tenant_id)
     rules = await conn.fetchval(_RULES_SQL, tenant_id)
     learned = await conn.fetch(_LATEST_WEIGHTS_SQL, tenant_id)
-    rule_set = RuleSet.from_document(rules) if rules else default_rule_set()
+    rule_set = (
+        _rule_set(orjson.dumps(rules, option=orjson.OPT_SORT_KEYS)) if rules else default_rule_set()
+    )
     return TenantAttribution(
         reporting_currency=tenant["reporting_currency"],
         lookback=timedelta(days=tenant["lookback_days"]),
@@ -294,22 +320,40 @@ async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: lis
     journeys = await _journeys(conn, tenant_id, attributed, tenant.lookback)
     allocation_rows = []
     for row in attributed:
-        path = order_path(journeys.get(row["visitor_id"], ()), row["hints"], row["ordered_at"],
-                          tenant.classify, tenant.lookback)
-        for allocation in allocate_order(path, row["ordered_at"], row["sales"], row["reversals"], tenant):
-            allocation_rows.append((
-                row["order_id"], allocation.model, tenant.version(allocation.model), row["currency"],
-                sum(allocation.credits_minor), ",".join(allocation.channels),
-                ",".join(map(str, allocation.credits_minor)),
-                ",".join(map(str, allocation.gross_credits_minor)),
-            ))
+        path = order_path(
+            journeys.get(row["visitor_id"], ()),
+            row["hints"],
+            row["ordered_at"],
+            tenant.classify,
+            tenant.lookback,
+        )
+        for allocation in allocate_order(
+            path, row["ordered_at"], row["sales"], row["reversals"], tenant
+        ):
+            allocation_rows.append(
+                (
+                    row["order_id"],
+                    allocation.model,
+                    tenant.version(allocation.model),
+                    row["currency"],
+                    sum(allocation.credits_minor),
+                    ",".join(allocation.channels),
+                    ",".join(map(str, allocation.credits_minor)),
+                    ",".join(map(str, allocation.gross_credits_minor)),
+                )
+            )
     if allocation_rows:
         await conn.execute(
-            _UPSERT_ALLOCATIONS_SQL, tenant_id,
+            _UPSERT_ALLOCATIONS_SQL,
+            tenant_id,
             *(list(column) for column in zip(*allocation_rows, strict=True)),
         )
-        await conn.execute(_STITCHED_SQL, tenant_id, [r["order_id"] for r in attributed],
-                           [r["visitor_id"] for r in attributed])
+        await conn.execute(
+            _STITCHED_SQL,
+            tenant_id,
+            [r["order_id"] for r in attributed],
+            [r["visitor_id"] for r in attributed],
+        )
         await _stamp_exchange_rates(conn, tenant_id, attributed, tenant.reporting_currency)
         await conn.execute(
             "INSERT INTO report_dirty_orders (tenant_id, order_id) SELECT $1, unnest($2::uuid[])"
@@ -336,7 +380,9 @@ async def _journeys(
     end = max(row["ordered_at"] for row in rows)
     journeys: dict[str, list[tuple[str, datetime, dict]]] = {}
     for t in await conn.fetch(_TOUCHPOINTS_SQL, tenant_id, visitors, start, end):
-        journeys.setdefault(t["visitor_id"], []).append((t["touchpoint_id"], t["occurred_at"], t["hints"]))
+        journeys.setdefault(t["visitor_id"], []).append(
+            (t["touchpoint_id"], t["occurred_at"], t["hints"])
+        )
     return journeys
 
 
@@ -358,4 +404,6 @@ async def _stamp_exchange_rates(
             rate = rates.get((row["ordered_at"].astimezone(timezone.utc).date(), row["currency"]))
         factor = fx_factor(rate, row["currency"], reporting) if rate is not None else None
         stamps.append((row["order_id"], reporting, rate, factor))
-    await conn.execute(_STAMP_SQL, tenant_id, *(list(column) for column in zip(*stamps, strict=True)))
+    await conn.execute(
+        _STAMP_SQL, tenant_id, *(list(column) for column in zip(*stamps, strict=True))
+    )
