@@ -124,25 +124,34 @@ async def per_model_rates(pool, tenant_id, sample: int) -> dict[str, float]:
             " FROM (SELECT order_id, ordered_at, visitor_id FROM orders WHERE tenant_id = $1"
             "       ORDER BY order_id LIMIT $2) o"
             " JOIN touchpoints t ON t.tenant_id = $1 AND t.visitor_id = o.visitor_id",
-            tenant_id, sample)
+            tenant_id,
+            sample,
+        )
     journeys: dict = {}
     for r in rows:
         journeys.setdefault((r["order_id"], r["ordered_at"]), []).append(
-            (r["touchpoint_id"], r["occurred_at"], r["hints"]))
-    paths = [(order_path(journey, {}, at, tenant.classify, tenant.lookback), at)
-             for (_, at), journey in journeys.items()]
+            (r["touchpoint_id"], r["occurred_at"], r["hints"])
+        )
+    paths = [
+        (order_path(journey, {}, at, tenant.classify, tenant.lookback), at)
+        for (_, at), journey in journeys.items()
+    ]
     rates = {}
     for model in models.RULE_BASED_MODELS:
         started = time.perf_counter()
         for path, at in paths:
-            models.allocate(model, path, 5000, at, half_life=tenant.half_life, lookback=tenant.lookback)
+            models.allocate(
+                model, path, 5000, at, half_life=tenant.half_life, lookback=tenant.lookback
+            )
         rates[model] = len(paths) / (time.perf_counter() - started)
     for model in ("markov", "shapley"):
         if model not in tenant.learned:
             continue
         started = time.perf_counter()
         for path, _at in paths:
-            weighted_credits([touchpoint.channel for touchpoint in path], tenant.learned[model], 5000)
+            weighted_credits(
+                [touchpoint.channel for touchpoint in path], tenant.learned[model], 5000
+            )
         rates[model] = len(paths) / (time.perf_counter() - started)
     return rates
 
@@ -154,31 +163,46 @@ async def run(args) -> None:
     try:
         roles = Roles("skeldir", "skeldir_owner", "skeldir_app")
         provision(server.dsn(), roles)
-        settings = Settings(data_dir=data_dir, secret_key=new_secret_key(),
-                            owner_database_url=role_url(server.dsn(), "skeldir", "skeldir_owner"),
-                            database_url=role_url(server.dsn(), "skeldir", "skeldir_app"))
+        settings = Settings(
+            data_dir=data_dir,
+            secret_key=new_secret_key(),
+            owner_database_url=role_url(server.dsn(), "skeldir", "skeldir_owner"),
+            database_url=role_url(server.dsn(), "skeldir", "skeldir_app"),
+        )
         migrate.upgrade(settings)
         with owner_connection(settings) as conn:
             tenant_id = admin.create_tenant(conn, secret_box(settings), "bench").tenant_id
         pool = await create_pool(settings, max_size=4, plan_every_query=True)
-        print(f"generating {args.orders:,} orders and {args.touchpoints:,} touchpoints ...", flush=True)
+        print(
+            f"generating {args.orders:,} orders and {args.touchpoints:,} touchpoints ...",
+            flush=True,
+        )
         generated = await generate(pool, settings, tenant_id, args.orders, args.touchpoints)
         print(f"  generated in {generated:.1f}s", flush=True)
 
         seconds, orders = await recompute_all(pool, tenant_id)
         rule_based = orders / seconds
-        print(f"rule-based models (6 together), end to end: {orders:,} orders in {seconds:.1f}s "
-              f"= {rule_based:,.0f} orders/s", flush=True)
+        print(
+            f"rule-based models (6 together), end to end: {orders:,} orders in {seconds:.1f}s "
+            f"= {rule_based:,.0f} orders/s",
+            flush=True,
+        )
 
         started = time.perf_counter()
         learned = await learn_weights(pool, tenant_id, now=ORDERED_AT + timedelta(days=1))
         learn_seconds = time.perf_counter() - started
-        print(f"learning Markov and Shapley weights: {learn_seconds:.1f}s "
-              f"({learned[0].paths if learned else 0:,} journeys)", flush=True)
+        print(
+            f"learning Markov and Shapley weights: {learn_seconds:.1f}s "
+            f"({learned[0].paths if learned else 0:,} journeys)",
+            flush=True,
+        )
         seconds_all, orders_all = await recompute_all(pool, tenant_id)
         all_models = orders_all / seconds_all
-        print(f"all 8 models together, end to end: {orders_all:,} orders in {seconds_all:.1f}s "
-              f"= {all_models:,.0f} orders/s", flush=True)
+        print(
+            f"all 8 models together, end to end: {orders_all:,} orders in {seconds_all:.1f}s "
+            f"= {all_models:,.0f} orders/s",
+            flush=True,
+        )
         rates = await per_model_rates(pool, tenant_id, min(args.orders, 50_000))
         await pool.close()
     finally:

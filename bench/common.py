@@ -37,8 +37,14 @@ READY_PREFIX = "SKELDIR READY "
 READY_TIMEOUT = 120.0
 SECRET = "shpss_bench_secret"
 # Variables that would point a fresh `skeldir up` at someone else's services.
-_FOREIGN_ENV = ("SKELDIR_DATA_DIR", "SKELDIR_DATABASE_URL", "SKELDIR_OWNER_DATABASE_URL",
-                "SKELDIR_BROKER_URL", "SKELDIR_SECRET_KEY", "SKELDIR_PUBLIC_URL")
+_FOREIGN_ENV = (
+    "SKELDIR_DATA_DIR",
+    "SKELDIR_DATABASE_URL",
+    "SKELDIR_OWNER_DATABASE_URL",
+    "SKELDIR_BROKER_URL",
+    "SKELDIR_SECRET_KEY",
+    "SKELDIR_PUBLIC_URL",
+)
 
 
 @dataclass
@@ -72,15 +78,39 @@ def target_from(args: argparse.Namespace) -> Iterator[Target]:
         if not all(attach):
             sys.exit("to attach, give all of --api-url --owner-url --tenant --source-url --secret")
         httpx.get(f"{args.api_url}/healthz", timeout=5).raise_for_status()
-        yield Target(args.api_url, args.owner_url, args.tenant, args.source_url, args.secret,
-                     args.broker_url, args.namespace)
+        yield Target(
+            args.api_url,
+            args.owner_url,
+            args.tenant,
+            args.source_url,
+            args.secret,
+            args.broker_url,
+            args.namespace,
+        )
         return
     with running_system() as ready:
         tenant = cli(ready["data_dir"], "tenant", "create", "bench shop", "--json")
-        source = cli(ready["data_dir"], "source", "add", "--tenant", tenant["tenant_id"],
-                     "--provider", "shopify", "--secret", SECRET, "--json")
-        yield Target(ready["api_url"], ready["owner_database_url"], tenant["tenant_id"],
-                     source["url"], SECRET, ready["broker_url"], up_pid=ready["pid"])
+        source = cli(
+            ready["data_dir"],
+            "source",
+            "add",
+            "--tenant",
+            tenant["tenant_id"],
+            "--provider",
+            "shopify",
+            "--secret",
+            SECRET,
+            "--json",
+        )
+        yield Target(
+            ready["api_url"],
+            ready["owner_database_url"],
+            tenant["tenant_id"],
+            source["url"],
+            SECRET,
+            ready["broker_url"],
+            up_pid=ready["pid"],
+        )
 
 
 @contextlib.contextmanager
@@ -92,9 +122,22 @@ def running_system() -> Iterator[dict]:
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
     print(f"starting skeldir up in {data_dir} on port {port} (log: {log_path})", flush=True)
     with open(log_path, "wb") as log:
-        up = subprocess.Popen([*SKELDIR, "--data-dir", str(data_dir), "up", "--port", str(port),
-                               "--worker-metrics-port", str(port + 1)],
-                              stdout=subprocess.PIPE, stderr=log, env=env, text=True)
+        up = subprocess.Popen(
+            [
+                *SKELDIR,
+                "--data-dir",
+                str(data_dir),
+                "up",
+                "--port",
+                str(port),
+                "--worker-metrics-port",
+                str(port + 1),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            text=True,
+        )
     failed = True
     try:
         ready = _await_ready(up, log_path)
@@ -124,7 +167,7 @@ def _await_ready(up: subprocess.Popen, log_path: Path) -> dict:
         except queue.Empty:
             continue
         if line.startswith(READY_PREFIX):
-            return json.loads(line[len(READY_PREFIX):])
+            return json.loads(line[len(READY_PREFIX) :])
     tail = log_path.read_text(errors="replace")[-3000:]
     raise RuntimeError(f"skeldir up did not get ready (exit {up.poll()}):\n{tail}")
 
@@ -143,8 +186,9 @@ def free_port_pair() -> int:
 
 
 def cli(data_dir: str, *args: str) -> dict:
-    done = subprocess.run([*SKELDIR, "--data-dir", data_dir, *args], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [*SKELDIR, "--data-dir", data_dir, *args], capture_output=True, text=True, timeout=60
+    )
     if done.returncode != 0:
         raise RuntimeError(f"skeldir {' '.join(args[:2])} failed: {done.stderr.strip()}")
     return json.loads(done.stdout)
@@ -157,8 +201,14 @@ def run_order_ids(count: int) -> range:
 
 
 def order_body(order_id: int) -> bytes:
-    return json.dumps({"id": order_id, "total_price": "10.50", "currency": "USD",
-                       "created_at": "2026-01-25T12:34:56Z"}).encode()
+    return json.dumps(
+        {
+            "id": order_id,
+            "total_price": "10.50",
+            "currency": "USD",
+            "created_at": "2026-01-25T12:34:56Z",
+        }
+    ).encode()
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -168,9 +218,11 @@ def signature(secret: str, body: bytes) -> str:
 def raw_post(url: str, body: bytes, signature_b64: str) -> bytes:
     """The HTTP/1.1 request bytes of one signed Shopify orders/create delivery (keep-alive)."""
     parts = urlsplit(url)
-    head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            "Content-Type: application/json\r\nX-Shopify-Topic: orders/create\r\n"
-            f"X-Shopify-Hmac-Sha256: {signature_b64}\r\nContent-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Content-Type: application/json\r\nX-Shopify-Topic: orders/create\r\n"
+        f"X-Shopify-Hmac-Sha256: {signature_b64}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -191,8 +243,12 @@ class CpuMeter:
     """Cores busy between start() and stop(): the load generator (this process and the children
     it waited for, i.e. wrk), each part of the system when this run started it, and the rest."""
 
-    GROUPS = (("api", " skeldir api "), ("worker", " skeldir worker "), ("postgres", "postgres"),
-              ("redis", "redis-server"))
+    GROUPS = (
+        ("api", " skeldir api "),
+        ("worker", " skeldir worker "),
+        ("postgres", "postgres"),
+        ("redis", "redis-server"),
+    )
 
     def __init__(self, up_pid: int | None) -> None:
         self.up_pid = up_pid

@@ -76,8 +76,9 @@ class Run:
     polls: int = 0
 
 
-async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   request: bytes) -> int:
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
@@ -118,15 +119,27 @@ async def send_steady(run: Run, url: str, requests: list[tuple[int, bytes]], rat
     run.sending_done.set()
 
 
-async def sample(run: Run, target: common.Target, db: psycopg.AsyncConnection, started: float,
-                 stop: asyncio.Event) -> None:
+async def sample(
+    run: Run,
+    target: common.Target,
+    db: psycopg.AsyncConnection,
+    started: float,
+    stop: asyncio.Event,
+) -> None:
     redis = common.redis_client(target.broker_url) if target.broker_url else None
     while not stop.is_set():
         depth = common.queue_depth(redis, target.namespace) if redis else {}
-        pending = await scalar(db, "SELECT count(*) FROM pending_orders WHERE tenant_id = %s",
-                               (target.tenant_id,))
-        run.samples.append(Sample(time.monotonic() - started, depth.get("attribution", -1),
-                                  depth.get("reporting", -1), pending))
+        pending = await scalar(
+            db, "SELECT count(*) FROM pending_orders WHERE tenant_id = %s", (target.tenant_id,)
+        )
+        run.samples.append(
+            Sample(
+                time.monotonic() - started,
+                depth.get("attribution", -1),
+                depth.get("reporting", -1),
+                pending,
+            )
+        )
         try:
             await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
         except TimeoutError:
@@ -163,8 +176,11 @@ async def poll_balanced(run: Run, target: common.Target, db: psycopg.AsyncConnec
         if done and not waiting:
             return
         if done and time.time() - max(d.sent_wall for d in run.deliveries) > DRAIN_TIMEOUT:
-            print(f"NOT DRAINED: {len(waiting)} orders unbalanced {DRAIN_TIMEOUT:.0f}s after the "
-                  "load", file=sys.stderr)
+            print(
+                f"NOT DRAINED: {len(waiting)} orders unbalanced {DRAIN_TIMEOUT:.0f}s after the "
+                "load",
+                file=sys.stderr,
+            )
             return
         if waiting:
             # A row committed before this statement's snapshot: seen no later than its start.
@@ -185,11 +201,15 @@ async def clock_offset(db: psycopg.AsyncConnection) -> float:
 
 async def measure(target: common.Target, seconds: int, meter: common.CpuMeter) -> dict:
     ids = common.run_order_ids(RATE * seconds)
-    requests = [(i, common.raw_post(target.source_url, body, common.signature(target.secret, body)))
-                for i, body in ((i, common.order_body(i)) for i in ids)]
+    requests = [
+        (i, common.raw_post(target.source_url, body, common.signature(target.secret, body)))
+        for i, body in ((i, common.order_body(i)) for i in ids)
+    ]
     run = Run()
-    async with await psycopg.AsyncConnection.connect(target.owner_url, autocommit=True) as db, \
-            await psycopg.AsyncConnection.connect(target.owner_url, autocommit=True) as sampler_db:
+    async with (
+        await psycopg.AsyncConnection.connect(target.owner_url, autocommit=True) as db,
+        await psycopg.AsyncConnection.connect(target.owner_url, autocommit=True) as sampler_db,
+    ):
         stop = asyncio.Event()
         started = time.monotonic()
         sampler = asyncio.create_task(sample(run, target, sampler_db, started, stop))
@@ -201,11 +221,19 @@ async def measure(target: common.Target, seconds: int, meter: common.CpuMeter) -
         await poller
         stop.set()
         await sampler
-        received = dict(await (await db.execute(
-            _RECEIVED, {"t": target.tenant_id, "ids": [str(i) for i in ids]})).fetchall())
+        received = dict(
+            await (
+                await db.execute(_RECEIVED, {"t": target.tenant_id, "ids": [str(i) for i in ids]})
+            ).fetchall()
+        )
         offset = await clock_offset(db)
-    return {"run": run, "received": received, "cpu": cpu, "offset": offset,
-            "load_seconds": load_seconds}
+    return {
+        "run": run,
+        "received": received,
+        "cpu": cpu,
+        "offset": offset,
+        "load_seconds": load_seconds,
+    }
 
 
 def series(values: list[int]) -> str:
@@ -218,11 +246,13 @@ def report_sending(deliveries: list[Delivery], cpu: dict[str, float]) -> None:
     first = deliveries[0]
     lateness = max((d.sent_wall - first.sent_wall) - (d.due - first.due) for d in deliveries)
     http = [d.latency * 1000 for d in ok]
-    print(f"\nsent {len(deliveries)} orders over {span:.2f}s ({len(deliveries) / span:.1f}/s), "
-          f"{len(ok)} answered 200, {len(deliveries) - len(ok)} other; "
-          f"HTTP p50 {common.percentile(http, 0.5):.1f} ms "
-          f"p99 {common.percentile(http, 0.99):.1f} ms "
-          f"(from the due instant); latest send {lateness * 1000:.1f} ms behind schedule")
+    print(
+        f"\nsent {len(deliveries)} orders over {span:.2f}s ({len(deliveries) / span:.1f}/s), "
+        f"{len(ok)} answered 200, {len(deliveries) - len(ok)} other; "
+        f"HTTP p50 {common.percentile(http, 0.5):.1f} ms "
+        f"p99 {common.percentile(http, 0.99):.1f} ms "
+        f"(from the due instant); latest send {lateness * 1000:.1f} ms behind schedule"
+    )
     print(f"CPU during the load, cores busy (of 2): {common.format_shares(cpu)}")
 
 
@@ -230,13 +260,17 @@ def report_queue(samples: list[Sample], load_seconds: float) -> int | None:
     """Print the series; return the deepest broker queue seen during the load (None: unsampled)."""
     during = [s for s in samples if s.at <= load_seconds]
     queued = [s.attribution + s.reporting for s in samples]
-    print(f"\nqueue depth every {SAMPLE_SECONDS}s from the start of the load "
-          f"({len(during)} samples during the load, {len(samples) - len(during)} after):")
+    print(
+        f"\nqueue depth every {SAMPLE_SECONDS}s from the start of the load "
+        f"({len(during)} samples during the load, {len(samples) - len(during)} after):"
+    )
     print(f"  attribution:    {series([s.attribution for s in samples])}")
     print(f"  reporting:      {series([s.reporting for s in samples])}")
     print(f"  pending orders: {series([s.pending for s in samples])}")
-    print(f"  queued min {min(queued)} max {max(queued)} last {queued[-1]}; pending orders max "
-          f"{max(s.pending for s in samples)} last {samples[-1].pending}")
+    print(
+        f"  queued min {min(queued)} max {max(queued)} last {queued[-1]}; pending orders max "
+        f"{max(s.pending for s in samples)} last {samples[-1].pending}"
+    )
     if any(s.attribution < 0 for s in samples):
         return None
     return max((s.attribution + s.reporting for s in during), default=0)
@@ -246,8 +280,10 @@ def report(result: dict, seconds: int) -> None:
     run: Run = result["run"]
     deliveries, cpu = run.deliveries, result["cpu"]
     report_sending(deliveries, cpu)
-    print(f"database clock - client clock: {result['offset'] * 1000:+.2f} ms; "
-          f"{run.polls} polls for balanced orders")
+    print(
+        f"database clock - client clock: {result['offset'] * 1000:+.2f} ms; "
+        f"{run.polls} polls for balanced orders"
+    )
 
     answered = {str(d.order_id): d.answered_wall for d in deliveries}
     received = result["received"]
@@ -259,39 +295,77 @@ def report(result: dict, seconds: int) -> None:
     clear = max(seen for seen, _ in run.balanced.values()) - last_send if all_balanced else nan
     clear_db = max(r for _, r in run.balanced.values()) - last_send if all_balanced else nan
     print(f"balanced orders: {len(run.balanced)} of {len(deliveries)}")
-    for name, lags in ((f"200 -> seen balanced (commit-visible, {POLL_SECONDS * 1000:.0f} ms poll)",
-                        visible),
-                       ("received_at -> refreshed_at (db clock, transaction starts)", db_clock)):
-        print(f"  {name}: p50 {common.percentile(lags, 0.5):.0f} ms  p90 "
-              f"{common.percentile(lags, 0.9):.0f}  p99 {common.percentile(lags, 0.99):.0f}  "
-              f"max {max(lags, default=nan):.0f} ms")
-    print(f"  backlog clear after the last send: {clear:.2f}s seen by the poll, "
-          f"{clear_db:.2f}s by max(refreshed_at)")
+    for name, lags in (
+        (f"200 -> seen balanced (commit-visible, {POLL_SECONDS * 1000:.0f} ms poll)", visible),
+        ("received_at -> refreshed_at (db clock, transaction starts)", db_clock),
+    ):
+        print(
+            f"  {name}: p50 {common.percentile(lags, 0.5):.0f} ms  p90 "
+            f"{common.percentile(lags, 0.9):.0f}  p99 {common.percentile(lags, 0.99):.0f}  "
+            f"max {max(lags, default=nan):.0f} ms"
+        )
+    print(
+        f"  backlog clear after the last send: {clear:.2f}s seen by the poll, "
+        f"{clear_db:.2f}s by max(refreshed_at)"
+    )
     deepest = report_queue(run.samples, result["load_seconds"])
 
     p, ok = common.percentile, sum(d.status == 200 for d in deliveries)
     table = [
-        ("200 -> balanced p50 (seen by poll)", f"{p(visible, 0.5):.0f} ms", "<= 250 ms",
-         common.verdict(p(visible, 0.5) <= 250)),
-        ("200 -> balanced p99 (seen by poll)", f"{p(visible, 0.99):.0f} ms", "<= 1000 ms",
-         common.verdict(p(visible, 0.99) <= 1000)),
-        ("received_at -> refreshed_at p50", f"{p(db_clock, 0.5):.0f} ms", "<= 250 ms",
-         common.verdict(p(db_clock, 0.5) <= 250)),
-        ("received_at -> refreshed_at p99", f"{p(db_clock, 0.99):.0f} ms", "<= 1000 ms",
-         common.verdict(p(db_clock, 0.99) <= 1000)),
-        ("broker queue depth, max during load", "not sampled" if deepest is None else str(deepest),
-         f"bounded (<= {QUEUE_BOUND})",
-         "" if deepest is None else common.verdict(deepest <= QUEUE_BOUND)),
-        ("backlog clear after the load (poll)", f"{clear:.2f} s", "<= 5 s",
-         common.verdict(clear <= 5)),
-        ("orders balanced", f"{len(run.balanced)} / {len(deliveries)}", "all",
-         common.verdict(all_balanced)),
+        (
+            "200 -> balanced p50 (seen by poll)",
+            f"{p(visible, 0.5):.0f} ms",
+            "<= 250 ms",
+            common.verdict(p(visible, 0.5) <= 250),
+        ),
+        (
+            "200 -> balanced p99 (seen by poll)",
+            f"{p(visible, 0.99):.0f} ms",
+            "<= 1000 ms",
+            common.verdict(p(visible, 0.99) <= 1000),
+        ),
+        (
+            "received_at -> refreshed_at p50",
+            f"{p(db_clock, 0.5):.0f} ms",
+            "<= 250 ms",
+            common.verdict(p(db_clock, 0.5) <= 250),
+        ),
+        (
+            "received_at -> refreshed_at p99",
+            f"{p(db_clock, 0.99):.0f} ms",
+            "<= 1000 ms",
+            common.verdict(p(db_clock, 0.99) <= 1000),
+        ),
+        (
+            "broker queue depth, max during load",
+            "not sampled" if deepest is None else str(deepest),
+            f"bounded (<= {QUEUE_BOUND})",
+            "" if deepest is None else common.verdict(deepest <= QUEUE_BOUND),
+        ),
+        (
+            "backlog clear after the load (poll)",
+            f"{clear:.2f} s",
+            "<= 5 s",
+            common.verdict(clear <= 5),
+        ),
+        (
+            "orders balanced",
+            f"{len(run.balanced)} / {len(deliveries)}",
+            "all",
+            common.verdict(all_balanced),
+        ),
         ("answered 200", f"{ok} / {len(deliveries)}", "all", common.verdict(ok == len(deliveries))),
         ("sender CPU during the load", f"{cpu['load generator']:.2f} cores", "small", ""),
     ]
     if "rest of machine" in cpu:
-        table.append(("other processes' CPU during the load", f"{cpu['rest of machine']:.2f} cores",
-                      "~0 (else figures are worse)", ""))
+        table.append(
+            (
+                "other processes' CPU during the load",
+                f"{cpu['rest of machine']:.2f} cores",
+                "~0 (else figures are worse)",
+                "",
+            )
+        )
     common.print_table(f"freshness, {RATE}/s for {seconds}s, one API process and one worker", table)
 
 

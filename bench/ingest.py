@@ -73,13 +73,24 @@ def write_requests(prefix: Path, requests: list[bytes]) -> None:
 def signed_orders(target: common.Target, ids: range, secret: str | None = None) -> list[bytes]:
     secret = secret or target.secret
     bodies = (common.order_body(i) for i in ids)
-    return [common.raw_post(target.source_url, body, common.signature(secret, body))
-            for body in bodies]
+    return [
+        common.raw_post(target.source_url, body, common.signature(secret, body)) for body in bodies
+    ]
 
 
 def run_wrk(wrk: str, url: str, prefix: Path, seconds: int, meter: common.CpuMeter) -> WrkResult:
-    command = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
-               "-s", str(REPLAY_LUA), url, "--", str(prefix)]
+    command = [
+        wrk,
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(REPLAY_LUA),
+        url,
+        "--",
+        str(prefix),
+    ]
     meter.start()
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     cpu = meter.stop()
@@ -91,22 +102,31 @@ def run_wrk(wrk: str, url: str, prefix: Path, seconds: int, meter: common.CpuMet
 def parse_wrk(output: str, cpu: dict[str, float]) -> WrkResult:
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
     seconds = float(total.group(2)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[total.group(3)]
-    latency = {pct: float(value) * _UNITS[unit] for pct, value, unit in
-               re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)}
+    latency = {
+        pct: float(value) * _UNITS[unit]
+        for pct, value, unit in re.findall(
+            r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M
+        )
+    }
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)
     return WrkResult(
-        requests=int(total.group(1)), seconds=seconds,
+        requests=int(total.group(1)),
+        seconds=seconds,
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=errors.group(1).strip() if errors else "none",
-        latency_ms=latency, replay=re.findall(r"^replay: .*$", output, re.M), cpu=cpu)
+        latency_ms=latency,
+        replay=re.findall(r"^replay: .*$", output, re.M),
+        cpu=cpu,
+    )
 
 
 def stored_events(target: common.Target) -> int:
     with psycopg.connect(target.owner_url) as conn:
-        return conn.execute("SELECT count(*) FROM webhook_events WHERE tenant_id = %s",
-                            (target.tenant_id,)).fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM webhook_events WHERE tenant_id = %s", (target.tenant_id,)
+        ).fetchone()[0]
 
 
 def wait_until_idle(target: common.Target, timeout: float = 120.0) -> float:
@@ -117,7 +137,8 @@ def wait_until_idle(target: common.Target, timeout: float = 120.0) -> float:
             left = conn.execute(
                 "SELECT (SELECT count(*) FROM pending_orders WHERE tenant_id = %(t)s)"
                 " + (SELECT count(*) FROM report_dirty_orders WHERE tenant_id = %(t)s)",
-                {"t": target.tenant_id}).fetchone()[0]
+                {"t": target.tenant_id},
+            ).fetchone()[0]
             if left == 0:
                 return time.monotonic() - started
             time.sleep(0.2)
@@ -126,10 +147,16 @@ def wait_until_idle(target: common.Target, timeout: float = 120.0) -> float:
 
 def describe(name: str, result: WrkResult) -> None:
     lat = result.latency_ms
-    print(f"\n{name}: {result.requests} requests in {result.seconds:.2f}s = {result.rps:.0f}/s, "
-          f"non-2xx {result.non_2xx}, socket errors: {result.socket_errors}")
-    print("  latency " + "  ".join(f"p{pct} {lat.get(pct, float('nan')):.2f} ms"
-                                     for pct in ("50", "75", "90", "99")))
+    print(
+        f"\n{name}: {result.requests} requests in {result.seconds:.2f}s = {result.rps:.0f}/s, "
+        f"non-2xx {result.non_2xx}, socket errors: {result.socket_errors}"
+    )
+    print(
+        "  latency "
+        + "  ".join(
+            f"p{pct} {lat.get(pct, float('nan')):.2f} ms" for pct in ("50", "75", "90", "99")
+        )
+    )
     print(f"  CPU, cores busy (of 2): {common.format_shares(result.cpu)}")
     for line in result.replay:
         print(f"  {line}")
@@ -144,8 +171,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured phase [10]")
     args = parser.parse_args()
     wrk = require_wrk()
-    print(f"wrk: {THREADS} threads, {CONNECTIONS} connections, loopback "
-          f"(the server shares the machine's {os.cpu_count()} cores with wrk)")
+    print(
+        f"wrk: {THREADS} threads, {CONNECTIONS} connections, loopback "
+        f"(the server shares the machine's {os.cpu_count()} cores with wrk)"
+    )
 
     with common.target_from(args) as target, tempfile.TemporaryDirectory() as tmp:
         meter = common.CpuMeter(target.up_pid)
@@ -177,17 +206,34 @@ def main() -> None:
         ("accepted / verify-only", f"{share:.0%}", ">= 30%", common.verdict(share >= 0.30)),
         ("ingest p50", f"{ingest.latency_ms.get('50', float('nan')):.1f} ms", "-", ""),
         ("ingest p99", f"{p99:.1f} ms", "<= 50 ms", common.verdict(p99 <= 50)),
-        ("verify-only p50 / p99", f"{ceiling.latency_ms.get('50', float('nan')):.1f} / "
-         f"{ceiling.latency_ms.get('99', float('nan')):.1f} ms", "-", ""),
-        ("ingest non-2xx / socket errors", f"{ingest.non_2xx} / {ingest.socket_errors}", "0",
-         common.verdict(ingest.non_2xx == 0)),
+        (
+            "verify-only p50 / p99",
+            f"{ceiling.latency_ms.get('50', float('nan')):.1f} / "
+            f"{ceiling.latency_ms.get('99', float('nan')):.1f} ms",
+            "-",
+            "",
+        ),
+        (
+            "ingest non-2xx / socket errors",
+            f"{ingest.non_2xx} / {ingest.socket_errors}",
+            "0",
+            common.verdict(ingest.non_2xx == 0),
+        ),
         ("wrk CPU during ingest", f"{ingest.cpu['load generator']:.2f} cores", "small", ""),
     ]
     if "rest of machine" in ingest.cpu:
-        table.append(("other processes' CPU during ingest",
-                     f"{ingest.cpu['rest of machine']:.2f} cores", "~0 (else figures are low)", ""))
-    common.print_table(f"ingest, one API process, {CONNECTIONS} connections, wrk -t{THREADS} "
-                       "on the same 2 cores", table)
+        table.append(
+            (
+                "other processes' CPU during ingest",
+                f"{ingest.cpu['rest of machine']:.2f} cores",
+                "~0 (else figures are low)",
+                "",
+            )
+        )
+    common.print_table(
+        f"ingest, one API process, {CONNECTIONS} connections, wrk -t{THREADS} on the same 2 cores",
+        table,
+    )
 
 
 if __name__ == "__main__":

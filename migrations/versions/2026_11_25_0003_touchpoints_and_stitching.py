@@ -143,8 +143,11 @@ def upgrade() -> None:
     op.execute(SCHEMA)
     op.execute(FUNCTIONS)
     op.execute(LEARNER_FUNCTION)
-    for signature in ("resolve_source(uuid, bytea)", "resolve_source_by_key(uuid, bytea, text)",
-                      "tenants_with_touchpoints(timestamptz)"):
+    for signature in (
+        "resolve_source(uuid, bytea)",
+        "resolve_source_by_key(uuid, bytea, text)",
+        "tenants_with_touchpoints(timestamptz)",
+    ):
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
         op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{runtime}"')
     for table in ("touchpoints", "channel_rule_sets", "model_weights"):

@@ -85,11 +85,17 @@ def configure_tenant(
     conn.commit()
     if row is None:
         raise AdminError(f"no tenant {tenant_id}")
-    return {"tenant_id": str(tenant_id), "lookback_days": row[0], "half_life_days": float(row[1]),
-            "reporting_currency": row[2]}
+    return {
+        "tenant_id": str(tenant_id),
+        "lookback_days": row[0],
+        "half_life_days": float(row[1]),
+        "reporting_currency": row[2],
+    }
 
 
-def _insert_key(conn: psycopg.Connection, tenant_id: uuid.UUID, key: str, scope: str, label: str) -> None:
+def _insert_key(
+    conn: psycopg.Connection, tenant_id: uuid.UUID, key: str, scope: str, label: str
+) -> None:
     conn.execute(
         "INSERT INTO api_keys (tenant_id, key_id, key_hash, scope, label) VALUES (%s, %s, %s, %s, %s)",
         (tenant_id, uuid.uuid4(), keys.digest(key), scope, label),
@@ -206,7 +212,11 @@ def _require_tenant(conn: psycopg.Connection, tenant_id: uuid.UUID) -> None:
 
 
 def _insert_secret(
-    conn: psycopg.Connection, box: SecretBox, tenant_id: uuid.UUID, source_id: uuid.UUID, secret: str
+    conn: psycopg.Connection,
+    box: SecretBox,
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    secret: str,
 ) -> uuid.UUID:
     secret_id = uuid.uuid4()
     conn.execute(

@@ -23,42 +23,55 @@ class RulesVersion:
     changed: bool
 
 
-def set_channel_rules(conn: psycopg.Connection, tenant_id: uuid.UUID, document: dict) -> RulesVersion:
+def set_channel_rules(
+    conn: psycopg.Connection, tenant_id: uuid.UUID, document: dict
+) -> RulesVersion:
     """Store `document` as the tenant's next rules version (RuleSetError when invalid)."""
     rules = RuleSet.from_document(document)
     fingerprint = rules.fingerprint()
     with conn.transaction():
-        if not conn.execute("SELECT 1 FROM tenants WHERE tenant_id = %s FOR UPDATE", (tenant_id,)).fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM tenants WHERE tenant_id = %s FOR UPDATE", (tenant_id,)
+        ).fetchone():
             raise LookupError(f"no tenant {tenant_id}")
         latest = conn.execute(
             "SELECT version, fingerprint FROM channel_rule_sets WHERE tenant_id = %s"
-            " ORDER BY version DESC LIMIT 1", (tenant_id,)).fetchone()
+            " ORDER BY version DESC LIMIT 1",
+            (tenant_id,),
+        ).fetchone()
         if latest and latest[1] == fingerprint:
             return RulesVersion(latest[0], fingerprint, changed=False)
         version = (latest[0] if latest else 0) + 1
         conn.execute(
             "INSERT INTO channel_rule_sets (tenant_id, version, document, fingerprint)"
-            " VALUES (%s, %s, %s, %s)", (tenant_id, version, Jsonb(rules.to_document()), fingerprint))
+            " VALUES (%s, %s, %s, %s)",
+            (tenant_id, version, Jsonb(rules.to_document()), fingerprint),
+        )
     return RulesVersion(version, fingerprint, changed=True)
 
 
 def channel_rules(conn: psycopg.Connection, tenant_id: uuid.UUID) -> tuple[int, dict] | None:
     row = conn.execute(
         "SELECT version, document FROM channel_rule_sets WHERE tenant_id = %s"
-        " ORDER BY version DESC LIMIT 1", (tenant_id,)).fetchone()
+        " ORDER BY version DESC LIMIT 1",
+        (tenant_id,),
+    ).fetchone()
     return (row[0], row[1]) if row else None
 
 
 def _utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[start, end] as UTC days: reports group orders by their UTC day."""
-    return (datetime.combine(start, time.min, tzinfo=timezone.utc),
-            datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc))
+    return (
+        datetime.combine(start, time.min, tzinfo=timezone.utc),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc),
+    )
 
 
 def orders_in_range(conn: psycopg.Connection, tenant_id: uuid.UUID, start: date, end: date) -> int:
     return conn.execute(
         "SELECT count(*) FROM orders WHERE tenant_id = %s AND has_snapshot"
-        " AND ordered_at >= %s AND ordered_at < %s", (tenant_id, *_utc_bounds(start, end)),
+        " AND ordered_at >= %s AND ordered_at < %s",
+        (tenant_id, *_utc_bounds(start, end)),
     ).fetchone()[0]
 
 
@@ -86,4 +99,5 @@ def mark_range_pending(
 
 def pending_orders(conn: psycopg.Connection, tenant_id: uuid.UUID) -> int:
     return conn.execute(
-        "SELECT count(*) FROM pending_orders WHERE tenant_id = %s", (tenant_id,)).fetchone()[0]
+        "SELECT count(*) FROM pending_orders WHERE tenant_id = %s", (tenant_id,)
+    ).fetchone()[0]

@@ -47,8 +47,14 @@ def _emit(payload: dict, as_json: bool) -> None:
 
 
 @click.group()
-@click.option("--data-dir", type=click.Path(path_type=Path), envvar="SKELDIR_DATA_DIR",
-              default=Path(".skeldir"), show_default=True, help="Where embedded services keep data.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="SKELDIR_DATA_DIR",
+    default=Path(".skeldir"),
+    show_default=True,
+    help="Where embedded services keep data.",
+)
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path) -> None:
     """Skeldir: verified commerce webhooks in, exact attribution and fresh reports out."""
@@ -58,8 +64,12 @@ def main(ctx: click.Context, data_dir: Path) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--worker-metrics-port", type=int, default=None,
-              help="Port of the worker's metrics endpoint [default: --port + 1].")
+@click.option(
+    "--worker-metrics-port",
+    type=int,
+    default=None,
+    help="Port of the worker's metrics endpoint [default: --port + 1].",
+)
 @click.pass_context
 def up(ctx: click.Context, host: str, port: int, worker_metrics_port: int | None) -> None:
     """Run the whole system (embedded PostgreSQL and Redis unless URLs are given)."""
@@ -78,8 +88,16 @@ def api(ctx: click.Context, host: str, port: int) -> None:
     """Run the API alone (uvicorn), for deployments."""
     settings = _settings(ctx)
     configure_logging(settings.log_level, component="api")
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
 
 
 @main.command()
@@ -116,12 +134,20 @@ def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_jso
     settings = _operator_settings(ctx)
     try:
         with owner_connection(settings) as conn:
-            created = admin.create_tenant(conn, secret_box(settings, create=True), name,
-                                          reporting_currency)
+            created = admin.create_tenant(
+                conn, secret_box(settings, create=True), name, reporting_currency
+            )
     except admin.AdminError as exc:
         raise click.ClickException(str(exc)) from exc
-    _emit({"tenant_id": str(created.tenant_id), "api_key": created.api_key,
-           "webhook_key": created.webhook_key, "collect_key": created.collect_key}, as_json)
+    _emit(
+        {
+            "tenant_id": str(created.tenant_id),
+            "api_key": created.api_key,
+            "webhook_key": created.webhook_key,
+            "collect_key": created.collect_key,
+        },
+        as_json,
+    )
 
 
 @tenant.command("configure")
@@ -130,14 +156,20 @@ def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_jso
 @click.option("--half-life-days", type=float, default=None, help="Time-decay half-life [7].")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def tenant_configure(ctx: click.Context, tenant_id: uuid.UUID, lookback_days: int | None,
-                     half_life_days: float | None, as_json: bool) -> None:
+def tenant_configure(
+    ctx: click.Context,
+    tenant_id: uuid.UUID,
+    lookback_days: int | None,
+    half_life_days: float | None,
+    as_json: bool,
+) -> None:
     """Set a tenant's attribution window and half-life; re-attribute history with `recompute`."""
     settings = _operator_settings(ctx)
     try:
         with owner_connection(settings) as conn:
-            result = admin.configure_tenant(conn, tenant_id, lookback_days=lookback_days,
-                                            half_life_days=half_life_days)
+            result = admin.configure_tenant(
+                conn, tenant_id, lookback_days=lookback_days, half_life_days=half_life_days
+            )
     except admin.AdminError as exc:
         raise click.ClickException(str(exc)) from exc
     _emit(result, as_json)
@@ -151,27 +183,53 @@ def source() -> None:
 @source.command("add")
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.option("--provider", required=True, type=click.Choice(admin.PROVIDERS))
-@click.option("--secret", required=True,
-              help="The signing secret the provider uses (for PayPal: the webhook id).")
+@click.option(
+    "--secret",
+    required=True,
+    help="The signing secret the provider uses (for PayPal: the webhook id).",
+)
 @click.option("--label", default=None)
-@click.option("--tolerance-seconds", type=int, default=None,
-              help="Accepted clock skew of signed timestamps (Stripe, PayPal, Standard) [300].")
+@click.option(
+    "--tolerance-seconds",
+    type=int,
+    default=None,
+    help="Accepted clock skew of signed timestamps (Stripe, PayPal, Standard) [300].",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def source_add(ctx: click.Context, tenant_id: uuid.UUID, provider: str, secret: str,
-               label: str | None, tolerance_seconds: int | None, as_json: bool) -> None:
+def source_add(
+    ctx: click.Context,
+    tenant_id: uuid.UUID,
+    provider: str,
+    secret: str,
+    label: str | None,
+    tolerance_seconds: int | None,
+    as_json: bool,
+) -> None:
     """Connect a webhook source; prints the URL to paste into the provider."""
     settings = _operator_settings(ctx)
     try:
         with owner_connection(settings) as conn:
-            created = admin.add_source(conn, secret_box(settings, create=True), tenant_id=tenant_id,
-                                       provider=provider, secret=secret,
-                                       public_url=settings.public_url, label=label,
-                                       tolerance_seconds=tolerance_seconds)
+            created = admin.add_source(
+                conn,
+                secret_box(settings, create=True),
+                tenant_id=tenant_id,
+                provider=provider,
+                secret=secret,
+                public_url=settings.public_url,
+                label=label,
+                tolerance_seconds=tolerance_seconds,
+            )
     except admin.AdminError as exc:
         raise click.ClickException(str(exc)) from exc
-    _emit({"source_id": str(created.source_id), "secret_id": str(created.secret_id),
-           "url": created.url}, as_json)
+    _emit(
+        {
+            "source_id": str(created.source_id),
+            "secret_id": str(created.secret_id),
+            "url": created.url,
+        },
+        as_json,
+    )
 
 
 @source.command("rotate")
@@ -180,21 +238,41 @@ def source_add(ctx: click.Context, tenant_id: uuid.UUID, provider: str, secret: 
 @click.option("--secret", default=None, help="A new signing secret to accept.")
 @click.option("--retire", "retire", multiple=True, type=click.UUID, help="Secret id to retire.")
 @click.option("--retire-others", is_flag=True, help="Retire every secret but the new one.")
-@click.option("--grace", default=0, show_default=True, type=int,
-              help="Seconds a retired secret still verifies (providers switch over slowly).")
+@click.option(
+    "--grace",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seconds a retired secret still verifies (providers switch over slowly).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def source_rotate(ctx: click.Context, tenant_id: uuid.UUID, source_id: uuid.UUID, secret: str | None,
-                  retire: tuple[uuid.UUID, ...], retire_others: bool, grace: int, as_json: bool) -> None:
+def source_rotate(
+    ctx: click.Context,
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    secret: str | None,
+    retire: tuple[uuid.UUID, ...],
+    retire_others: bool,
+    grace: int,
+    as_json: bool,
+) -> None:
     """Add a signing secret and/or retire old ones."""
     if not secret and not retire and not retire_others:
         raise click.UsageError("give --secret, --retire or --retire-others")
     settings = _operator_settings(ctx)
     try:
         with owner_connection(settings) as conn:
-            result = admin.rotate_secret(conn, secret_box(settings), tenant_id=tenant_id,
-                                         source_id=source_id, secret=secret, retire=list(retire),
-                                         retire_others=retire_others, grace=timedelta(seconds=grace))
+            result = admin.rotate_secret(
+                conn,
+                secret_box(settings),
+                tenant_id=tenant_id,
+                source_id=source_id,
+                secret=secret,
+                retire=list(retire),
+                retire_others=retire_others,
+                grace=timedelta(seconds=grace),
+            )
     except admin.AdminError as exc:
         raise click.ClickException(str(exc)) from exc
     _emit(result, as_json)
@@ -208,7 +286,6 @@ def source_list(ctx: click.Context, tenant_id: uuid.UUID) -> None:
     settings = _operator_settings(ctx)
     with owner_connection(settings) as conn:
         click.echo(json.dumps(admin.list_sources(conn, tenant_id), indent=2))
-
 
 
 @main.group("fx")
@@ -250,9 +327,15 @@ def channels_set(ctx: click.Context, tenant_id: uuid.UUID, rules_file: Path, as_
             stored = attribution_admin.set_channel_rules(conn, tenant_id, document)
     except (ValueError, RuleSetError, LookupError) as exc:
         raise click.ClickException(str(exc)) from exc
-    _emit({"version": stored.version, "fingerprint": stored.fingerprint, "changed": stored.changed,
-           "next": "re-attribute history with `skeldir recompute --tenant ... --from ... --to ...`"},
-          as_json)
+    _emit(
+        {
+            "version": stored.version,
+            "fingerprint": stored.fingerprint,
+            "changed": stored.changed,
+            "next": "re-attribute history with `skeldir recompute --tenant ... --from ... --to ...`",
+        },
+        as_json,
+    )
 
 
 @channels.command("show")
@@ -263,19 +346,31 @@ def channels_show(ctx: click.Context, tenant_id: uuid.UUID) -> None:
     settings = _operator_settings(ctx)
     with owner_connection(settings) as conn:
         found = attribution_admin.channel_rules(conn, tenant_id)
-    click.echo(json.dumps({"version": found[0] if found else 0,
-                           "rules": found[1] if found else "default"}, indent=2))
+    click.echo(
+        json.dumps(
+            {"version": found[0] if found else 0, "rules": found[1] if found else "default"},
+            indent=2,
+        )
+    )
 
 
 @main.command()
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.option("--from", "start", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--to", "end", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Follow the worker until every order of the range is attributed again.")
-@click.option("--timeout", default=3600, show_default=True, type=int, help="Seconds to wait at most.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the worker until every order of the range is attributed again.",
+)
+@click.option(
+    "--timeout", default=3600, show_default=True, type=int, help="Seconds to wait at most."
+)
 @click.pass_context
-def recompute(ctx: click.Context, tenant_id: uuid.UUID, start, end, wait: bool, timeout: int) -> None:
+def recompute(
+    ctx: click.Context, tenant_id: uuid.UUID, start, end, wait: bool, timeout: int
+) -> None:
     """Re-attribute a date range of a tenant's orders (after rules, weights or rates changed)."""
     settings = _operator_settings(ctx)
     first, last = start.date(), end.date()
@@ -295,7 +390,8 @@ def recompute(ctx: click.Context, tenant_id: uuid.UUID, start, end, wait: bool, 
             while remaining:
                 if time.monotonic() > deadline:
                     raise click.ClickException(
-                        f"{remaining} orders still pending after {timeout}s: is a worker running?")
+                        f"{remaining} orders still pending after {timeout}s: is a worker running?"
+                    )
                 time.sleep(0.5)
                 now_pending = attribution_admin.pending_orders(conn, tenant_id)
                 bar.update(max(0, remaining - now_pending))

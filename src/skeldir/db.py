@@ -74,7 +74,9 @@ async def tenant_transaction(
 
 
 @contextmanager
-def owner_connection(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+def owner_connection(
+    settings: Settings, *, autocommit: bool = False
+) -> Iterator[psycopg.Connection]:
     """A connection as the owner role, for migrations and operator commands."""
     if not settings.owner_database_url:
         raise DatabaseNotConfigured("SKELDIR_OWNER_DATABASE_URL is not set and no data dir is up")

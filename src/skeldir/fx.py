@@ -48,7 +48,9 @@ def read_rates(path: Path) -> list[Rate]:
                 if not _RATE.match(text) or Decimal(text) <= 0:
                     raise ValueError("rate")
             except (ValueError, InvalidOperation, money.MoneyError, AttributeError) as exc:
-                raise RateFileError(f"line {line}: not a valid date, currency pair and positive rate") from exc
+                raise RateFileError(
+                    f"line {line}: not a valid date, currency pair and positive rate"
+                ) from exc
             if base == quote:
                 raise RateFileError(f"line {line}: base and quote are the same currency")
             rates.append(Rate(day, base, quote, Decimal(text)))

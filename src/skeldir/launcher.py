@@ -84,8 +84,11 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
         )
         api_url = f"http://{host}:{port}"
         metrics_url = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}"
-        _wait_ready(children, {"api": f"{api_url}/healthz", "worker": f"{metrics_url}/healthz"},
-                    stop_requested)
+        _wait_ready(
+            children,
+            {"api": f"{api_url}/healthz", "worker": f"{metrics_url}/healthz"},
+            stop_requested,
+        )
         if stop_requested.is_set():
             return 0
         ready = {
@@ -135,14 +138,18 @@ def _start_embedded(settings: Settings, data_dir: Path, services: list) -> Setti
     )
 
 
-def _wait_ready(children: dict, health_urls: dict[str, str], stop_requested: threading.Event) -> None:
+def _wait_ready(
+    children: dict, health_urls: dict[str, str], stop_requested: threading.Event
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     pending = dict(health_urls)
     with httpx.Client(timeout=2.0) as client:
         while pending and not stop_requested.is_set():
             for name, url in list(pending.items()):
                 if children[name].poll() is not None:
-                    raise StartupError(f"the {name} process exited with {children[name].returncode}")
+                    raise StartupError(
+                        f"the {name} process exited with {children[name].returncode}"
+                    )
                 try:
                     if client.get(url).status_code == 200:
                         del pending[name]

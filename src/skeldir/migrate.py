@@ -28,7 +28,9 @@ def alembic_config(settings: Settings) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # '%' is ConfigParser's interpolation marker; URL-encoded passwords contain it.
-    config.set_main_option("sqlalchemy.url", sqlalchemy_url(settings.owner_database_url).replace("%", "%%"))
+    config.set_main_option(
+        "sqlalchemy.url", sqlalchemy_url(settings.owner_database_url).replace("%", "%%")
+    )
     config.attributes["runtime_role"] = runtime_role
     return config
 

@@ -59,16 +59,16 @@ def provision(admin_url: str, roles: Roles) -> None:
     with psycopg.connect(with_database(admin_url, roles.database), autocommit=True) as conn:
         # PostgreSQL 15+ already withholds CREATE on public from PUBLIC; older servers do not.
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        conn.execute(
-            sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(roles.owner))
-        )
+        conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(roles.owner)))
 
 
 def drop(admin_url: str, roles: Roles) -> None:
     """Remove what `provision` created (test clean-up)."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(roles.database))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(roles.database)
+            )
         )
         for role in (roles.runtime, roles.owner):
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

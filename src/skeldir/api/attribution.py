@@ -20,12 +20,18 @@ def utc_midnight(day: date) -> datetime:
     """Days are UTC days everywhere (reports group by the UTC day), whatever the host's zone."""
     return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
+
 router = APIRouter(prefix="/api/attribution", tags=["attribution"])
 
 
-@router.get("/orders/{provider}/{external_order_id}", summary="One order's revenue and credits by model")
+@router.get(
+    "/orders/{provider}/{external_order_id}", summary="One order's revenue and credits by model"
+)
 async def get_order_attribution(
-    provider: str, external_order_id: str, request: Request, principal: Principal = Depends(require_reader)
+    provider: str,
+    external_order_id: str,
+    request: Request,
+    principal: Principal = Depends(require_reader),
 ) -> dict:
     async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
         result = await order_attribution(conn, provider, external_order_id)
@@ -35,11 +41,15 @@ async def get_order_attribution(
     return result
 
 
-@router.get("/channels", summary="Revenue, refunds, net and orders per channel and day under one model")
+@router.get(
+    "/channels", summary="Revenue, refunds, net and orders per channel and day under one model"
+)
 async def get_channel_performance(
     request: Request,
-    model: str = Query(description="first_touch, last_touch, last_non_direct, linear, time_decay, "
-                                   "position_based, markov or shapley"),
+    model: str = Query(
+        description="first_touch, last_touch, last_non_direct, linear, time_decay, "
+        "position_based, markov or shapley"
+    ),
     start: date = Query(alias="from"),
     end: date = Query(alias="to"),
     currency: str | None = Query(default=None, pattern="^[A-Z]{3}$"),
@@ -50,6 +60,7 @@ async def get_channel_performance(
     if end < start or (end - start).days >= 366:
         raise HTTPException(400, "'to' must be on or after 'from', at most 366 days")
     async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        rows = await channel_performance(conn, model, utc_midnight(start),
-                                         utc_midnight(end + timedelta(days=1)), currency)
+        rows = await channel_performance(
+            conn, model, utc_midnight(start), utc_midnight(end + timedelta(days=1)), currency
+        )
     return {"model": model, "from": start.isoformat(), "to": end.isoformat(), "rows": rows}

@@ -28,7 +28,9 @@ async def http_exception_handler(_request: Request, exc: StarletteHTTPException)
     return response
 
 
-async def validation_exception_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def validation_exception_handler(
+    _request: Request, exc: RequestValidationError
+) -> JSONResponse:
     errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
     return problem(422, "Invalid request", "the request does not match the schema", errors=errors)
 

@@ -29,7 +29,8 @@ async def daily_revenue(
             " reporting_currency, gross_reporting_minor, refunds_reporting_minor,"
             " cancellations_reporting_minor, net_reporting_minor, unconverted_entries"
             " FROM daily_revenue WHERE day BETWEEN $1 AND $2 ORDER BY day, currency",
-            start, end,
+            start,
+            end,
         )
     return {
         "from": start.isoformat(),

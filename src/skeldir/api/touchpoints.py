@@ -30,11 +30,16 @@ _SNIPPET = files("skeldir.api.static").joinpath("collect.js").read_bytes()
 
 async def _collector(request: Request) -> uuid.UUID:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    parsed = keys.parse_credential(credential.strip(), keys.API_KEY_PREFIX) if scheme.lower() == "bearer" else None
+    parsed = (
+        keys.parse_credential(credential.strip(), keys.API_KEY_PREFIX)
+        if scheme.lower() == "bearer"
+        else None
+    )
     row = None
     if parsed is not None:
         row = await request.app.state.pool.fetchrow(
-            "SELECT scope FROM resolve_api_key($1, $2)", parsed.tenant_id, parsed.digest)
+            "SELECT scope FROM resolve_api_key($1, $2)", parsed.tenant_id, parsed.digest
+        )
     if row is None:
         raise HTTPException(401, "a valid collect key is required", headers=_CORS)
     if row["scope"] not in ("collect", "admin"):
@@ -47,7 +52,10 @@ async def touchpoints_preflight() -> Response:
     return Response(status_code=204, headers=_CORS)
 
 
-@router.post("/api/touchpoints", summary="Record up to 1,000 touchpoints; invalid items are reported, valid ones kept")
+@router.post(
+    "/api/touchpoints",
+    summary="Record up to 1,000 touchpoints; invalid items are reported, valid ones kept",
+)
 async def collect_touchpoints(request: Request) -> JSONResponse:
     tenant_id = await _collector(request)
     body = await request.body()
@@ -60,8 +68,10 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
     items = document.get("touchpoints") if isinstance(document, dict) else None
     if not isinstance(items, list) or not 1 <= len(items) <= touchpoints.MAX_BATCH:
         raise HTTPException(
-            400, f'the body must be {{"touchpoints": [...]}} with 1 to {touchpoints.MAX_BATCH} items',
-            headers=_CORS)
+            400,
+            f'the body must be {{"touchpoints": [...]}} with 1 to {touchpoints.MAX_BATCH} items',
+            headers=_CORS,
+        )
     pool = request.app.state.pool
     async with tenant_transaction(pool, tenant_id) as conn:
         stitch = await touchpoints.tenant_stitch_key(conn, request.app.state.box, tenant_id)
@@ -80,7 +90,8 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
             "duplicates": len(valid) - stored.new,
             "orders_reattributed": stored.orders_marked,
             "rejected": [
-                {"index": r.index, "id": r.touchpoint_id, "errors": list(r.errors)} for r in rejected
+                {"index": r.index, "id": r.touchpoint_id, "errors": list(r.errors)}
+                for r in rejected
             ],
         },
         headers=_CORS,
@@ -89,5 +100,8 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
 
 @router.get("/collect.js", include_in_schema=False)
 async def collect_snippet() -> Response:
-    return Response(_SNIPPET, media_type="application/javascript",
-                    headers={"Cache-Control": "public, max-age=3600"})
+    return Response(
+        _SNIPPET,
+        media_type="application/javascript",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )

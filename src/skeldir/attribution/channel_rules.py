@@ -19,8 +19,13 @@ from skeldir.ingestion.event import AttributionHints
 
 FORMAT_VERSION = 1
 FIELDS = (
-    "click_ids", "utm_medium", "utm_source", "utm_campaign",
-    "referring_domain", "landing_path", "source_name",
+    "click_ids",
+    "utm_medium",
+    "utm_source",
+    "utm_campaign",
+    "referring_domain",
+    "landing_path",
+    "source_name",
 )
 PLACE_KEYS = ("values", "hosts", "suffixes", "names", "words", "lists")
 REQUIRED_CHANNELS = ("direct", "unknown")
@@ -41,8 +46,16 @@ DEFAULT_RULES: dict = {
     "extends": None,
     # The order is part of the contract: it breaks ties when cents are apportioned.
     "channels": [
-        "direct", "organic_search", "paid_search", "organic_social", "paid_social",
-        "email", "referral", "affiliate", "display", "unknown",
+        "direct",
+        "organic_search",
+        "paid_search",
+        "organic_social",
+        "paid_social",
+        "email",
+        "referral",
+        "affiliate",
+        "display",
+        "unknown",
     ],
     "lists": {
         "search_engines": {
@@ -50,8 +63,14 @@ DEFAULT_RULES: dict = {
         },
         "social_networks": {
             "names": [
-                "facebook", "instagram", "linkedin", "pinterest",
-                "reddit", "tiktok", "twitter", "youtube",
+                "facebook",
+                "instagram",
+                "linkedin",
+                "pinterest",
+                "reddit",
+                "tiktok",
+                "twitter",
+                "youtube",
             ],
             # Too short to match safely as a label of an arbitrary domain.
             "hosts": ["fb.me", "lnkd.in", "t.co", "x.com", "youtu.be"],
@@ -59,21 +78,32 @@ DEFAULT_RULES: dict = {
         },
         "mail_hosts": {
             "hosts": [
-                "mail.aol.com", "mail.google.com", "mail.proton.me", "mail.yahoo.com",
-                "mail.zoho.com", "outlook.live.com", "outlook.office.com",
-                "outlook.office365.com", "webmail.gmx.net",
+                "mail.aol.com",
+                "mail.google.com",
+                "mail.proton.me",
+                "mail.yahoo.com",
+                "mail.zoho.com",
+                "outlook.live.com",
+                "outlook.office.com",
+                "outlook.office365.com",
+                "webmail.gmx.net",
             ],
         },
     },
     "rules": [
         {"channel": "paid_search", "click_ids": ["dclid", "gbraid", "gclid", "msclkid", "wbraid"]},
-        {"channel": "paid_social", "click_ids": ["fbclid", "li_fat_id", "sccid", "ttclid", "twclid"]},
         {
-            "channel": "paid_search", "utm_medium": _PAID_MEDIUMS,
+            "channel": "paid_social",
+            "click_ids": ["fbclid", "li_fat_id", "sccid", "ttclid", "twclid"],
+        },
+        {
+            "channel": "paid_search",
+            "utm_medium": _PAID_MEDIUMS,
             "utm_source": {"lists": ["search_engines"]},
         },
         {
-            "channel": "paid_social", "utm_medium": _PAID_MEDIUMS,
+            "channel": "paid_social",
+            "utm_medium": _PAID_MEDIUMS,
             "utm_source": {"lists": ["social_networks"]},
         },
         {"channel": "paid_search", "utm_medium": _PAID_MEDIUMS},
@@ -173,9 +203,11 @@ def _clean(value: str | None) -> str:
 
 # ---- validation: the input document into its canonical, resolved form ----
 
+
 def _resolve(document: object) -> dict:
-    root = _mapping(document, "document", ("version", "extends"),
-                    ("channels", "lists", "rules", "fallback"))
+    root = _mapping(
+        document, "document", ("version", "extends"), ("channels", "lists", "rules", "fallback")
+    )
     if type(root["version"]) is not int or root["version"] != FORMAT_VERSION:
         raise RuleSetError(f"version: must be {FORMAT_VERSION}")
     if root["extends"] == "default":
@@ -216,8 +248,12 @@ def _resolve(document: object) -> dict:
     fallback = root.get("fallback", base["fallback"])
     _check_channel(fallback, "fallback", channels)
     return {
-        "version": FORMAT_VERSION, "extends": None, "channels": channels, "lists": lists,
-        "rules": rules + base["rules"], "fallback": fallback,
+        "version": FORMAT_VERSION,
+        "extends": None,
+        "channels": channels,
+        "lists": lists,
+        "rules": rules + base["rules"],
+        "fallback": fallback,
     }
 
 
@@ -234,8 +270,10 @@ def _rule(value: object, path: str, channels: list[str], lists: dict) -> dict:
         if key in rule:
             canonical[key] = _strings(rule[key], f"{path}.{key}", _field_name)
     if len(canonical.keys() - {"channel", "description"}) == 0:
-        raise RuleSetError(f"{path}: needs at least one condition ({', '.join(FIELDS)}, "
-                           "present, absent); the fallback covers everything else")
+        raise RuleSetError(
+            f"{path}: needs at least one condition ({', '.join(FIELDS)}, "
+            "present, absent); the fallback covers everything else"
+        )
     both = set(canonical.get("present", ())) & set(canonical.get("absent", ()))
     if both:
         raise RuleSetError(f"{path}: {min(both)!r} cannot be both present and absent")
@@ -282,8 +320,12 @@ def _strings(value: object, path: str, canonical_item, limit: int = MAX_ITEMS) -
     items = _array(value, path, limit)
     if not items:
         raise RuleSetError(f"{path}: must not be empty")
-    return sorted({canonical_item(_text(item, f"{path}[{i}]"), f"{path}[{i}]")
-                   for i, item in enumerate(items)})
+    return sorted(
+        {
+            canonical_item(_text(item, f"{path}[{i}]"), f"{path}[{i}]")
+            for i, item in enumerate(items)
+        }
+    )
 
 
 def _text(value: object, path: str) -> str:
@@ -295,15 +337,24 @@ def _text(value: object, path: str) -> str:
 
 
 def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
 def _check_name(name: object, path: str) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise RuleSetError(f"{path}: {name!r} is not a name (lower-case letters, digits and _, "
-                           "starting with a letter, at most 40)")
+        raise RuleSetError(
+            f"{path}: {name!r} is not a name (lower-case letters, digits and _, "
+            "starting with a letter, at most 40)"
+        )
 
 
 def _check_channel(name: object, path: str, channels: list[str]) -> None:
@@ -319,6 +370,7 @@ def _pattern_item(pattern: re.Pattern, what: str):
         if not pattern.fullmatch(cleaned):
             raise RuleSetError(f"{path}: {item!r} is not {what}")
         return cleaned
+
     return canonical
 
 
@@ -369,6 +421,7 @@ def _list_name(lists: dict):
             known = ", ".join(sorted(lists)) or "none"
             raise RuleSetError(f"{path}: unknown list {item!r} (known: {known})")
         return item
+
     return canonical
 
 
@@ -391,6 +444,7 @@ _CONDITIONS = {
 
 
 # ---- compilation: conditions become ids; a hint's features are the ids it satisfies ----
+
 
 def _compile(resolved: dict) -> tuple:
     """Each distinct condition gets an id; a rule matches when its ids are a subset of the
@@ -420,15 +474,22 @@ def _compile(resolved: dict) -> tuple:
 
     used = [field for field in FIELDS if field in referenced]
     functions = tuple(
-        _field_features(field, tests[field], ids.get(("present", field, "null")),
-                        ids.get(("absent", field, "null")), resolved["lists"])
+        _field_features(
+            field,
+            tests[field],
+            ids.get(("present", field, "null")),
+            ids.get(("absent", field, "null")),
+            resolved["lists"],
+        )
         for field in used
     )
     if len(used) > 1:
         values = attrgetter(*used)
     else:
+
         def values(hints: AttributionHints) -> tuple:
             return tuple(getattr(hints, field) for field in used)
+
     fallback = resolved["fallback"]
 
     # Keyed by each field's features, which are few distinct objects with cached hashes.
@@ -443,8 +504,7 @@ def _compile(resolved: dict) -> tuple:
     return tuple(rules), values, functions, decide
 
 
-def _field_features(field: str, tests: list, present: int | None, absent: int | None,
-                    lists: dict):
+def _field_features(field: str, tests: list, present: int | None, absent: int | None, lists: dict):
     """A function from a raw hint value to the ids of the conditions it satisfies."""
     when_absent = frozenset({absent} - {None})
     when_present = frozenset({present} - {None})
@@ -467,11 +527,14 @@ def _field_features(field: str, tests: list, present: int | None, absent: int | 
                 return by_name(pairs[0][0]) if pairs[0][1] else when_absent
             names = frozenset(name.strip().lower() for name, value in pairs if value)
             return by_names(names) if names else when_absent
+
         return click_features
 
     if not tests:
+
         def presence(raw: str | None) -> frozenset[int]:
             return when_present if raw and not raw.isspace() else when_absent
+
         return presence
 
     if field in ("utm_medium", "source_name"):
@@ -485,6 +548,7 @@ def _field_features(field: str, tests: list, present: int | None, absent: int | 
         def exact_features(raw: str | None) -> frozenset[int]:
             cleaned = _clean(raw)
             return index.get(normalise(cleaned), when_present) if cleaned else when_absent
+
         return exact_features
 
     if field in ("utm_source", "referring_domain"):
@@ -494,6 +558,7 @@ def _field_features(field: str, tests: list, present: int | None, absent: int | 
         def place_features(raw: str | None) -> frozenset[int]:
             cleaned = _clean(raw)
             return when_present.union(place_index.ids(cleaned)) if cleaned else when_absent
+
         return place_features
 
     if field == "utm_campaign":
@@ -507,6 +572,7 @@ def _field_features(field: str, tests: list, present: int | None, absent: int | 
         if not cleaned:
             return when_absent
         return when_present | {i for i, pattern in patterns if pattern.match(cleaned)}
+
     return pattern_features
 
 
@@ -526,9 +592,14 @@ class _PlaceIndex:
         suffixes: dict[str, set[int]] = {}
         for i, spec in tests:
             for part in (spec, *(lists[name] for name in spec.get("lists", ()))):
-                for key, index in (("values", self.values), ("hosts", self.hosts),
-                                   ("names", self.labels), ("names", self.words),
-                                   ("words", self.words), ("suffixes", suffixes)):
+                for key, index in (
+                    ("values", self.values),
+                    ("hosts", self.hosts),
+                    ("names", self.labels),
+                    ("names", self.words),
+                    ("words", self.words),
+                    ("suffixes", suffixes),
+                ):
                     for item in part.get(key, ()):
                         index.setdefault(item, set()).add(i)
         for suffix, ids in suffixes.items():

@@ -21,7 +21,9 @@ GROUP BY o.tenant_id, o.order_id
 """
 
 
-async def explained_path(conn: asyncpg.Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) -> list[dict]:
+async def explained_path(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, order_id: uuid.UUID
+) -> list[dict]:
     order = await conn.fetchrow(_ORDER_SQL, tenant_id, order_id)
     if order is None or not order["has_snapshot"]:
         return []
@@ -33,10 +35,15 @@ async def explained_path(conn: asyncpg.Connection, tenant_id: uuid.UUID, order_i
             for r in await conn.fetch(
                 "SELECT touchpoint_id, occurred_at, hints FROM touchpoints WHERE tenant_id = $1"
                 " AND visitor_id = $2 AND is_visit AND occurred_at BETWEEN $3 AND $4",
-                tenant_id, order["stitched_visitor_id"], order["ordered_at"] - tenant.lookback,
-                order["ordered_at"])
+                tenant_id,
+                order["stitched_visitor_id"],
+                order["ordered_at"] - tenant.lookback,
+                order["ordered_at"],
+            )
         ]
-    path = order_path(touchpoints, order["hints"], order["ordered_at"], tenant.classify, tenant.lookback)
+    path = order_path(
+        touchpoints, order["hints"], order["ordered_at"], tenant.classify, tenant.lookback
+    )
     credits = path_credits(path, order["ordered_at"], order["sales"], order["reversals"], tenant)
     return [
         {

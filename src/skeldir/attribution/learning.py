@@ -49,7 +49,9 @@ class Learned:
     conversions: int
 
 
-async def learn_weights(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, now: datetime | None = None) -> list[Learned]:
+async def learn_weights(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, *, now: datetime | None = None
+) -> list[Learned]:
     end = now or datetime.now(timezone.utc)
     async with tenant_transaction(pool, tenant_id) as conn:
         tenant = await load_tenant_attribution(conn, tenant_id)
@@ -57,16 +59,27 @@ async def learn_weights(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, now: dateti
         journeys: dict[str, list[str]] = {}
         for row in await conn.fetch(_JOURNEYS_SQL, tenant_id, start, end):
             journeys.setdefault(row["visitor_id"], []).append(
-                tenant.classify(hints_from_document(row["hints"])))
+                tenant.classify(hints_from_document(row["hints"]))
+            )
         converted = {r[0] for r in await conn.fetch(_CONVERTED_SQL, tenant_id, start, end)}
         paths = [(channels, visitor in converted) for visitor, channels in journeys.items()]
         conversions = sum(1 for _, did in paths if did)
         learned = []
         if not conversions:
             return learned
-        for model, weights in (("markov", markov_weights(paths)), ("shapley", shapley_weights(paths))):
+        for model, weights in (
+            ("markov", markov_weights(paths)),
+            ("shapley", shapley_weights(paths)),
+        ):
             version = await conn.fetchval(
-                _INSERT_SQL, tenant_id, model, orjson.loads(orjson.dumps(weights)), len(paths),
-                conversions, start, end)
+                _INSERT_SQL,
+                tenant_id,
+                model,
+                orjson.loads(orjson.dumps(weights)),
+                len(paths),
+                conversions,
+                start,
+                end,
+            )
             learned.append(Learned(model, version, weights, len(paths), conversions))
     return learned

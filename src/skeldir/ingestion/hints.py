@@ -5,8 +5,14 @@ from __future__ import annotations
 from skeldir.ingestion.event import AttributionHints
 
 _TEXT_FIELDS = (
-    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-    "landing_path", "referring_domain", "source_name",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "landing_path",
+    "referring_domain",
+    "source_name",
 )
 
 

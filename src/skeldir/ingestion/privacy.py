@@ -170,8 +170,11 @@ def attribution_hints(
     landing_path, utm, click_ids = landing_hints(landing_url)
     if fields:
         explicit, explicit_clicks = _attribution_params(
-            "&".join(f"{quote_plus(str(k))}={quote_plus(v)}" for k, v in fields.items()
-                     if isinstance(k, str) and isinstance(v, str) and v)
+            "&".join(
+                f"{quote_plus(str(k))}={quote_plus(v)}"
+                for k, v in fields.items()
+                if isinstance(k, str) and isinstance(v, str) and v
+            )
         )
         utm = {**utm, **explicit}
         clicks = dict(click_ids)

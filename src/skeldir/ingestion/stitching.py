@@ -30,6 +30,7 @@ def stitch_key(tenant_key: bytes, kind: bytes, value: str | None) -> bytes | Non
 
 def order_stitch(refs, tenant_key: bytes | None) -> dict[str, str | None]:
     """The order's stitch columns as the ingest function reads them (digests in hex)."""
+
     def hexed(kind: bytes, value: str | None) -> str | None:
         digest = stitch_key(tenant_key, kind, value) if tenant_key else None
         return digest.hex() if digest else None

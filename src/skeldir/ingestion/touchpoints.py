@@ -88,7 +88,8 @@ def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpo
         # A page of the shop's own site leading to another is navigation, not a source.
         referrer = None
     hints = attribution_hints(
-        landing_url=url, referrer=referrer,
+        landing_url=url,
+        referrer=referrer,
         fields={key: value for key, value in text.items() if key in UTM_KEYS},
     )
     return Touchpoint(
@@ -105,7 +106,12 @@ def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpo
 
 def _identifier(item: dict, field: str, errors: list[str]) -> str | None:
     value = item.get(field)
-    if isinstance(value, str) and 0 < len(value) <= _MAX_ID and value.isprintable() and value == value.strip():
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= _MAX_ID
+        and value.isprintable()
+        and value == value.strip()
+    ):
         return value
     errors.append(f"{field} must be 1-{_MAX_ID} printable characters")
     return None
@@ -114,7 +120,9 @@ def _identifier(item: dict, field: str, errors: list[str]) -> str | None:
 def _timestamp(item: dict, now: datetime, errors: list[str]) -> datetime | None:
     value = item.get("occurred_at")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+        parsed = (
+            datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+        )
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
@@ -140,7 +148,9 @@ RETURNING touchpoint_id
 
 
 async def tenant_stitch_key(conn: asyncpg.Connection, box, tenant_id: uuid.UUID) -> bytes:
-    ciphertext = await conn.fetchval("SELECT stitch_key_ciphertext FROM tenants WHERE tenant_id = $1", tenant_id)
+    ciphertext = await conn.fetchval(
+        "SELECT stitch_key_ciphertext FROM tenants WHERE tenant_id = $1", tenant_id
+    )
     if ciphertext is None:
         raise LookupError("the tenant has no stitch key")
     return box.decrypt(ciphertext, context=tenant_id.bytes)
@@ -168,18 +178,36 @@ async def store(pool: asyncpg.Pool, tenant_id: uuid.UUID, touchpoints: list[Touc
     """Insert the touchpoints not stored before, and mark pending the orders they reach late."""
     if not touchpoints:
         return Stored(0, 0)
-    columns = list(zip(*(
-        (t.touchpoint_id, t.visitor_id, t.occurred_at, hints_document(t.hints), t.is_visit,
-         t.checkout_key, t.cart_key, t.customer_key)
-        for t in touchpoints
-    ), strict=True))
+    columns = list(
+        zip(
+            *(
+                (
+                    t.touchpoint_id,
+                    t.visitor_id,
+                    t.occurred_at,
+                    hints_document(t.hints),
+                    t.is_visit,
+                    t.checkout_key,
+                    t.cart_key,
+                    t.customer_key,
+                )
+                for t in touchpoints
+            ),
+            strict=True,
+        )
+    )
     async with tenant_transaction(pool, tenant_id) as conn:
-        inserted = {r["touchpoint_id"] for r in await conn.fetch(_INSERT_SQL, tenant_id, *(list(c) for c in columns))}
+        inserted = {
+            r["touchpoint_id"]
+            for r in await conn.fetch(_INSERT_SQL, tenant_id, *(list(c) for c in columns))
+        }
         new = [t for t in touchpoints if t.touchpoint_id in inserted]
         if not new:
             return Stored(0, 0)
         status = await conn.execute(
-            _MARK_LATE_SQL, tenant_id, min(t.occurred_at for t in new),
+            _MARK_LATE_SQL,
+            tenant_id,
+            min(t.occurred_at for t in new),
             sorted({t.visitor_id for t in new}),
             [t.checkout_key for t in new if t.checkout_key],
             [t.cart_key for t in new if t.cart_key],

@@ -18,9 +18,12 @@ WEBHOOK_OUTCOMES = (
 )
 
 EVENTS_INGESTED = Counter("events_ingested_total", "Webhook events stored for the first time")
-EVENTS_DUPLICATE = Counter("events_duplicate_total", "Webhook deliveries of an event already stored")
+EVENTS_DUPLICATE = Counter(
+    "events_duplicate_total", "Webhook deliveries of an event already stored"
+)
 EVENTS_DEAD_LETTERED = Counter(
-    "events_dead_lettered_total", "Verified deliveries kept as dead events because they could not be processed"
+    "events_dead_lettered_total",
+    "Verified deliveries kept as dead events because they could not be processed",
 )
 WEBHOOK_REQUESTS = Counter(
     "webhook_requests_total", "Webhook requests by provider and outcome", ["provider", "outcome"]
@@ -31,7 +34,9 @@ INGESTION_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 CHAINS_SCHEDULED = Counter(
-    "attribution_chains_scheduled_total", "Recompute chains published, by who scheduled them", ["trigger"]
+    "attribution_chains_scheduled_total",
+    "Recompute chains published, by who scheduled them",
+    ["trigger"],
 )
 
 CELERY_TASK_SUCCESS = Counter("celery_task_success_total", "Tasks that succeeded", ["task_name"])
@@ -42,5 +47,7 @@ CELERY_TASK_DURATION = Histogram(
     ["task_name"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
-REPORT_REFRESH = Counter("report_refresh_total", "Report refreshes by report and outcome", ["report", "outcome"])
+REPORT_REFRESH = Counter(
+    "report_refresh_total", "Report refreshes by report and outcome", ["report", "outcome"]
+)
 ORDERS_ATTRIBUTED = Counter("orders_attributed_total", "Orders whose allocations a recompute wrote")

@@ -33,14 +33,20 @@ WHERE s.tenant_id = $1 AND s.order_id = ANY($2::uuid[])
 """
 
 
-async def refresh(conn: asyncpg.Connection, tenant_id: uuid.UUID, order_ids: list[uuid.UUID]) -> int:
+async def refresh(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, order_ids: list[uuid.UUID]
+) -> int:
     await conn.execute(_DROP_ORPHANS_SQL, tenant_id, order_ids)
     status = await conn.execute(_UPSERT_SQL, tenant_id, order_ids)
     return int(status.rsplit(" ", 1)[-1])
 
 
 async def rebuild(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> int:
-    order_ids = [r["order_id"] for r in await conn.fetch(
-        "SELECT DISTINCT order_id FROM attribution_allocations WHERE tenant_id = $1", tenant_id)]
+    order_ids = [
+        r["order_id"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT order_id FROM attribution_allocations WHERE tenant_id = $1", tenant_id
+        )
+    ]
     await conn.execute("DELETE FROM allocation_summary WHERE tenant_id = $1", tenant_id)
     return await refresh(conn, tenant_id, order_ids)

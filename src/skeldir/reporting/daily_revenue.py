@@ -72,7 +72,9 @@ ON CONFLICT (tenant_id, day, currency) DO UPDATE SET
 """
 
 
-async def refresh(conn: asyncpg.Connection, tenant_id: uuid.UUID, order_ids: list[uuid.UUID]) -> int:
+async def refresh(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, order_ids: list[uuid.UUID]
+) -> int:
     status = await conn.execute(_APPLY_CHANGES_SQL, tenant_id, order_ids)
     return int(status.rsplit(" ", 1)[-1])
 
@@ -81,7 +83,11 @@ async def rebuild(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> int:
     await conn.execute("DELETE FROM daily_revenue WHERE tenant_id = $1", tenant_id)
     await conn.execute(
         "UPDATE revenue_entries SET reported_amount_minor = NULL, reported_reporting_minor = NULL,"
-        " reported_converted = NULL WHERE tenant_id = $1", tenant_id)
-    order_ids = [r["order_id"] for r in await conn.fetch(
-        "SELECT order_id FROM orders WHERE tenant_id = $1", tenant_id)]
+        " reported_converted = NULL WHERE tenant_id = $1",
+        tenant_id,
+    )
+    order_ids = [
+        r["order_id"]
+        for r in await conn.fetch("SELECT order_id FROM orders WHERE tenant_id = $1", tenant_id)
+    ]
     return await refresh(conn, tenant_id, order_ids)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncpg
 
 
-async def order_attribution(conn: asyncpg.Connection, provider: str, external_order_id: str) -> dict | None:
+async def order_attribution(
+    conn: asyncpg.Connection, provider: str, external_order_id: str
+) -> dict | None:
     order = await conn.fetchrow(
         "SELECT o.order_id, o.provider, o.external_order_id, o.currency, o.total_minor,"
         " o.presentment_currency, o.presentment_total_minor, o.ordered_at, o.version,"
@@ -43,10 +45,18 @@ async def order_attribution(conn: asyncpg.Connection, provider: str, external_or
             "drift_cents": allocated - row["revenue_minor"],
             "report_refreshed": row["allocated_cents"] is not None,
             "allocations": [
-                {"channel": channel, "cents": cents, "gross_cents": gross, "refunded_cents": gross - cents}
+                {
+                    "channel": channel,
+                    "cents": cents,
+                    "gross_cents": gross,
+                    "refunded_cents": gross - cents,
+                }
                 for channel, cents, gross in zip(
-                    row["channels"], row["credits_minor"],
-                    row["gross_credits_minor"] or row["credits_minor"], strict=True)
+                    row["channels"],
+                    row["credits_minor"],
+                    row["gross_credits_minor"] or row["credits_minor"],
+                    strict=True,
+                )
             ],
             "computed_at": row["computed_at"].isoformat(),
         }
@@ -92,12 +102,20 @@ ORDER BY 1, 3, 2
 """
 
 
-async def channel_performance(conn: asyncpg.Connection, model: str, start, end, currency: str | None) -> list[dict]:
+async def channel_performance(
+    conn: asyncpg.Connection, model: str, start, end, currency: str | None
+) -> list[dict]:
     """Revenue, refunds, net and orders per day (of the order), channel and currency."""
     rows = await conn.fetch(_CHANNELS_SQL, model, start, end, currency)
     return [
-        {"day": r["day"].isoformat(), "channel": r["channel"], "currency": r["currency"],
-         "revenue_cents": r["revenue"], "refunds_cents": r["refunds"], "net_cents": r["net"],
-         "orders": r["orders"]}
+        {
+            "day": r["day"].isoformat(),
+            "channel": r["channel"],
+            "currency": r["currency"],
+            "revenue_cents": r["revenue"],
+            "refunds_cents": r["refunds"],
+            "net_cents": r["net"],
+            "orders": r["orders"],
+        }
         for r in rows
     ]

@@ -32,11 +32,15 @@ async def refresh_tenant(
     outcome = RefreshOutcome()
     for _ in range(max_batches):
         async with tenant_transaction(pool, tenant_id) as conn:
-            order_ids = [r["order_id"] for r in await conn.fetch(_TAKE_DIRTY_SQL, tenant_id, batch_size)]
+            order_ids = [
+                r["order_id"] for r in await conn.fetch(_TAKE_DIRTY_SQL, tenant_id, batch_size)
+            ]
             if not order_ids:
                 break
             for report in REPORTS:
                 rows = await report.refresh(conn, tenant_id, order_ids)
-                outcome.rows_by_report[report.name] = outcome.rows_by_report.get(report.name, 0) + rows
+                outcome.rows_by_report[report.name] = (
+                    outcome.rows_by_report.get(report.name, 0) + rows
+                )
         outcome.orders += len(order_ids)
     return outcome

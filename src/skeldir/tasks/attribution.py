@@ -30,10 +30,12 @@ def recompute_window(self, tenant_id: str) -> dict:
     job_id = uuid.UUID(self.request.id) if self.request.id else uuid.uuid4()
     try:
         rt.run(start_run(rt.pool, tenant, job_id))
-        outcome = rt.run(recompute_pending(rt.pool, tenant, batch_size=rt.settings.recompute_batch_size))
+        outcome = rt.run(
+            recompute_pending(rt.pool, tenant, batch_size=rt.settings.recompute_batch_size)
+        )
     except TRANSIENT_DB_ERRORS as exc:
         _record_failure(rt, tenant, job_id, exc)
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30))
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30))
     except Exception as exc:
         _record_failure(rt, tenant, job_id, exc)
         raise

@@ -22,11 +22,13 @@ LEARN_ACTIVE_DAYS = 30
 def sweep_pending(self) -> int:
     rt = runtime()
     settings = rt.settings
-    tenants = rt.run(rt.pool.fetch(
-        "SELECT tenant_id FROM tenants_needing_recompute($1, $2) AS tenant_id",
-        timedelta(seconds=settings.sweep_grace_seconds),
-        timedelta(seconds=settings.chain_stale_seconds),
-    ))
+    tenants = rt.run(
+        rt.pool.fetch(
+            "SELECT tenant_id FROM tenants_needing_recompute($1, $2) AS tenant_id",
+            timedelta(seconds=settings.sweep_grace_seconds),
+            timedelta(seconds=settings.chain_stale_seconds),
+        )
+    )
     scheduled = 0
     for row in tenants:
         if claim_and_publish(rt, self.app, row["tenant_id"], trigger="sweeper"):
@@ -40,10 +42,19 @@ def learn_weights_for_all(self) -> int:
     """Learn every active tenant's Markov and Shapley weights (tenants with recent visits)."""
     rt = runtime()
     since = datetime.now(timezone.utc) - timedelta(days=LEARN_ACTIVE_DAYS)
-    tenants = rt.run(rt.pool.fetch("SELECT * FROM tenants_with_touchpoints($1) AS tenant_id", since))
+    tenants = rt.run(
+        rt.pool.fetch("SELECT * FROM tenants_with_touchpoints($1) AS tenant_id", since)
+    )
     for row in tenants:
         for learned in rt.run(learn_weights(rt.pool, row["tenant_id"])):
-            log.info("model_weights_learned", extra={
-                "tenant_id": str(row["tenant_id"]), "model": learned.model,
-                "version": learned.version, "paths": learned.paths, "conversions": learned.conversions})
+            log.info(
+                "model_weights_learned",
+                extra={
+                    "tenant_id": str(row["tenant_id"]),
+                    "model": learned.model,
+                    "version": learned.version,
+                    "paths": learned.paths,
+                    "conversions": learned.conversions,
+                },
+            )
     return len(tenants)

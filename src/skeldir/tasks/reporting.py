@@ -24,14 +24,21 @@ def refresh_for_tenant(self, tenant_id: str) -> dict:
         outcome = rt.run(refresh_tenant(rt.pool, uuid.UUID(tenant_id)))
     except TRANSIENT_DB_ERRORS as exc:
         _count("failure")
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30))
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30))
     except Exception:
         _count("failure")
         raise
     _count("success")
     for report, rows in outcome.rows_by_report.items():
-        log.info("report_refreshed", extra={
-            "tenant_id": tenant_id, "report": report, "orders": outcome.orders, "rows": rows})
+        log.info(
+            "report_refreshed",
+            extra={
+                "tenant_id": tenant_id,
+                "report": report,
+                "orders": outcome.orders,
+                "rows": rows,
+            },
+        )
     return {"orders": outcome.orders}
 
 

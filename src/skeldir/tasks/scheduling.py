@@ -51,7 +51,9 @@ def claim_and_publish(rt, app: Celery, tenant_id: uuid.UUID, trigger: str) -> bo
 
 async def release_claim(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
-        await conn.execute("UPDATE chain_state SET queued_at = NULL WHERE tenant_id = $1", tenant_id)
+        await conn.execute(
+            "UPDATE chain_state SET queued_at = NULL WHERE tenant_id = $1", tenant_id
+        )
 
 
 class ChainScheduler:
@@ -79,11 +81,18 @@ class ChainScheduler:
             if not await self._pool.fetchval(_CLAIM_SQL, tenant_id, self._stale):
                 return
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, publish_chain, self._app, tenant_id, "ingest")
-            log.info("ingestion_followup_tasks_enqueued", extra={
-                **context, "tasks": [RECOMPUTE_TASK, REFRESH_TASK]})
+            await loop.run_in_executor(
+                self._executor, publish_chain, self._app, tenant_id, "ingest"
+            )
+            log.info(
+                "ingestion_followup_tasks_enqueued",
+                extra={**context, "tasks": [RECOMPUTE_TASK, REFRESH_TASK]},
+            )
         except Exception as exc:  # the sweeper reschedules; the event itself is committed
-            log.warning("chain_schedule_failed", extra={"tenant_id": str(tenant_id), "error": repr(exc)[:300]})
+            log.warning(
+                "chain_schedule_failed",
+                extra={"tenant_id": str(tenant_id), "error": repr(exc)[:300]},
+            )
             try:
                 await release_claim(self._pool, tenant_id)
             except Exception:

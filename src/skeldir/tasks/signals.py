@@ -20,7 +20,10 @@ def _tenant_of(args: tuple | list | None) -> str | None:
 @task_prerun.connect
 def _on_prerun(task_id: str, task, args=None, **_kw) -> None:
     _started[task_id] = time.perf_counter()
-    log.info("task_started", extra={"task_name": task.name, "tenant_id": _tenant_of(args), "task_id": task_id})
+    log.info(
+        "task_started",
+        extra={"task_name": task.name, "tenant_id": _tenant_of(args), "task_id": task_id},
+    )
 
 
 @task_postrun.connect
@@ -28,8 +31,13 @@ def _on_postrun(task_id: str, task, args=None, state=None, **_kw) -> None:
     started = _started.pop(task_id, None)
     duration = time.perf_counter() - started if started is not None else 0.0
     metrics.CELERY_TASK_DURATION.labels(task_name=task.name).observe(duration)
-    context = {"task_name": task.name, "tenant_id": _tenant_of(args), "task_id": task_id,
-               "duration_ms": round(duration * 1000, 2), "state": state}
+    context = {
+        "task_name": task.name,
+        "tenant_id": _tenant_of(args),
+        "task_id": task_id,
+        "duration_ms": round(duration * 1000, 2),
+        "state": state,
+    }
     if state == "SUCCESS":
         metrics.CELERY_TASK_SUCCESS.labels(task_name=task.name).inc()
         log.info("task_succeeded", extra=context)
@@ -41,5 +49,12 @@ def _on_postrun(task_id: str, task, args=None, state=None, **_kw) -> None:
 def _on_failure(task_id: str, exception: BaseException, sender=None, args=None, **_kw) -> None:
     name = sender.name if sender else "unknown"
     metrics.CELERY_TASK_FAILURE.labels(task_name=name).inc()
-    log.error("task_failed", extra={"task_name": name, "tenant_id": _tenant_of(args), "task_id": task_id,
-                                    "error": type(exception).__name__})
+    log.error(
+        "task_failed",
+        extra={
+            "task_name": name,
+            "tenant_id": _tenant_of(args),
+            "task_id": task_id,
+            "error": type(exception).__name__,
+        },
+    )

@@ -62,14 +62,26 @@ def run_worker(settings: Settings, *, beat: bool) -> None:
 
     argv = [
         "worker",
-        "--loglevel", settings.log_level,
-        "--queues", ",".join(settings.queue(name) for name in QUEUE_NAMES),
-        "--hostname", f"skeldir-{settings.queue_namespace}@%h",
-        "--without-gossip", "--without-mingle",
+        "--loglevel",
+        settings.log_level,
+        "--queues",
+        ",".join(settings.queue(name) for name in QUEUE_NAMES),
+        "--hostname",
+        f"skeldir-{settings.queue_namespace}@%h",
+        "--without-gossip",
+        "--without-mingle",
     ]
     # One process runs the tasks, so its metrics are the endpoint's; scale with more workers.
     argv += ["--pool", "solo"]
     if beat:
-        schedule_dir = Path(settings.data_dir) if Path(settings.data_dir).exists() else Path(tempfile.gettempdir())
-        argv += ["--beat", "--schedule", str(schedule_dir / f"celerybeat-{settings.queue_namespace}")]
+        schedule_dir = (
+            Path(settings.data_dir)
+            if Path(settings.data_dir).exists()
+            else Path(tempfile.gettempdir())
+        )
+        argv += [
+            "--beat",
+            "--schedule",
+            str(schedule_dir / f"celerybeat-{settings.queue_namespace}"),
+        ]
     app.worker_main(argv)

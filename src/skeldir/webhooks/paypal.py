@@ -106,20 +106,28 @@ class _Kind:
 
 _KINDS: dict[str, _Kind] = {
     CAPTURE_COMPLETED: _Kind(
-        api=_V2, refund=False, resource_types=frozenset({"capture"}),
+        api=_V2,
+        refund=False,
+        resource_types=frozenset({"capture"}),
         resource_spec={"id": True, **_V2_AMOUNT, **_RELATED, **_TIMES},
     ),
     CAPTURE_REFUNDED: _Kind(
-        api=_V2, refund=True, resource_types=frozenset({"refund"}),
+        api=_V2,
+        refund=True,
+        resource_types=frozenset({"refund"}),
         resource_spec={"id": True, **_V2_AMOUNT, **_RELATED, **_TIMES, "links": _up_links},
     ),
     SALE_COMPLETED: _Kind(
-        api=_V1, refund=False, resource_types=frozenset({"sale"}),
+        api=_V1,
+        refund=False,
+        resource_types=frozenset({"sale"}),
         resource_spec={"id": True, **_V1_AMOUNT, **_RELATED, **_TIMES},
     ),
     # PayPal's own sample of this event says resource_type "sale" for a refund resource.
     SALE_REFUNDED: _Kind(
-        api=_V1, refund=True, resource_types=frozenset({"sale", "refund"}),
+        api=_V1,
+        refund=True,
+        resource_types=frozenset({"sale", "refund"}),
         resource_spec={"id": True, "sale_id": True, **_V1_AMOUNT, **_RELATED, **_TIMES},
     ),
 }
@@ -138,8 +146,9 @@ def spec_for(event_type: str) -> Spec:
     }
 
 
-def signed_message(transmission_id: str, transmission_time: str, webhook_id: str,
-                   body: bytes) -> bytes:
+def signed_message(
+    transmission_id: str, transmission_time: str, webhook_id: str, body: bytes
+) -> bytes:
     """What PayPal signs: the CRC-32 of the raw body is written as an unsigned decimal."""
     return f"{transmission_id}|{transmission_time}|{webhook_id}|{zlib.crc32(body)}".encode()
 
@@ -248,8 +257,9 @@ def _signed(public_key: RSAPublicKey, signature: bytes, message: bytes) -> bool:
     return True
 
 
-def _event(event_type: str, kind: _Kind, resource: Mapping[str, Any],
-           event_time: datetime | None) -> CommerceEvent:
+def _event(
+    event_type: str, kind: _Kind, resource: Mapping[str, Any], event_time: datetime | None
+) -> CommerceEvent:
     resource_id = required_text_id(resource, "id", "resource", _PAYPAL_ID)
     amount_object = required_object(resource, "amount", "resource")
     currency = required_currency(amount_object, kind.api.currency_key, "resource.amount")
@@ -260,8 +270,9 @@ def _event(event_type: str, kind: _Kind, resource: Mapping[str, Any],
     order_id = _related_order_id(resource) or _own_order_id(event_type, resource, resource_id)
     if kind.refund:
         # v1 refunds state their amount as "-2.34" or "2.34"; a refund is negative either way.
-        entry = RevenueEntry(f"refund:{resource_id}", EntryKind.REFUND, -abs(amount), currency,
-                             created_at)
+        entry = RevenueEntry(
+            f"refund:{resource_id}", EntryKind.REFUND, -abs(amount), currency, created_at
+        )
     elif amount < 0:
         raise UnprocessableEvent(f"resource.amount.{kind.api.amount_key} is negative")
     else:

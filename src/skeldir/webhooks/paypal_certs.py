@@ -18,12 +18,14 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from skeldir.webhooks.provider import SignatureError
 
-CERT_HOSTS = frozenset({
-    "api.paypal.com",
-    "api-m.paypal.com",
-    "api.sandbox.paypal.com",
-    "api-m.sandbox.paypal.com",
-})
+CERT_HOSTS = frozenset(
+    {
+        "api.paypal.com",
+        "api-m.paypal.com",
+        "api.sandbox.paypal.com",
+        "api-m.sandbox.paypal.com",
+    }
+)
 CERT_PATH_PREFIX = "/v1/notifications/certs/"
 FETCH_TIMEOUT_SECONDS = 5.0
 MAX_CERT_BYTES = 64 * 1024

@@ -32,8 +32,13 @@ log = logging.getLogger(__name__)
 TENANT_KEY_HEADER = "x-skeldir-tenant-key"
 # Verifying against a throwaway secret costs what a real check costs.
 _DECOY_SECRETS = (b"decoy-secret-that-matches-nothing",)
-_DB_UNAVAILABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-                   asyncpg.InterfaceError, asyncpg.TooManyConnectionsError)
+_DB_UNAVAILABLE = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+)
 
 
 @dataclass
@@ -99,12 +104,18 @@ async def _receive(
     label = provider_name or "unknown"
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > edge.max_body_bytes):
-        return _outcome(label, "too_large", problem(413, "Payload too large",
-                                                    f"the body limit is {edge.max_body_bytes} bytes"))
+        return _outcome(
+            label,
+            "too_large",
+            problem(413, "Payload too large", f"the body limit is {edge.max_body_bytes} bytes"),
+        )
     body = await _read_capped(request, edge.max_body_bytes)
     if body is None:
-        return _outcome(label, "too_large", problem(413, "Payload too large",
-                                                    f"the body limit is {edge.max_body_bytes} bytes"))
+        return _outcome(
+            label,
+            "too_large",
+            problem(413, "Payload too large", f"the body limit is {edge.max_body_bytes} bytes"),
+        )
     headers = {name.lower(): value for name, value in request.headers.items()}
     is_ping = PINGS.get(label)
     if is_ping is not None and is_ping(body, headers):
@@ -112,8 +123,11 @@ async def _receive(
         return _outcome(label, "ping", JSONResponse({"status": "ping"}))
     media_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        return _outcome(label, "unsupported_media_type",
-                        problem(415, "Unsupported media type", "webhooks are application/json"))
+        return _outcome(
+            label,
+            "unsupported_media_type",
+            problem(415, "Unsupported media type", "webhooks are application/json"),
+        )
     if options.get("default_topic") and label in TOPIC_HEADERS:
         headers.setdefault(TOPIC_HEADERS[label], options["default_topic"])
     provider = PROVIDERS.get(label) or PROVIDERS["shopify"]
@@ -129,39 +143,65 @@ async def _receive(
     except SignatureError:
         verified = False
     if not verified:
-        return _outcome(label, "unauthorized", problem(
-            401, "Unauthorized", "unknown source or signature does not match"))
+        return _outcome(
+            label,
+            "unauthorized",
+            problem(401, "Unauthorized", "unknown source or signature does not match"),
+        )
 
     try:
         delivery = provider.parse(body, headers)
     except UnprocessableEvent as exc:
         try:
             dead_event_id = await record_dead_event(
-                edge.pool, edge.box, tenant_id=source.tenant_id, source_id=source.source_id,
-                provider=source.provider, topic=headers.get(TOPIC_HEADERS.get(label, ""))
-                or delivery_topic(body),
-                reason=str(exc), body=body, headers=_kept_headers(headers),
+                edge.pool,
+                edge.box,
+                tenant_id=source.tenant_id,
+                source_id=source.source_id,
+                provider=source.provider,
+                topic=headers.get(TOPIC_HEADERS.get(label, "")) or delivery_topic(body),
+                reason=str(exc),
+                body=body,
+                headers=_kept_headers(headers),
             )
         except _DB_UNAVAILABLE:
             return _unavailable(label)
         metrics.EVENTS_DEAD_LETTERED.inc()
-        log.warning("event_dead_lettered", extra={
-            "tenant_id": str(source.tenant_id), "provider": source.provider,
-            "dead_event_id": str(dead_event_id), "reason": str(exc)})
-        return _outcome(label, "dead_lettered", JSONResponse(
-            {"status": "dead_lettered", "dead_event_id": str(dead_event_id), "reason": str(exc)}))
+        log.warning(
+            "event_dead_lettered",
+            extra={
+                "tenant_id": str(source.tenant_id),
+                "provider": source.provider,
+                "dead_event_id": str(dead_event_id),
+                "reason": str(exc),
+            },
+        )
+        return _outcome(
+            label,
+            "dead_lettered",
+            JSONResponse(
+                {"status": "dead_lettered", "dead_event_id": str(dead_event_id), "reason": str(exc)}
+            ),
+        )
 
     try:
         result = await ingest(
-            edge.pool, tenant_id=source.tenant_id, source_id=source.source_id,
-            provider=source.provider, delivery=delivery, chain_stale=edge.chain_stale,
+            edge.pool,
+            tenant_id=source.tenant_id,
+            source_id=source.source_id,
+            provider=source.provider,
+            delivery=delivery,
+            chain_stale=edge.chain_stale,
             stitch_key=source.stitch_key,
         )
     except _DB_UNAVAILABLE:
         return _unavailable(label)
     metrics.INGESTION_DURATION.observe(time.perf_counter() - started)
-    context = {"tenant_id": str(source.tenant_id), "provider": source.provider,
-               "event_id": str(result.event_id)}
+    context = {
+        "tenant_id": str(source.tenant_id),
+        "provider": source.provider,
+        "event_id": str(result.event_id),
+    }
     if result.status == "duplicate":
         metrics.EVENTS_DUPLICATE.inc()
         log.info("event_duplicate", extra=context)
@@ -170,8 +210,11 @@ async def _receive(
         log.info("event_ingested", extra={**context, "topic": delivery.topic})
     if result.needs_chain:
         await edge.schedule_chain(source.tenant_id, context)
-    return _outcome(label, result.status,
-                    JSONResponse({"status": result.status, "event_id": str(result.event_id)}))
+    return _outcome(
+        label,
+        result.status,
+        JSONResponse({"status": result.status, "event_id": str(result.event_id)}),
+    )
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -197,8 +240,15 @@ def delivery_topic(body: bytes) -> str | None:
     return topic[:100] if isinstance(topic, str) else None
 
 
-_KEPT_HEADER_PREFIXES = ("x-shopify-", "shopify-", "stripe-", "x-wc-webhook-", "paypal-", "webhook-",
-                         "content-type")
+_KEPT_HEADER_PREFIXES = (
+    "x-shopify-",
+    "shopify-",
+    "stripe-",
+    "x-wc-webhook-",
+    "paypal-",
+    "webhook-",
+    "content-type",
+)
 
 
 def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -207,8 +257,13 @@ def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def _unavailable(provider: str) -> Response:
-    return _outcome(provider, "unavailable", problem(
-        503, "Service unavailable", "the database is unreachable; retry later", retry_after=5))
+    return _outcome(
+        provider,
+        "unavailable",
+        problem(
+            503, "Service unavailable", "the database is unreachable; retry later", retry_after=5
+        ),
+    )
 
 
 def _outcome(provider: str, outcome: str, response: Response) -> Response:

@@ -69,8 +69,9 @@ def tolerance_seconds(context: VerificationContext) -> float:
     """
     value = context.source_settings.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise SignatureError("the source's tolerance_seconds setting is not a finite, "
-                             "non-negative number")
+        raise SignatureError(
+            "the source's tolerance_seconds setting is not a finite, non-negative number"
+        )
     return value
 
 

@@ -72,7 +72,9 @@ class SourceResolver:
             provider,
         )
 
-    async def _cached(self, cache_key: tuple, query: str, tenant_id: uuid.UUID, *args: object) -> ResolvedSource | None:
+    async def _cached(
+        self, cache_key: tuple, query: str, tenant_id: uuid.UUID, *args: object
+    ) -> ResolvedSource | None:
         now = time.monotonic()
         hit = self._cache.get(cache_key)
         if hit is not None and hit[0] > now:
@@ -90,7 +92,8 @@ class SourceResolver:
                     self._box.decrypt(c, context=source_id.bytes) for c in row["secrets"]
                 ),
                 stitch_key=self._box.decrypt(row["stitch_key"], context=tenant_id.bytes)
-                if row["stitch_key"] else None,
+                if row["stitch_key"]
+                else None,
             )
         if len(self._cache) > 10_000:
             self._cache.clear()

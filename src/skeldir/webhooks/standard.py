@@ -205,8 +205,9 @@ def _order_event(event_type: str, data: Mapping[str, Any], occurred_at: datetime
         raise UnprocessableEvent("data.status is missing or not a documented status")
     entries = []
     if status in PAID_STATUSES:
-        entries.append(RevenueEntry(f"sale:{order_id}", EntryKind.SALE, total_minor, currency,
-                                    ordered_at))
+        entries.append(
+            RevenueEntry(f"sale:{order_id}", EntryKind.SALE, total_minor, currency, ordered_at)
+        )
     refunds = optional_objects(data, "refunds", "data")
     for index, refund in enumerate(refunds):
         entries.append(_refund_entry(refund, order_id, currency, f"data.refunds[{index}]"))
@@ -260,8 +261,9 @@ def _refund_entry(
     refund_id = required_text_id(refund, "id", where)
     amount = _minor_amount(refund, "amount", currency, where)
     refunded_at = required_timestamp(refund, "created_at", where)
-    return RevenueEntry(refund_entry_id(order_id, refund_id), EntryKind.REFUND, -amount,
-                        currency, refunded_at)
+    return RevenueEntry(
+        refund_entry_id(order_id, refund_id), EntryKind.REFUND, -amount, currency, refunded_at
+    )
 
 
 def refund_entry_id(order_id: str, refund_id: str) -> str:

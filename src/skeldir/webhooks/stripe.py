@@ -70,8 +70,9 @@ _SAFE_TYPE = re.compile(r"[a-z0-9_.]{1,64}")
 def _stripe_ids(*prefixes: str) -> IdFormat:
     """Stripe ids of one kind: a prefix, then letters, digits and '_' (255 at most)."""
     alternatives = "|".join(map(re.escape, prefixes))
-    return IdFormat(f"a {'/'.join(prefixes)} id", re.compile(f"(?:{alternatives})[A-Za-z0-9_]*"),
-                    max_length=255)
+    return IdFormat(
+        f"a {'/'.join(prefixes)} id", re.compile(f"(?:{alternatives})[A-Za-z0-9_]*"), max_length=255
+    )
 
 
 _EVENT_ID = _stripe_ids("evt_")
@@ -86,10 +87,25 @@ _REFUND_ID = _stripe_ids("re_", "pyr_")
 # provide an amount value of 500"); UGX is also printed on the zero-decimal list, but the
 # special-cases row is what the API enforces. MGA is zero-decimal at Stripe and two-decimal in
 # ISO. HUF and TWD are zero-decimal at Stripe for payouts only; their charges are two-decimal.
-STRIPE_ZERO_DECIMAL = frozenset({
-    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "VND", "VUV", "XAF",
-    "XOF", "XPF",
-})
+STRIPE_ZERO_DECIMAL = frozenset(
+    {
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    }
+)
 STRIPE_THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
 # A refund that failed or was cancelled returned no money.
@@ -119,24 +135,56 @@ def _event_spec(object_spec: Spec) -> Spec:
     return {"id": True, "object": True, "type": True, "created": True, "data": data}
 
 
-_REFUND: Spec = {"id": True, "object": True, "amount": True, "currency": True,
-                 "created": True, "status": True}
+_REFUND: Spec = {
+    "id": True,
+    "object": True,
+    "amount": True,
+    "currency": True,
+    "created": True,
+    "status": True,
+}
 # What the redacted copy keeps, by the kind of object the event carries.
 SPECS: dict[str, Spec] = {
-    "payment_intent": _event_spec({
-        "id": True, "object": True, "amount": True, "amount_received": True, "currency": True,
-        "created": True, "metadata": _attribution_metadata,
-    }),
-    "charge": _event_spec({
-        "id": True, "object": True, "amount": True, "amount_captured": True,
-        "amount_refunded": True, "captured": True, "paid": True, "status": True,
-        "currency": True, "created": True, "payment_intent": True,
-        "refunds": {"data": [_REFUND]}, "metadata": _attribution_metadata,
-    }),
-    "checkout.session": _event_spec({
-        "id": True, "object": True, "amount_total": True, "currency": True, "created": True,
-        "payment_status": True, "payment_intent": True, "metadata": _attribution_metadata,
-    }),
+    "payment_intent": _event_spec(
+        {
+            "id": True,
+            "object": True,
+            "amount": True,
+            "amount_received": True,
+            "currency": True,
+            "created": True,
+            "metadata": _attribution_metadata,
+        }
+    ),
+    "charge": _event_spec(
+        {
+            "id": True,
+            "object": True,
+            "amount": True,
+            "amount_captured": True,
+            "amount_refunded": True,
+            "captured": True,
+            "paid": True,
+            "status": True,
+            "currency": True,
+            "created": True,
+            "payment_intent": True,
+            "refunds": {"data": [_REFUND]},
+            "metadata": _attribution_metadata,
+        }
+    ),
+    "checkout.session": _event_spec(
+        {
+            "id": True,
+            "object": True,
+            "amount_total": True,
+            "currency": True,
+            "created": True,
+            "payment_status": True,
+            "payment_intent": True,
+            "metadata": _attribution_metadata,
+        }
+    ),
 }
 
 
@@ -164,7 +212,7 @@ class StripeProvider:
         if kind == THIN_EVENT_OBJECT:
             raise UnprocessableEvent("thin events are not supported; send snapshot events")
         if kind != "event":
-            raise UnprocessableEvent("event.object is not \"event\"")
+            raise UnprocessableEvent('event.object is not "event"')
         event_id = required_text_id(payload, "id", "event", _EVENT_ID)
         topic = payload.get("type")
         if not isinstance(topic, str):
@@ -209,7 +257,7 @@ def _commerce_event(
     kind = _OBJECT_KINDS[topic]
     where = kind.replace(".", "_")
     if obj.get("object") != kind:
-        raise UnprocessableEvent(f"{where}.object is not \"{kind}\"")
+        raise UnprocessableEvent(f'{where}.object is not "{kind}"')
     currency = required_currency(obj, "currency", where, any_case=True)
     ordered_at = optional_unix_time(obj, "created", where) or created
     intent_id = optional_text_id(obj, "payment_intent", where, _INTENT_ID)
@@ -293,7 +341,7 @@ def _refund_entries(
 
 def _listed_refund(refund: Mapping[str, Any], where: str) -> tuple[RevenueEntry, ...]:
     if refund.get("object") != "refund":
-        raise UnprocessableEvent(f"{where}.object is not \"refund\"")
+        raise UnprocessableEvent(f'{where}.object is not "refund"')
     status = optional_str(refund, "status", where)
     if status is not None and status not in _COUNTED_REFUND_STATUSES:
         return ()

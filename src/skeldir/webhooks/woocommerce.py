@@ -116,10 +116,18 @@ def is_ping(body: bytes, headers: Mapping[str, str]) -> bool:
 
 # wp_specialchars_decode's table and its zero-padding rules, for ENT_QUOTES.
 _ENTITIES = {
-    b"&#039;": b"'", b"&#x27;": b"'",
-    b"&quot;": b'"', b"&#034;": b'"', b"&#x22;": b'"',
-    b"&lt;": b"<", b"&#060;": b"<", b"&gt;": b">", b"&#062;": b">",
-    b"&amp;": b"&", b"&#038;": b"&", b"&#x26;": b"&",
+    b"&#039;": b"'",
+    b"&#x27;": b"'",
+    b"&quot;": b'"',
+    b"&#034;": b'"',
+    b"&#x22;": b'"',
+    b"&lt;": b"<",
+    b"&#060;": b"<",
+    b"&gt;": b">",
+    b"&#062;": b">",
+    b"&amp;": b"&",
+    b"&#038;": b"&",
+    b"&#x26;": b"&",
 }
 _ENTITY = re.compile(b"|".join(re.escape(key) for key in sorted(_ENTITIES, key=len, reverse=True)))
 _ENTITY_PADDING = [
@@ -213,7 +221,9 @@ def _order_event(topic: str, order: Mapping[str, Any]) -> CommerceEvent:
     updated_at = optional_utc_timestamp(order, "date_modified_gmt", "order")
     entries = []
     if status in SALE_STATUSES:
-        entries.append(RevenueEntry(f"sale:{order_id}", EntryKind.SALE, total, currency, ordered_at))
+        entries.append(
+            RevenueEntry(f"sale:{order_id}", EntryKind.SALE, total, currency, ordered_at)
+        )
     # Refund items carry no date, and a cancellation none of its own: the order's last
     # modification is when they were seen.
     modified_at = updated_at or ordered_at
