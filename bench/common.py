@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import os
-import queue
 import random
 import shutil
 import signal
@@ -22,7 +21,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,8 +30,9 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import psutil
 
+from skeldir.launcher import await_ready_line
+
 SKELDIR = [sys.executable, "-m", "skeldir"]
-READY_PREFIX = "SKELDIR READY "
 READY_TIMEOUT = 120.0
 SECRET = "shpss_bench_secret"
 # Variables that would point a fresh `skeldir up` at someone else's services.
@@ -158,18 +157,11 @@ def running_system() -> Iterator[dict]:
 
 
 def _await_ready(up: subprocess.Popen, log_path: Path) -> dict:
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in up.stdout], daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline and up.poll() is None:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        if line.startswith(READY_PREFIX):
-            return json.loads(line[len(READY_PREFIX) :])
-    tail = log_path.read_text(errors="replace")[-3000:]
-    raise RuntimeError(f"skeldir up did not get ready (exit {up.poll()}):\n{tail}")
+    ready = await_ready_line(up, READY_TIMEOUT)
+    if ready is None:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"skeldir up did not get ready (exit {up.poll()}):\n{tail}")
+    return ready
 
 
 def free_port_pair() -> int:

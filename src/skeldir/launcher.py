@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 RUNTIME_FILE = "runtime.json"
 EMBEDDED_ROLES = Roles(database="skeldir", owner="skeldir_owner", runtime="skeldir_app")
 READY_TIMEOUT = 90.0
+# The one line `up` prints on stdout once everything answers; tools parse it.
+READY_PREFIX = "SKELDIR READY "
 
 
 class StartupError(RuntimeError):
@@ -102,7 +106,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             "pid": os.getpid(),
         }
         write_private_file(runtime_file(data_dir), json.dumps(ready, indent=2), None)
-        print("SKELDIR READY " + json.dumps(ready), flush=True)
+        print(READY_PREFIX + json.dumps(ready), flush=True)
         while not stop_requested.wait(0.2):
             for name, child in children.items():
                 if child.poll() is not None:
@@ -158,3 +162,19 @@ def _wait_ready(
             if time.monotonic() > deadline:
                 raise StartupError(f"not ready after {READY_TIMEOUT:.0f}s: {', '.join(pending)}")
             time.sleep(0.1)
+
+
+def await_ready_line(up: subprocess.Popen, timeout: float) -> dict | None:
+    """The READY document a child `skeldir up` prints (text-mode stdout), or None if it exits
+    or the time runs out first; for tools that start `up` and wait for it."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in up.stdout], daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and up.poll() is None:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if line.startswith(READY_PREFIX):
+            return json.loads(line[len(READY_PREFIX) :])
+    return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import random
 import shutil
 import signal
@@ -16,8 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +22,9 @@ from pathlib import Path
 
 from databases import new_roles
 from skeldir.crypto import new_secret_key
+from skeldir.launcher import await_ready_line
 from skeldir.provision import drop, provision, role_url
 
-READY_PREFIX = "SKELDIR READY "
 READY_TIMEOUT = 120.0
 
 
@@ -111,16 +108,8 @@ def start_system(extra_env: dict[str, str] | None = None) -> Iterator[RunningSys
 
 
 def wait_for_ready(process: subprocess.Popen, log_path: Path) -> dict:
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        if line.startswith(READY_PREFIX):
-            return json.loads(line[len(READY_PREFIX):])
-    tail = log_path.read_text(errors="replace")[-4000:]
-    raise AssertionError(f"skeldir up did not print READY (exit {process.poll()}):\n{tail}")
-
+    ready = await_ready_line(process, READY_TIMEOUT)
+    if ready is None:
+        tail = log_path.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"skeldir up did not print READY (exit {process.poll()}):\n{tail}")
+    return ready
