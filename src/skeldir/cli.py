@@ -6,6 +6,8 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +38,15 @@ def _operator_settings(ctx: click.Context) -> Settings:
             "or set SKELDIR_OWNER_DATABASE_URL"
         )
     return settings
+
+
+@contextmanager
+def operator_errors() -> Iterator[None]:
+    """An operator's mistake (bad input, unknown tenant) as a one-line error, not a traceback."""
+    try:
+        yield
+    except (admin.AdminError, fx.RateFileError, RuleSetError, LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _emit(payload: dict, as_json: bool) -> None:
@@ -132,13 +143,11 @@ def tenant() -> None:
 def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_json: bool) -> None:
     """Create a tenant; its keys are printed once and stored hashed."""
     settings = _operator_settings(ctx)
-    try:
+    with operator_errors():
         with owner_connection(settings) as conn:
             created = admin.create_tenant(
                 conn, secret_box(settings, create=True), name, reporting_currency
             )
-    except admin.AdminError as exc:
-        raise click.ClickException(str(exc)) from exc
     _emit(
         {
             "tenant_id": str(created.tenant_id),
@@ -165,13 +174,11 @@ def tenant_configure(
 ) -> None:
     """Set a tenant's attribution window and half-life; re-attribute history with `recompute`."""
     settings = _operator_settings(ctx)
-    try:
+    with operator_errors():
         with owner_connection(settings) as conn:
             result = admin.configure_tenant(
                 conn, tenant_id, lookback_days=lookback_days, half_life_days=half_life_days
             )
-    except admin.AdminError as exc:
-        raise click.ClickException(str(exc)) from exc
     _emit(result, as_json)
 
 
@@ -208,7 +215,7 @@ def source_add(
 ) -> None:
     """Connect a webhook source; prints the URL to paste into the provider."""
     settings = _operator_settings(ctx)
-    try:
+    with operator_errors():
         with owner_connection(settings) as conn:
             created = admin.add_source(
                 conn,
@@ -220,8 +227,6 @@ def source_add(
                 label=label,
                 tolerance_seconds=tolerance_seconds,
             )
-    except admin.AdminError as exc:
-        raise click.ClickException(str(exc)) from exc
     _emit(
         {
             "source_id": str(created.source_id),
@@ -261,7 +266,7 @@ def source_rotate(
     if not secret and not retire and not retire_others:
         raise click.UsageError("give --secret, --retire or --retire-others")
     settings = _operator_settings(ctx)
-    try:
+    with operator_errors():
         with owner_connection(settings) as conn:
             result = admin.rotate_secret(
                 conn,
@@ -273,8 +278,6 @@ def source_rotate(
                 retire_others=retire_others,
                 grace=timedelta(seconds=grace),
             )
-    except admin.AdminError as exc:
-        raise click.ClickException(str(exc)) from exc
     _emit(result, as_json)
 
 
@@ -300,10 +303,8 @@ def fx_group() -> None:
 def fx_load(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     """Load daily rates (CSV: date,base,quote,rate); orders that lacked one are re-attributed."""
     settings = _operator_settings(ctx)
-    try:
+    with operator_errors():
         rates = fx.read_rates(csv_file)
-    except fx.RateFileError as exc:
-        raise click.ClickException(str(exc)) from exc
     with owner_connection(settings) as conn:
         _emit(fx.load_rates(conn, rates), as_json)
 
@@ -321,12 +322,10 @@ def channels() -> None:
 def channels_set(ctx: click.Context, tenant_id: uuid.UUID, rules_file: Path, as_json: bool) -> None:
     """Store RULES_FILE (JSON, see docs/channel-rules.md) as the tenant's next rules version."""
     settings = _operator_settings(ctx)
-    try:
+    with operator_errors():
         document = json.loads(rules_file.read_text(encoding="utf-8"))
         with owner_connection(settings) as conn:
             stored = attribution_admin.set_channel_rules(conn, tenant_id, document)
-    except (ValueError, RuleSetError, LookupError) as exc:
-        raise click.ClickException(str(exc)) from exc
     _emit(
         {
             "version": stored.version,
