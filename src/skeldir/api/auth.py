@@ -23,18 +23,24 @@ def _unauthorized() -> HTTPException:
     return HTTPException(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
 
 
-async def require_reader(request: Request) -> Principal:
+async def bearer_principal(request: Request) -> Principal | None:
+    """The tenant and scope of the request's `Authorization: Bearer` API key, if it is valid."""
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credential:
-        raise _unauthorized()
+        return None
     parsed = keys.parse_credential(credential.strip(), keys.API_KEY_PREFIX)
     if parsed is None:
-        raise _unauthorized()
+        return None
     row = await request.app.state.pool.fetchrow(
         "SELECT key_id, scope FROM resolve_api_key($1, $2)", parsed.tenant_id, parsed.digest
     )
-    if row is None:
+    return Principal(parsed.tenant_id, row["key_id"], row["scope"]) if row else None
+
+
+async def require_reader(request: Request) -> Principal:
+    principal = await bearer_principal(request)
+    if principal is None:
         raise _unauthorized()
-    if row["scope"] not in _READ_SCOPES:
+    if principal.scope not in _READ_SCOPES:
         raise HTTPException(403, "this key cannot read reports")
-    return Principal(parsed.tenant_id, row["key_id"], row["scope"])
+    return principal

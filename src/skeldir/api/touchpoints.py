@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import JSONResponse, Response
 
-from skeldir import keys
+from skeldir.api.auth import bearer_principal
 from skeldir.db import tenant_transaction
 from skeldir.ingestion import touchpoints
 
@@ -29,22 +29,12 @@ _SNIPPET = files("skeldir.api.static").joinpath("collect.js").read_bytes()
 
 
 async def _collector(request: Request) -> uuid.UUID:
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    parsed = (
-        keys.parse_credential(credential.strip(), keys.API_KEY_PREFIX)
-        if scheme.lower() == "bearer"
-        else None
-    )
-    row = None
-    if parsed is not None:
-        row = await request.app.state.pool.fetchrow(
-            "SELECT scope FROM resolve_api_key($1, $2)", parsed.tenant_id, parsed.digest
-        )
-    if row is None:
+    principal = await bearer_principal(request)
+    if principal is None:
         raise HTTPException(401, "a valid collect key is required", headers=_CORS)
-    if row["scope"] not in ("collect", "admin"):
+    if principal.scope not in ("collect", "admin"):
         raise HTTPException(403, "this key cannot write touchpoints", headers=_CORS)
-    return parsed.tenant_id
+    return principal.tenant_id
 
 
 @router.options("/api/touchpoints", include_in_schema=False)
