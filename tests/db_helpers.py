@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from skeldir import admin
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
 from skeldir.db import owner_connection, tenant_transaction
 from skeldir.ingestion import touchpoints
 from skeldir.ingestion.inbox import IngestResult, ingest, record_dead_event
-from skeldir.reporting.registry import REPORTS
+from skeldir.reporting.registry import REFRESHED
 from skeldir.webhooks.shopify import ShopifyProvider
 
 SHOPIFY_SECRET = "shpss_test_secret"
@@ -81,7 +81,7 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
         {"id": "tp-1", "visitor_id": "v-1", "occurred_at": "2026-01-25T12:00:00Z",
          "url": "https://shop.example/?utm_source=google&utm_medium=cpc", "cart_token": "c1"},
         0, stitch, datetime.now(timezone.utc))
-    assert (await touchpoints.store(pool, tenant.tenant_id, [visit])).new == 1
+    assert (await touchpoints.store(pool, tenant.tenant_id, [visit], rules_in_force)).new == 1
     with owner_connection(settings) as conn:
         # Written by operator commands and the scheduled learner (as the owner).
         conn.execute("INSERT INTO channel_rule_sets (tenant_id, version, document, fingerprint)"
@@ -95,6 +95,33 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
         await conn.execute(
             "INSERT INTO report_dirty_orders (tenant_id, order_id)"
             " SELECT tenant_id, order_id FROM orders ON CONFLICT DO NOTHING")
-        for report in REPORTS:
+        for report in REFRESHED:
             await report.refresh(conn, tenant.tenant_id, [
                 r["order_id"] for r in await conn.fetch("SELECT order_id FROM orders")])
+
+
+async def model_allocations(conn, external_order_id: str) -> dict[str, dict]:
+    """Per model, the stored credits of one order: channels credited (net or gross non-zero),
+    their net credits, and the model version; read through the packed row."""
+    from skeldir.attribution.packing import unpack
+
+    row = await conn.fetchrow(
+        "SELECT a.models, a.model_versions, a.channels, a.credits FROM order_attributions a"
+        " JOIN orders o USING (tenant_id, order_id) WHERE o.external_order_id = $1",
+        external_order_id,
+    )
+    if row is None:
+        return {}
+    credits = unpack(row["credits"], len(row["models"]), len(row["channels"]))
+    result = {}
+    for index, model in enumerate(row["models"]):
+        net, gross = credits[:, 0, index].tolist(), credits[:, 1, index].tolist()
+        kept = [c for c in range(len(net)) if net[c] or gross[c]]
+        result[model] = {
+            "model": model,
+            "model_version": row["model_versions"][index],
+            "channels": [row["channels"][c] for c in kept],
+            "credits_minor": [net[c] for c in kept],
+            "gross_credits_minor": [gross[c] for c in kept],
+        }
+    return result

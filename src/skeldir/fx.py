@@ -70,10 +70,10 @@ def load_rates(conn: psycopg.Connection, rates: list[Rate]) -> dict[str, int]:
         marked = conn.execute(
             "INSERT INTO pending_orders (tenant_id, order_id, order_version)"
             " SELECT o.tenant_id, o.order_id, o.version FROM orders o"
+            " JOIN order_attributions a ON a.tenant_id = o.tenant_id AND a.order_id = o.order_id"
             " JOIN unnest(%s::date[], %s::text[], %s::text[]) AS r(day, base, quote)"
-            "   ON o.currency = r.base AND o.reporting_currency = r.quote"
-            "  AND (o.ordered_at AT TIME ZONE 'UTC')::date = r.day"
-            " WHERE o.fx_factor IS NULL"
+            "   ON a.currency = r.base AND a.reporting_currency = r.quote AND a.day = r.day"
+            " WHERE a.fx_factor IS NULL"
             " ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()",
             ([r.day for r in rates], [r.base for r in rates], [r.quote for r in rates]),
         ).rowcount

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from db_helpers import CHAIN_STALE, create_tenant, shopify_delivery
+from db_helpers import CHAIN_STALE, create_tenant, model_allocations, shopify_delivery
 from skeldir.attribution.learning import learn_weights
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
 from skeldir.db import tenant_transaction
@@ -31,7 +31,7 @@ async def visit(pool, database, tenant, visitor: str, url: str, hours_ago: float
         key = await touchpoints.tenant_stitch_key(conn, secret_box(database), tenant.tenant_id)
     item = {"id": uuid.uuid4().hex, "visitor_id": visitor, "url": url,
             "occurred_at": (NOW - timedelta(hours=hours_ago)).isoformat(), **extra}
-    assert (await touchpoints.store(pool, tenant.tenant_id, [touchpoints.validate(item, 0, key, NOW)])).new == 1
+    assert (await touchpoints.store(pool, tenant.tenant_id, [touchpoints.validate(item, 0, key, NOW)], rules_in_force)).new == 1
 
 
 async def order(pool, database, tenant, order_id: int, visitor: str, total: str) -> None:
@@ -78,13 +78,10 @@ async def test_learned_weights_credit_orders_under_the_data_driven_models(databa
     await order(pool, database, tenant, 5200, "a0", "100.00")
     await run_chain(pool, tenant)
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
-        rows = await conn.fetch(
-            "SELECT a.model, a.model_version, a.channels, a.credits_minor FROM attribution_allocations a"
-            " JOIN orders o USING (tenant_id, order_id) WHERE o.external_order_id = '5200'")
+        by_model = await model_allocations(conn, "5200")
         summary = await conn.fetch(
             "SELECT s.model, s.is_balanced FROM allocation_summary s JOIN orders o USING (tenant_id, order_id)"
             " WHERE o.external_order_id = '5200'")
-    by_model = {r["model"]: r for r in rows}
     assert set(by_model) == {"first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
                              "position_based", "markov", "shapley"}
     for model in ("markov", "shapley"):

@@ -38,7 +38,7 @@ def runtime_privileges(settings: Settings, table: str) -> set[str]:
 
 def test_catalog_lists_the_tenant_tables(database: Settings) -> None:
     names = {row[0] for row in tenant_tables(database)}
-    assert {"tenants", "webhook_events", "orders", "allocation_summary"} <= names
+    assert {"tenants", "webhook_events", "orders", "order_attributions", "channel_daily"} <= names
 
 
 def test_every_tenant_table_forces_one_nullif_guarded_policy(database: Settings) -> None:

@@ -139,8 +139,8 @@ def test_signed_order_becomes_a_balanced_tenant_safe_report_row(system, tenants)
     assert (value(api_after, "ingestion_duration_seconds_count")
             - value(api_before, "ingestion_duration_seconds_count")) == 1
     worker_after = poll("worker metrics count the chain", lambda: (
-        lambda s: s if value(s, "report_refresh_total", report="allocation_summary", outcome="success")
-        > value(worker_before, "report_refresh_total", report="allocation_summary", outcome="success")
+        lambda s: s if value(s, "report_refresh_total", report="daily_revenue", outcome="success")
+        > value(worker_before, "report_refresh_total", report="daily_revenue", outcome="success")
         else None)(scrape(system.worker_metrics_url)))
     for task in ("attribution.recompute_window", "reporting.refresh_for_tenant"):
         assert (value(worker_after, "celery_task_success_total", task_name=task)
@@ -158,7 +158,7 @@ def test_signed_order_becomes_a_balanced_tenant_safe_report_row(system, tenants)
         assert any(l["task_name"] == "attribution.recompute_window" and l["tenant_id"] == a["tenant_id"]
                    for l in marker(name)), name
     assert any("duration_ms" in l for l in marker("task_succeeded"))
-    assert any(l["tenant_id"] == a["tenant_id"] and l["report"] == "allocation_summary"
+    assert any(l["tenant_id"] == a["tenant_id"] and l["report"] == "daily_revenue"
                for l in marker("report_refreshed"))
 
     # A duplicate delivery answers with the original event and starts no recompute.

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import JSONResponse, Response
 
 from skeldir.api.auth import bearer_principal
+from skeldir.attribution.recompute import rules_in_force
 from skeldir.db import tenant_transaction
 from skeldir.ingestion import touchpoints
 
@@ -71,7 +72,7 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
         result = touchpoints.validate(item, index, stitch, now)
         (valid if isinstance(result, touchpoints.Touchpoint) else rejected).append(result)
     unique = list({t.touchpoint_id: t for t in valid}.values())
-    stored = await touchpoints.store(pool, tenant_id, unique)
+    stored = await touchpoints.store(pool, tenant_id, unique, rules_in_force)
     if stored.orders_marked:
         await request.app.state.schedule_chain(tenant_id, {"tenant_id": str(tenant_id)})
     return JSONResponse(

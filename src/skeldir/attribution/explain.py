@@ -10,11 +10,15 @@ from skeldir.attribution.paths import order_path
 from skeldir.attribution.recompute import load_tenant_attribution, path_credits
 
 _ORDER_SQL = """
-SELECT o.ordered_at, o.hints, o.has_snapshot, o.stitched_visitor_id,
-       coalesce(array_agg(e.amount_minor ORDER BY e.occurred_at, e.external_entry_id)
-                FILTER (WHERE e.kind = 'sale'), '{}') AS sales,
-       coalesce(array_agg(e.amount_minor ORDER BY e.occurred_at, e.external_entry_id)
-                FILTER (WHERE e.kind <> 'sale'), '{}') AS reversals
+SELECT o.ordered_at, o.hints, o.has_snapshot,
+       (SELECT a.visitor_id FROM order_attributions a
+        WHERE a.tenant_id = o.tenant_id AND a.order_id = o.order_id) AS stitched_visitor_id,
+       coalesce(array_agg(e.amount_minor ORDER BY e.kind <> 'sale', e.occurred_at,
+                          e.external_entry_id) FILTER (WHERE e.entry_id IS NOT NULL), '{}')
+           AS amounts,
+       coalesce(array_agg(e.kind = 'sale' ORDER BY e.kind <> 'sale', e.occurred_at,
+                          e.external_entry_id) FILTER (WHERE e.entry_id IS NOT NULL), '{}')
+           AS is_sale
 FROM orders o LEFT JOIN revenue_entries e ON e.tenant_id = o.tenant_id AND e.order_id = o.order_id
 WHERE o.tenant_id = $1 AND o.order_id = $2
 GROUP BY o.tenant_id, o.order_id
@@ -44,7 +48,7 @@ async def explained_path(
     path = order_path(
         touchpoints, order["hints"], order["ordered_at"], tenant.classify, tenant.lookback
     )
-    credits = path_credits(path, order["ordered_at"], order["sales"], order["reversals"], tenant)
+    credits = path_credits(path, order["ordered_at"], order["amounts"], order["is_sale"], tenant)
     return [
         {
             "touchpoint_id": touchpoint.touchpoint_id,

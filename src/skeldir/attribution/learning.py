@@ -27,8 +27,9 @@ ORDER BY visitor_id, occurred_at, touchpoint_id
 """
 
 _CONVERTED_SQL = """
-SELECT DISTINCT stitched_visitor_id FROM orders
-WHERE tenant_id = $1 AND stitched_visitor_id IS NOT NULL AND ordered_at BETWEEN $2 AND $3
+SELECT DISTINCT a.visitor_id FROM order_attributions a
+JOIN orders o ON o.tenant_id = a.tenant_id AND o.order_id = a.order_id
+WHERE a.tenant_id = $1 AND a.visitor_id IS NOT NULL AND o.ordered_at BETWEEN $2 AND $3
 """
 
 _INSERT_SQL = """

@@ -8,6 +8,7 @@ stitch keys. Nothing else the collector sends is stored.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -136,12 +137,13 @@ def _timestamp(item: dict, now: datetime, errors: list[str]) -> datetime | None:
 
 _INSERT_SQL = """
 INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints, is_visit,
-                         checkout_key, cart_key, customer_key)
+                         checkout_key, cart_key, customer_key, channel, rules_version)
 SELECT $1, t.touchpoint_id, t.visitor_id, t.occurred_at, t.hints, t.is_visit, t.checkout_key,
-       t.cart_key, t.customer_key
+       t.cart_key, t.customer_key, t.channel, $11
 FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::boolean[], $7::bytea[],
-            $8::bytea[], $9::bytea[]) AS t(touchpoint_id, visitor_id, occurred_at, hints, is_visit,
-                                           checkout_key, cart_key, customer_key)
+            $8::bytea[], $9::bytea[], $10::text[])
+     AS t(touchpoint_id, visitor_id, occurred_at, hints, is_visit, checkout_key, cart_key,
+          customer_key, channel)
 ON CONFLICT (tenant_id, touchpoint_id) DO NOTHING
 RETURNING touchpoint_id
 """
@@ -160,7 +162,9 @@ _MARK_LATE_SQL = """
 INSERT INTO pending_orders AS p (tenant_id, order_id, order_version)
 SELECT o.tenant_id, o.order_id, o.version FROM orders o
 WHERE o.tenant_id = $1 AND o.has_snapshot AND o.ordered_at >= $2
-  AND (o.stitched_visitor_id = ANY($3::text[]) OR o.visitor_id = ANY($3::text[])
+  AND (o.order_id IN (SELECT a.order_id FROM order_attributions a WHERE a.tenant_id = $1
+                         AND a.visitor_id = ANY($3::text[]))
+       OR o.visitor_id = ANY($3::text[])
        OR o.checkout_key = ANY($4::bytea[]) OR o.cart_key = ANY($5::bytea[])
        OR o.customer_key = ANY($6::bytea[]))
 ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
@@ -174,8 +178,19 @@ class Stored:
     orders_marked: int
 
 
-async def store(pool: asyncpg.Pool, tenant_id: uuid.UUID, touchpoints: list[Touchpoint]) -> Stored:
-    """Insert the touchpoints not stored before, and mark pending the orders they reach late."""
+# The tenant's channel rules in force: (version, classify). Attribution owns the rules; the
+# caller passes them in, so ingestion needs nothing from attribution.
+RulesInForce = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[tuple[int, Callable]]]
+
+
+async def store(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    touchpoints: list[Touchpoint],
+    rules_in_force: RulesInForce,
+) -> Stored:
+    """Insert the touchpoints not stored before, each with its channel under the rules in force,
+    and mark pending the orders they reach late."""
     if not touchpoints:
         return Stored(0, 0)
     columns = list(
@@ -197,9 +212,13 @@ async def store(pool: asyncpg.Pool, tenant_id: uuid.UUID, touchpoints: list[Touc
         )
     )
     async with tenant_transaction(pool, tenant_id) as conn:
+        rules_version, classify = await rules_in_force(conn, tenant_id)
+        channels = [classify(t.hints) if t.is_visit else None for t in touchpoints]
         inserted = {
             r["touchpoint_id"]
-            for r in await conn.fetch(_INSERT_SQL, tenant_id, *(list(c) for c in columns))
+            for r in await conn.fetch(
+                _INSERT_SQL, tenant_id, *(list(c) for c in columns), channels, rules_version
+            )
         }
         new = [t for t in touchpoints if t.touchpoint_id in inserted]
         if not new:

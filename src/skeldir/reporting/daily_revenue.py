@@ -21,7 +21,8 @@ WITH changed AS (
            e.reported_amount_minor AS old_amount, e.reported_reporting_minor AS old_converted,
            e.reported_converted AS was_converted
     FROM revenue_entries e
-    JOIN orders o ON o.tenant_id = e.tenant_id AND o.order_id = e.order_id
+    -- The rate stamped when the order was attributed (none yet: counted unconverted).
+    LEFT JOIN order_attributions o ON o.tenant_id = e.tenant_id AND o.order_id = e.order_id
     WHERE e.tenant_id = $1 AND e.order_id = ANY($2::uuid[])
       AND (e.reported_amount_minor IS DISTINCT FROM e.amount_minor
            OR e.reported_converted IS DISTINCT FROM (o.fx_factor IS NOT NULL)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from skeldir.attribution.packing import unpack
+
 
 async def order_attribution(
     conn: asyncpg.Connection, provider: str, external_order_id: str
@@ -11,55 +13,55 @@ async def order_attribution(
     order = await conn.fetchrow(
         "SELECT o.order_id, o.provider, o.external_order_id, o.currency, o.total_minor,"
         " o.presentment_currency, o.presentment_total_minor, o.ordered_at, o.version,"
-        " o.has_snapshot, o.cancelled_at, o.reporting_currency, o.fx_rate, o.fx_factor,"
+        " o.has_snapshot, o.cancelled_at, a.reporting_currency, a.fx_rate, a.fx_factor,"
         " coalesce(sum(e.amount_minor) FILTER (WHERE e.kind = 'sale'), 0)::bigint AS gross,"
         " coalesce(-sum(e.amount_minor) FILTER (WHERE e.kind = 'refund'), 0)::bigint AS refunded,"
         " coalesce(-sum(e.amount_minor) FILTER (WHERE e.kind = 'cancellation'), 0)::bigint"
         "   AS cancelled,"
-        " sum(round(e.amount_minor * o.fx_factor))::bigint AS net_reporting,"
+        " sum(round(e.amount_minor * a.fx_factor))::bigint AS net_reporting,"
+        " EXISTS (SELECT 1 FROM report_dirty_orders d WHERE d.tenant_id = o.tenant_id"
+        "         AND d.order_id = o.order_id) AS report_dirty,"
         " EXISTS (SELECT 1 FROM pending_orders p WHERE p.tenant_id = o.tenant_id"
         "         AND p.order_id = o.order_id) AS pending"
         " FROM orders o LEFT JOIN revenue_entries e USING (tenant_id, order_id)"
-        " WHERE o.provider = $1 AND o.external_order_id = $2 GROUP BY o.tenant_id, o.order_id",
+        " LEFT JOIN order_attributions a USING (tenant_id, order_id)"
+        " WHERE o.provider = $1 AND o.external_order_id = $2"
+        " GROUP BY o.tenant_id, o.order_id, a.tenant_id, a.order_id",
         provider,
         external_order_id,
     )
     if order is None:
         return None
-    rows = await conn.fetch(
-        "SELECT a.model, a.model_version, a.revenue_minor, a.channels, a.credits_minor,"
-        " a.gross_credits_minor,"
-        " a.computed_at, s.allocated_cents, s.is_balanced, s.drift_cents"
-        " FROM attribution_allocations a LEFT JOIN allocation_summary s"
-        "   USING (tenant_id, order_id, model)"
-        " WHERE a.order_id = $1 ORDER BY a.model",
+    row = await conn.fetchrow(
+        "SELECT models, model_versions, revenue_minor, channels, credits, computed_at"
+        " FROM order_attributions WHERE order_id = $1",
         order["order_id"],
     )
     models = {}
-    for row in rows:
-        allocated = sum(row["credits_minor"])
-        models[row["model"]] = {
-            "model_version": row["model_version"],
-            "allocated_cents": allocated,
-            "is_balanced": allocated == row["revenue_minor"],
-            "drift_cents": allocated - row["revenue_minor"],
-            "report_refreshed": row["allocated_cents"] is not None,
-            "allocations": [
-                {
-                    "channel": channel,
-                    "cents": cents,
-                    "gross_cents": gross,
-                    "refunded_cents": gross - cents,
-                }
-                for channel, cents, gross in zip(
-                    row["channels"],
-                    row["credits_minor"],
-                    row["gross_credits_minor"] or row["credits_minor"],
-                    strict=True,
-                )
-            ],
-            "computed_at": row["computed_at"].isoformat(),
-        }
+    if row is not None:
+        credits = unpack(row["credits"], len(row["models"]), len(row["channels"]))
+        for index, model in enumerate(row["models"]):
+            net, gross = credits[:, 0, index].tolist(), credits[:, 1, index].tolist()
+            allocated = sum(net)
+            credited = [c for c in range(len(row["channels"])) if net[c] or gross[c]] or [0]
+            models[model] = {
+                "model_version": row["model_versions"][index],
+                "allocated_cents": allocated,
+                "is_balanced": allocated == row["revenue_minor"],
+                "drift_cents": allocated - row["revenue_minor"],
+                # Every report counts the order as it now stands.
+                "report_refreshed": not order["report_dirty"],
+                "allocations": [
+                    {
+                        "channel": row["channels"][c],
+                        "cents": net[c],
+                        "gross_cents": gross[c],
+                        "refunded_cents": gross[c] - net[c],
+                    }
+                    for c in credited
+                ],
+                "computed_at": row["computed_at"].isoformat(),
+            }
     net = order["gross"] - order["refunded"] - order["cancelled"]
     factor = order["fx_factor"]
     return {
@@ -88,17 +90,14 @@ async def order_attribution(
 
 
 _CHANNELS_SQL = """
-SELECT (o.ordered_at AT TIME ZONE 'UTC')::date AS day, c.channel, a.currency,
-       sum(c.gross)::bigint AS revenue, sum(c.gross - c.net)::bigint AS refunds,
-       sum(c.net)::bigint AS net, count(DISTINCT a.order_id) FILTER (WHERE c.gross <> 0) AS orders
-FROM attribution_allocations a
-JOIN orders o ON o.tenant_id = a.tenant_id AND o.order_id = a.order_id
-CROSS JOIN LATERAL unnest(a.channels, a.credits_minor,
-                          coalesce(a.gross_credits_minor, a.credits_minor)) AS c(channel, net, gross)
-WHERE a.model = $1 AND o.ordered_at >= $2 AND o.ordered_at < $3
-  AND ($4::text IS NULL OR a.currency = $4)
-GROUP BY 1, 2, 3
-ORDER BY 1, 3, 2
+SELECT day, channel, currency, revenue_minor AS revenue, refunds_minor AS refunds, net_minor AS net,
+       orders
+FROM channel_daily
+WHERE model = $1 AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
+  AND day < ($3::timestamptz AT TIME ZONE 'UTC')::date
+  AND ($4::text IS NULL OR currency = $4)
+  AND (revenue_minor <> 0 OR refunds_minor <> 0 OR net_minor <> 0 OR orders <> 0)
+ORDER BY day, currency, channel
 """
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from skeldir.db import tenant_transaction
-from skeldir.reporting.registry import REPORTS
+from skeldir.reporting.registry import REFRESHED
 
 _TAKE_DIRTY_SQL = """
 DELETE FROM report_dirty_orders
@@ -37,7 +37,7 @@ async def refresh_tenant(
             ]
             if not order_ids:
                 break
-            for report in REPORTS:
+            for report in REFRESHED:
                 rows = await report.refresh(conn, tenant_id, order_ids)
                 outcome.rows_by_report[report.name] = (
                     outcome.rows_by_report.get(report.name, 0) + rows

@@ -9,7 +9,7 @@ from celery import shared_task
 
 from skeldir.observability import metrics
 from skeldir.reporting.refresh import refresh_tenant
-from skeldir.reporting.registry import REPORTS
+from skeldir.reporting.registry import REFRESHED
 from skeldir.tasks.attribution import TRANSIENT_DB_ERRORS
 from skeldir.tasks.runtime import runtime
 from skeldir.tasks.scheduling import REFRESH_TASK
@@ -43,5 +43,5 @@ def refresh_for_tenant(self, tenant_id: str) -> dict:
 
 
 def _count(outcome: str) -> None:
-    for report in REPORTS:
+    for report in REFRESHED:
         metrics.REPORT_REFRESH.labels(report=report.name, outcome=outcome).inc()
