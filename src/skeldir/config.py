@@ -28,7 +28,7 @@ class Settings:
     queue_namespace: str = "skeldir"
     max_body_bytes: int = 1024 * 1024
     db_pool_size: int = 32
-    recompute_batch_size: int = 500
+    recompute_batch_size: int = 5000
     sweep_interval_seconds: float = 5.0
     # A pending order older than this with no chain queued is rescheduled by the sweeper.
     sweep_grace_seconds: float = 5.0

@@ -286,7 +286,7 @@ def test_classify_returns_a_declared_channel_and_ignores_its_caches(document, ma
 @given(documents)
 def test_documents_round_trip(document):
     rules = RuleSet.from_document(document)
-    again = RuleSet.from_document(rules.to_document())
+    again = RuleSet.from_resolved(rules.to_document())
     assert again == rules
     assert again.to_document() == rules.to_document()
     assert again.fingerprint() == rules.fingerprint()

@@ -97,12 +97,12 @@ async def test_an_order_changed_during_its_recompute_stays_pending_until_recompu
     original_write = recompute._write_batch
     interleaved = []
 
-    async def write_after_a_concurrent_update(conn, tenant_id, rows):
+    async def write_after_a_concurrent_update(conn, tenant_id):
         if not interleaved:
             # Committed by another connection after this batch read the order.
             body = order_body(77, total="30.00", updated_at="2026-01-25T13:00:00Z")
             interleaved.append(await ingest_shopify(runtime_pool, tenant, body, topic="orders/updated"))
-        await original_write(conn, tenant_id, rows)
+        await original_write(conn, tenant_id)
 
     monkeypatch.setattr(recompute, "_write_batch", write_after_a_concurrent_update)
     outcome = await recompute_pending(runtime_pool, tenant.tenant_id, batch_size=10)

@@ -267,18 +267,25 @@ def _split_by_float_weights(
     parts = np.floor(share)
     remainders = share - parts
     tolerance = (share + 1.0) * (x_n + 16) * _RELATIVE_ERROR
-    # An element with the only positive weight of its entry takes it all, exactly.
     positive = x_weight > 0
     entries = len(batch.entry_order)
-    positives = np.bincount(x_entry, weights=positive, minlength=entries)
-    single = positive & (positives[x_entry] == 1)
-    parts = np.where(single, magnitude, np.where(positive, parts, 0)).astype(np.int64)
-    remainders = np.where(single | ~positive, 0.0, remainders)
-    near_integer = positive & ~single & ((remainders < tolerance) | (remainders > 1 - tolerance))
-    flags[x_order[near_integer]] = True
-
     first = np.zeros(entries, dtype=np.int64)
     first[x_entry] = x_start
+    positives = np.bincount(x_entry, weights=positive, minlength=entries).astype(np.int64)
+    # Where every positive weight of an entry is exactly the same (one element alone, equal
+    # ages, equal learned weights), the split is even over them: exact in integers, the
+    # leftover units to the earlier ones (equal remainders, ranked by position below).
+    key_low = np.minimum.reduceat(np.where(positive, x_exact_key, np.iinfo(np.int64).max), first)
+    key_high = np.maximum.reduceat(np.where(positive, x_exact_key, np.iinfo(np.int64).min), first)
+    even = (positive & (key_low == key_high)[x_entry])
+    even_parts = magnitude // np.maximum(positives[x_entry], 1)
+    parts = np.where(even, even_parts, np.where(positive, parts, 0)).astype(np.int64)
+    remainders = np.where(even, 0.5, np.where(positive, remainders, 0.0))
+    near_integer = (
+        positive & ~even & (magnitude > 0) & ((remainders < tolerance) | (remainders > 1 - tolerance))
+    )
+    flags[x_order[near_integer]] = True
+
     missing = magnitude[first] - np.bincount(x_entry, weights=parts, minlength=entries).astype(
         np.int64
     )

@@ -7,6 +7,7 @@ own rules are tried first) or replaces them. The format is described in docs/cha
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import fnmatch
 import hashlib
@@ -31,6 +32,8 @@ PLACE_KEYS = ("values", "hosts", "suffixes", "names", "words", "lists")
 REQUIRED_CHANNELS = ("direct", "unknown")
 
 MAX_CHANNELS = 50
+# False while reading back a stored, resolved document (see RuleSet.from_resolved).
+_SIZE_LIMITS: contextvars.ContextVar[bool] = contextvars.ContextVar("size_limits", default=True)
 MAX_LISTS = 50
 MAX_RULES = 500
 MAX_ITEMS = 500
@@ -167,6 +170,16 @@ class RuleSet:
     def from_document(cls, document: dict) -> RuleSet:
         return cls(_resolve(document))
 
+    @classmethod
+    def from_resolved(cls, document: dict) -> RuleSet:
+        """A rule set stored as `to_document()` gave it. The size limits bound what a tenant
+        writes; the resolved form spells out the defaults too and may exceed them."""
+        token = _SIZE_LIMITS.set(False)
+        try:
+            return cls(_resolve(document))
+        finally:
+            _SIZE_LIMITS.reset(token)
+
     def to_document(self) -> dict:
         """The resolved, self-contained document (`extends` null) in canonical form."""
         return copy.deepcopy(self._document)
@@ -233,7 +246,7 @@ def _resolve(document: object) -> dict:
 
     lists = dict(base["lists"])
     extra_lists = _mapping(root.get("lists", {}), "lists", (), None)
-    if len(extra_lists) > MAX_LISTS:
+    if len(extra_lists) > MAX_LISTS and _SIZE_LIMITS.get():
         raise RuleSetError(f"lists: at most {MAX_LISTS} lists")
     for name, spec in extra_lists.items():
         _check_name(name, f"lists.{name}")
@@ -311,7 +324,7 @@ def _mapping(value: object, path: str, required: tuple, optional: tuple | None) 
 def _array(value: object, path: str, limit: int) -> list:
     if not isinstance(value, list):
         raise RuleSetError(f"{path}: must be an array, not {_json_type(value)}")
-    if len(value) > limit:
+    if len(value) > limit and _SIZE_LIMITS.get():
         raise RuleSetError(f"{path}: at most {limit} items, got {len(value)}")
     return value
 

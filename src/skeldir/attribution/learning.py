@@ -8,6 +8,7 @@ set of weights is a new version; recomputes use the newest.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -20,16 +21,35 @@ from skeldir.attribution.shapley import shapley_weights
 from skeldir.db import tenant_transaction
 from skeldir.ingestion.hints import hints_from_document
 
-_JOURNEYS_SQL = """
-SELECT visitor_id, hints FROM touchpoints
+# Touchpoints in the window classified under older rules, to classify again first.
+_STALE_SQL = """
+SELECT touchpoint_id, hints FROM touchpoints
 WHERE tenant_id = $1 AND is_visit AND occurred_at BETWEEN $2 AND $3
-ORDER BY visitor_id, occurred_at, touchpoint_id
+  AND (rules_version IS DISTINCT FROM $4 OR channel IS NULL)
 """
 
-_CONVERTED_SQL = """
-SELECT DISTINCT a.visitor_id FROM order_attributions a
-JOIN orders o ON o.tenant_id = a.tenant_id AND o.order_id = a.order_id
-WHERE a.tenant_id = $1 AND a.visitor_id IS NOT NULL AND o.ordered_at BETWEEN $2 AND $3
+_RECLASSIFY_SQL = """
+UPDATE touchpoints t SET channel = v.channel, rules_version = $4
+FROM unnest($2::text[], $3::text[]) AS v(touchpoint_id, channel)
+WHERE t.tenant_id = $1 AND t.touchpoint_id = v.touchpoint_id
+"""
+
+# Journeys (a visitor's channels in time order) counted per distinct path and outcome: the
+# database folds millions of touchpoints into the few thousand paths the models read.
+_JOURNEYS_SQL = """
+SELECT j.path, c.visitor_id IS NOT NULL AS converted, count(*) AS journeys
+FROM (
+    SELECT visitor_id, array_agg(channel ORDER BY occurred_at, touchpoint_id COLLATE "C") AS path
+    FROM touchpoints
+    WHERE tenant_id = $1 AND is_visit AND occurred_at BETWEEN $2 AND $3
+    GROUP BY visitor_id
+) AS j
+LEFT JOIN (
+    SELECT DISTINCT a.visitor_id FROM order_attributions a
+    JOIN orders o ON o.tenant_id = a.tenant_id AND o.order_id = a.order_id
+    WHERE a.tenant_id = $1 AND a.visitor_id IS NOT NULL AND o.ordered_at BETWEEN $2 AND $3
+) AS c ON c.visitor_id = j.visitor_id
+GROUP BY j.path, c.visitor_id IS NOT NULL
 """
 
 _INSERT_SQL = """
@@ -39,6 +59,23 @@ SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5, $6, $7
 FROM model_weights WHERE tenant_id = $1 AND model = $2
 RETURNING version
 """
+
+
+@dataclass(frozen=True)
+class CountedJourneys:
+    """Distinct journeys with how many visitors took each; iterates every journey, so the
+    models read it as the full list without it being held in memory."""
+
+    counted: list[tuple[tuple[tuple[str, ...], bool], int]]
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.counted)
+
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], bool]]:
+        for journey, count in self.counted:
+            for _ in range(count):
+                yield journey
 
 
 @dataclass(frozen=True)
@@ -57,14 +94,22 @@ async def learn_weights(
     async with tenant_transaction(pool, tenant_id) as conn:
         tenant = await load_tenant_attribution(conn, tenant_id)
         start = end - tenant.lookback
-        journeys: dict[str, list[str]] = {}
-        for row in await conn.fetch(_JOURNEYS_SQL, tenant_id, start, end):
-            journeys.setdefault(row["visitor_id"], []).append(
-                tenant.classify(hints_from_document(row["hints"]))
+        stale = await conn.fetch(_STALE_SQL, tenant_id, start, end, tenant.rules_version)
+        if stale:
+            await conn.execute(
+                _RECLASSIFY_SQL,
+                tenant_id,
+                [r["touchpoint_id"] for r in stale],
+                [tenant.classify(hints_from_document(r["hints"])) for r in stale],
+                tenant.rules_version,
             )
-        converted = {r[0] for r in await conn.fetch(_CONVERTED_SQL, tenant_id, start, end)}
-        paths = [(channels, visitor in converted) for visitor, channels in journeys.items()]
-        conversions = sum(1 for _, did in paths if did)
+        paths = CountedJourneys(
+            [
+                ((tuple(r["path"]), r["converted"]), r["journeys"])
+                for r in await conn.fetch(_JOURNEYS_SQL, tenant_id, start, end)
+            ]
+        )
+        conversions = sum(count for (_, did), count in paths.counted if did)
         learned = []
         if not conversions:
             return learned
@@ -77,10 +122,10 @@ async def learn_weights(
                 tenant_id,
                 model,
                 orjson.loads(orjson.dumps(weights)),
-                len(paths),
+                paths.total,
                 conversions,
                 start,
                 end,
             )
-            learned.append(Learned(model, version, weights, len(paths), conversions))
+            learned.append(Learned(model, version, weights, paths.total, conversions))
     return learned

@@ -52,12 +52,31 @@ def pack(
     keys, pair = np.unique(tp_order * vocabulary + channel, return_inverse=True)
     pair_order, pair_channel = np.divmod(keys, vocabulary)
     values = np.zeros((len(keys), 2, len(net)), dtype=np.int64)
+    sums = GroupSums(pair)
     for model, (model_net, model_gross) in enumerate(zip(net, gross, strict=True)):
-        values[:, 0, model] = np.bincount(pair, weights=model_net, minlength=len(keys))
-        values[:, 1, model] = np.bincount(pair, weights=model_gross, minlength=len(keys))
+        values[:, 0, model] = sums(model_net)
+        values[:, 1, model] = sums(model_gross)
     first = np.zeros(orders + 1, dtype=np.int64)
     np.cumsum(np.bincount(pair_order, minlength=orders), out=first[1:])
     return PackedOrders(first, pair_channel, values)
+
+
+class GroupSums:
+    """Exact int64 sums per group (float sums, as np.bincount's, lose cents beyond 2^53)."""
+
+    def __init__(self, group: np.ndarray, minlength: int = 0) -> None:
+        self._order = np.argsort(group, kind="stable")
+        counts = np.bincount(group, minlength=minlength)
+        self._starts = (np.cumsum(counts) - counts)[counts > 0]
+        self._present = np.flatnonzero(counts > 0)
+        self._groups = len(counts)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        sums = np.zeros(self._groups, dtype=np.int64)
+        if len(self._starts):
+            ordered = np.asarray(values, dtype=np.int64)[self._order]
+            sums[self._present] = np.add.reduceat(ordered, self._starts)
+        return sums
 
 
 def unpack(credits: bytes, models: int, channels: int) -> np.ndarray:
@@ -95,18 +114,19 @@ class ChannelDayChanges:
             (*groups[combined // len(channel_names)], channel_names[combined % len(channel_names)])
             for combined in unique.tolist()
         ]
+        group_sums = GroupSums(inverse)
         for model_index, model in enumerate(models):
-            net = values[:, 0, model_index].astype(np.float64)
-            gross = values[:, 1, model_index].astype(np.float64)
+            net = values[:, 0, model_index]
+            gross = values[:, 1, model_index]
             sums = np.stack(
                 [
-                    np.bincount(inverse, weights=gross, minlength=len(unique)),
-                    np.bincount(inverse, weights=gross - net, minlength=len(unique)),
-                    np.bincount(inverse, weights=net, minlength=len(unique)),
-                    np.bincount(inverse, weights=(gross != 0).astype(np.float64), minlength=len(unique)),
+                    group_sums(gross),
+                    group_sums(gross - net),
+                    group_sums(net),
+                    group_sums((gross != 0).astype(np.int64)),
                 ],
                 axis=1,
-            ).astype(np.int64)
+            )
             for (day, currency, channel), row in zip(keys, (sign * sums).tolist(), strict=True):
                 entry = self.totals.setdefault((day, currency, model, channel), [0, 0, 0, 0])
                 for field in range(4):

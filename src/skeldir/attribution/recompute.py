@@ -15,91 +15,137 @@ import io
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
 import numpy as np
 import orjson
 
-from skeldir import money
+from skeldir import binary_copy, money
 from skeldir.attribution.batch import Batch, Settings, allocate_batch, reference_credits
 from skeldir.attribution.channel_rules import RuleSet, default_rule_set
 from skeldir.attribution.channels import channel_sort_key
 from skeldir.attribution.models import MODEL_VERSION, RULE_BASED_MODELS, Touchpoint
-from skeldir.attribution.packing import ChannelDayChanges, pack, unpack
+from skeldir.attribution.packing import ChannelDayChanges, GroupSums, pack, unpack
 from skeldir.db import tenant_transaction
 from skeldir.ingestion.hints import hints_from_document
 
 DATA_DRIVEN_MODELS = ("markov", "shapley")
 
-_PENDING_BATCH_SQL = """
-SELECT p.order_id, p.order_version, o.has_snapshot, o.currency, o.ordered_at, o.hints,
-       -- The visitor, in order of trust: checkout token, cart token, the order's own visitor
-       -- id, the customer reference (each matched by its stitch key).
-       coalesce(
-           (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = p.tenant_id
-              AND t.checkout_key = o.checkout_key ORDER BY t.occurred_at DESC LIMIT 1),
-           (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = p.tenant_id
-              AND t.cart_key = o.cart_key ORDER BY t.occurred_at DESC LIMIT 1),
-           o.visitor_id,
-           (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = p.tenant_id
-              AND t.customer_key = o.customer_key ORDER BY t.occurred_at DESC LIMIT 1)
-       ) AS visitor_id,
-       coalesce((SELECT array_agg(e.amount_minor ORDER BY e.kind <> 'sale', e.occurred_at,
-                                  e.external_entry_id)
-                 FROM revenue_entries e
-                 WHERE e.tenant_id = p.tenant_id AND e.order_id = p.order_id), '{}') AS amounts,
-       (SELECT count(*) FROM revenue_entries e WHERE e.tenant_id = p.tenant_id
-          AND e.order_id = p.order_id AND e.kind = 'sale')::integer AS sales,
-       a.day AS old_day, a.currency AS old_currency, a.models AS old_models,
-       a.channels AS old_channels, a.credits AS old_credits
-FROM pending_orders p
-JOIN orders o ON o.tenant_id = p.tenant_id AND o.order_id = p.order_id
-LEFT JOIN order_attributions a ON a.tenant_id = p.tenant_id AND a.order_id = p.order_id
-WHERE p.tenant_id = $1
-ORDER BY p.marked_at
-LIMIT $2
+_BATCH_TABLES_SQL = """
+CREATE TEMPORARY TABLE IF NOT EXISTS attribution_batch (
+    idx integer, order_id uuid, order_version bigint, has_snapshot boolean, currency text,
+    ordered_at timestamptz, visitor_id text
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS attribution_rows (
+    idx integer, revenue_minor bigint, gross_minor bigint, channel_set integer, credits bytea
+) ON COMMIT DELETE ROWS;
+SET LOCAL work_mem = '64MB';
 """
 
-# The batch's paths in canonical order (time, fixed channel order, touchpoint id), streamed in
-# COPY's binary format: fixed-width rows NumPy reads without a Python object per touchpoint.
-# A touchpoint classified by rules no longer in force comes back as channel -1.
-_PATHS_COPY_SQL = """
-SELECT b.idx, t.occurred_at,
-       (CASE WHEN t.rules_version = $5 THEN coalesce(array_position($4::text[], t.channel), 0) - 1
-             ELSE -1 END)::int2
-FROM unnest($2::int4[], $3::text[], $6::timestamptz[]) AS b(idx, visitor_id, ordered_at)
-JOIN touchpoints t ON t.tenant_id = $1 AND t.visitor_id = b.visitor_id AND t.is_visit
- AND t.occurred_at BETWEEN b.ordered_at - $7::interval AND b.ordered_at
-ORDER BY 1, 2, 3, t.touchpoint_id COLLATE "C"
+# The batch: the oldest pending orders, numbered from 0, with the visitor each is stitched to,
+# in order of trust: checkout token, cart token, the order's own visitor id, the customer
+# reference (each matched by its stitch key).
+_TAKE_BATCH_SQL = """
+INSERT INTO attribution_batch
+SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, o.has_snapshot, o.currency,
+       o.ordered_at,
+       coalesce(
+           CASE WHEN o.checkout_key IS NOT NULL THEN
+               (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
+                  AND t.checkout_key = o.checkout_key ORDER BY t.occurred_at DESC LIMIT 1) END,
+           CASE WHEN o.cart_key IS NOT NULL THEN
+               (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
+                  AND t.cart_key = o.cart_key ORDER BY t.occurred_at DESC LIMIT 1) END,
+           o.visitor_id,
+           CASE WHEN o.customer_key IS NOT NULL THEN
+               (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
+                  AND t.customer_key = o.customer_key ORDER BY t.occurred_at DESC LIMIT 1) END)
+FROM (SELECT order_id, order_version FROM pending_orders WHERE tenant_id = $1
+      ORDER BY marked_at LIMIT $2) AS p
+JOIN orders o ON o.tenant_id = $1 AND o.order_id = p.order_id
 """
-_PATH_ROW = np.dtype(
+
+# Everything below streams in COPY's binary format: fixed-width rows NumPy reads without a
+# Python object per row. (OFFSET 0 keeps each lateral lookup an index scan per order: a hash
+# join would read the tenant's whole table for every batch.)
+_ORDERS_COPY_SQL = """
+SELECT idx, ordered_at, coalesce(array_position($1::text[], currency), 0)::int2, has_snapshot
+FROM attribution_batch ORDER BY idx
+"""
+_ORDER_ROW = binary_copy.row_type(
+    [("idx", "int4"), ("ordered_at", "timestamptz"), ("currency", "int2"), ("has_snapshot", "bool")]
+)
+
+# With what the daily revenue report counted of each entry (-1 / NULL: nothing yet).
+_ENTRIES_COPY_SQL = """
+SELECT b.idx, e.amount_minor, e.kind = 'sale',
+       coalesce(e.reported_amount_minor, -9223372036854775808),
+       coalesce(e.reported_reporting_minor, -9223372036854775808),
+       (CASE WHEN e.reported_converted IS NULL THEN -1 WHEN e.reported_converted THEN 1
+             ELSE 0 END)::int2
+FROM attribution_batch b
+CROSS JOIN LATERAL (
+    SELECT amount_minor, kind, reported_amount_minor, reported_reporting_minor,
+           reported_converted
+    FROM revenue_entries
+    WHERE tenant_id = $1 AND order_id = b.order_id OFFSET 0) AS e
+WHERE b.has_snapshot
+"""
+_ENTRY_ROW = binary_copy.row_type(
     [
-        ("fields", ">i2"),
-        ("idx_length", ">i4"),
-        ("idx", ">i4"),
-        ("at_length", ">i4"),
-        ("at", ">i8"),
-        ("channel_length", ">i4"),
-        ("channel", ">i2"),
+        ("idx", "int4"),
+        ("amount", "int8"),
+        ("is_sale", "bool"),
+        ("reported_amount", "int8"),
+        ("reported_reporting", "int8"),
+        ("reported_converted", "int2"),
     ]
 )
-_COPY_HEADER = 19  # signature, flags, header extension length
-# COPY's binary timestamps count microseconds from 2000-01-01 UTC.
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
+
+# Paths in canonical order (time, fixed channel order, touchpoint id). A touchpoint classified
+# by rules no longer in force comes back as channel -1.
+_PATHS_COPY_SQL = """
+SELECT b.idx, t.occurred_at,
+       (CASE WHEN t.rules_version = $3 THEN coalesce(array_position($2::text[], t.channel), 0) - 1
+             ELSE -1 END)::int2 AS channel
+FROM attribution_batch b
+CROSS JOIN LATERAL (
+    SELECT occurred_at, channel, rules_version, touchpoint_id FROM touchpoints
+    WHERE tenant_id = $1 AND visitor_id = b.visitor_id AND is_visit
+      AND occurred_at BETWEEN b.ordered_at - $4::interval AND b.ordered_at OFFSET 0) AS t
+WHERE b.has_snapshot AND b.visitor_id IS NOT NULL
+ORDER BY b.idx, t.occurred_at, channel, t.touchpoint_id COLLATE "C"
+"""
+_PATH_ROW = binary_copy.row_type([("idx", "int4"), ("at", "timestamptz"), ("channel", "int2")])
 
 _STALE_TOUCHPOINTS_SQL = """
-SELECT touchpoint_id, hints FROM touchpoints
-WHERE tenant_id = $1 AND visitor_id = ANY($2::text[]) AND is_visit
-  AND (rules_version IS DISTINCT FROM $3 OR channel IS NULL)
+SELECT t.touchpoint_id, t.hints FROM attribution_batch b
+JOIN touchpoints t ON t.tenant_id = $1 AND t.visitor_id = b.visitor_id
+WHERE b.idx = ANY($2::integer[]) AND t.is_visit
+  AND (t.rules_version IS DISTINCT FROM $3 OR t.channel IS NULL)
 """
 
 _RECLASSIFY_SQL = """
 UPDATE touchpoints t SET channel = v.channel, rules_version = $4
 FROM unnest($2::text[], $3::text[]) AS v(touchpoint_id, channel)
 WHERE t.tenant_id = $1 AND t.touchpoint_id = v.touchpoint_id
+"""
+
+# The hints of orders whose path is their own landing page (no touchpoint in the window).
+_LANDING_HINTS_SQL = """
+SELECT b.idx, o.hints FROM attribution_batch b
+JOIN orders o ON o.tenant_id = $1 AND o.order_id = b.order_id
+WHERE b.idx = ANY($2::integer[])
+"""
+
+# What the batch's orders added to the daily channel report before (to take it back).
+_PREVIOUS_SQL = """
+SELECT a.day - date '2000-01-01' AS day, a.currency, array_to_string(a.models, ',') AS models,
+       array_to_string(a.channels, ',') AS channels, a.credits
+FROM attribution_batch b JOIN order_attributions a ON a.tenant_id = $1 AND a.order_id = b.order_id
+WHERE b.has_snapshot
 """
 
 _TENANT_SQL = """
@@ -120,33 +166,20 @@ SELECT day, base, rate FROM fx_rates
 WHERE quote = $1 AND (day, base) IN (SELECT * FROM unnest($2::date[], $3::text[]))
 """
 
-_ROWS_TABLE_SQL = """
-CREATE TEMPORARY TABLE IF NOT EXISTS attribution_rows (
-    order_id uuid, day date, currency text, revenue_minor bigint, gross_minor bigint,
-    visitor_id text, channels text, credits bytea
-) ON COMMIT DELETE ROWS
-"""
-_ROW_COLUMNS = (
-    "order_id",
-    "day",
-    "currency",
-    "revenue_minor",
-    "gross_minor",
-    "visitor_id",
-    "channels",
-    "credits",
-)
+_ROW = (("idx", "int4"), ("revenue_minor", "int8"), ("gross_minor", "int8"), ("channel_set", "int4"))
 
 _UPSERT_ROWS_SQL = """
 INSERT INTO order_attributions AS a (tenant_id, order_id, day, currency, revenue_minor,
     gross_minor, visitor_id, reporting_currency, fx_rate, fx_factor, models, model_versions,
     channels, credits, computed_at)
-SELECT $1, r.order_id, r.day, r.currency, r.revenue_minor, r.gross_minor, r.visitor_id, $2,
-       fx.rate, fx.factor, $3::text[], $4::integer[], string_to_array(r.channels, ','),
-       r.credits, now()
+SELECT $1, b.order_id, (b.ordered_at AT TIME ZONE 'UTC')::date, b.currency, r.revenue_minor,
+       r.gross_minor, b.visitor_id, $2, fx.rate, fx.factor, $3::text[], $4::integer[],
+       string_to_array(s.channels, ','), r.credits, now()
 FROM attribution_rows r
-LEFT JOIN unnest($5::date[], $6::text[], $7::numeric[], $8::numeric[])
-     AS fx(day, currency, rate, factor) ON fx.day = r.day AND fx.currency = r.currency
+JOIN attribution_batch b ON b.idx = r.idx
+JOIN unnest($9::integer[], $10::text[]) AS s(channel_set, channels) ON s.channel_set = r.channel_set
+LEFT JOIN unnest($5::date[], $6::text[], $7::numeric[], $8::numeric[]) AS fx(day, currency, rate, factor)
+       ON fx.day = (b.ordered_at AT TIME ZONE 'UTC')::date AND fx.currency = b.currency
 ON CONFLICT (tenant_id, order_id) DO UPDATE SET
     day = EXCLUDED.day, currency = EXCLUDED.currency, revenue_minor = EXCLUDED.revenue_minor,
     gross_minor = EXCLUDED.gross_minor, visitor_id = EXCLUDED.visitor_id,
@@ -171,33 +204,25 @@ ON CONFLICT (tenant_id, model, day, currency, channel) DO UPDATE SET
     refreshed_at = EXCLUDED.refreshed_at
 """
 
-# The daily revenue report counts entries at the order's stamped rate: orders whose entries
-# it has not counted as they now stand (new entries, a rate stamped or changed) need its refresh.
+# Orders the daily revenue report must count again (it counts entries at the order's stamped
+# rate): those whose entries it has not counted as they now stand (new entries, a rate stamped
+# or changed), and those with no snapshot yet (a refund came first: counted unconverted).
 _MARK_REVENUE_REPORT_SQL = """
 INSERT INTO report_dirty_orders (tenant_id, order_id)
-SELECT DISTINCT $1::uuid, e.order_id
-FROM attribution_rows r
-JOIN order_attributions a ON a.tenant_id = $1 AND a.order_id = r.order_id
-JOIN revenue_entries e ON e.tenant_id = $1 AND e.order_id = r.order_id
-WHERE e.reported_amount_minor IS DISTINCT FROM e.amount_minor
-   OR e.reported_converted IS DISTINCT FROM (a.fx_factor IS NOT NULL)
-   OR e.reported_reporting_minor IS DISTINCT FROM coalesce(round(e.amount_minor * a.fx_factor)::bigint, 0)
-ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
-"""
-
-# Orders with no snapshot yet (a refund came first) have no path: their entries still count
-# in the daily revenue report, in their own currency.
-_MARK_UNATTRIBUTED_SQL = """
-INSERT INTO report_dirty_orders (tenant_id, order_id)
-SELECT $1, unnest($2::uuid[])
+SELECT $1::uuid, order_id FROM attribution_batch
+WHERE NOT has_snapshot OR idx = ANY($2::integer[])
 ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
 """
 
 _CLEAR_PENDING_SQL = """
-DELETE FROM pending_orders p
-USING unnest($2::uuid[], $3::bigint[]) AS v(order_id, order_version)
-WHERE p.tenant_id = $1 AND p.order_id = v.order_id AND p.order_version = v.order_version
+DELETE FROM pending_orders p USING attribution_batch b
+WHERE p.tenant_id = $1 AND p.order_id = b.order_id AND p.order_version = b.order_version
 """
+
+# Currencies as small integers in COPY rows (index + 1 into this list; 0: none).
+_CURRENCIES = tuple(sorted(money.MINOR_UNIT_EXPONENTS))
+_PG_EPOCH_DAY = date(2000, 1, 1).toordinal()
+_DAY_US = 86_400_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +284,7 @@ def path_credits(
 @functools.lru_cache(maxsize=256)
 def _rule_set(document: bytes) -> RuleSet:
     """Compiled once per distinct document, so its classification caches outlive a batch."""
-    return RuleSet.from_document(orjson.loads(document))
+    return RuleSet.from_resolved(orjson.loads(document))
 
 
 async def rules_in_force(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> tuple[int, object]:
@@ -345,76 +370,85 @@ async def recompute_pending(
     while batches < max_batches:
         async with tenant_transaction(pool, tenant_id) as conn:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(tenant_id))
-            rows = await conn.fetch(_PENDING_BATCH_SQL, tenant_id, batch_size)
-            if not rows:
+            taken = await _take_batch(conn, tenant_id, batch_size)
+            if not taken:
                 return RecomputeOutcome(batches, orders, more_pending=False)
-            await _write_batch(conn, tenant_id, rows)
+            await _write_batch(conn, tenant_id)
         batches += 1
-        orders += len(rows)
+        orders += taken
     return RecomputeOutcome(batches, orders, more_pending=True)
 
 
-async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, rows: list) -> None:
-    tenant = await load_tenant_attribution(conn, tenant_id)
-    attributed = [row for row in rows if row["has_snapshot"]]
-    unattributed = [row["order_id"] for row in rows if not row["has_snapshot"]]
-    if attributed:
-        await _attribute(conn, tenant_id, tenant, attributed)
-    if unattributed:
-        await conn.execute(_MARK_UNATTRIBUTED_SQL, tenant_id, unattributed)
-    await conn.execute(
-        _CLEAR_PENDING_SQL,
-        tenant_id,
-        [row["order_id"] for row in rows],
-        [row["order_version"] for row in rows],
-    )
+async def _take_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, batch_size: int) -> int:
+    """Read the oldest pending orders, as they stand now, into `attribution_batch`."""
+    await conn.execute(_BATCH_TABLES_SQL)
+    status = await conn.execute(_TAKE_BATCH_SQL, tenant_id, batch_size)
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> None:
+    """Attribute the batch taken, and clear the pending marks of orders not changed since."""
+    orders = await _copy_out(conn, _ORDERS_COPY_SQL, _ORDER_ROW, list(_CURRENCIES))
+    uncounted: list[int] = []
+    if orders["has_snapshot"].any():
+        tenant = await load_tenant_attribution(conn, tenant_id)
+        uncounted = await _attribute(conn, tenant_id, tenant, orders)
+    await conn.execute(_MARK_REVENUE_REPORT_SQL, tenant_id, uncounted)
+    await conn.execute(_CLEAR_PENDING_SQL, tenant_id)
+
+
+async def _copy_out(conn: asyncpg.Connection, query: str, dtype: np.dtype, *args) -> np.ndarray:
+    buffer = io.BytesIO()
+    await conn.copy_from_query(query, *args, output=buffer, format="binary")
+    return binary_copy.read(buffer.getbuffer(), dtype)
 
 
 async def _attribute(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution, rows: list
-) -> None:
-    channels = tenant.channels
-    ordered_us = np.array(
-        [(row["ordered_at"] - _PG_EPOCH) // _MICROSECOND for row in rows], dtype=np.int64
-    )
-    paths = await _paths(conn, tenant_id, tenant, rows)
-    batch = _batch(rows, paths, ordered_us, tenant)
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution, orders: np.ndarray
+) -> list[int]:
+    """Write the batch's rows and report changes; the orders whose entries the daily revenue
+    report has not counted as they now stand."""
+    count = len(orders)
+    ordered_us = orders["ordered_at"].astype(np.int64)
+    paths = await _paths(conn, tenant_id, tenant)
+    entries = await _copy_out(conn, _ENTRIES_COPY_SQL, _ENTRY_ROW, tenant_id)
+    batch = await _batch(conn, tenant_id, tenant, orders, paths, entries)
     credits = allocate_batch(batch, tenant.settings)
     models = tenant.models
-    tp_order = np.repeat(np.arange(len(rows)), np.diff(batch.offsets))
+    tp_order = np.repeat(np.arange(count), np.diff(batch.offsets))
     packed = pack(
-        len(rows),
+        count,
         tp_order,
         batch.channel,
         [credits.net[m] for m in models],
         [credits.gross[m] for m in models],
     )
-
-    days = [row["ordered_at"].astimezone(timezone.utc).date() for row in rows]
-    revenue = np.bincount(batch.entry_order, weights=batch.entry_amount, minlength=len(rows))
-    gross = np.bincount(
-        batch.entry_order[batch.entry_is_sale],
-        weights=batch.entry_amount[batch.entry_is_sale],
-        minlength=len(rows),
+    attributed = np.flatnonzero(orders["has_snapshot"])
+    channel_sets, set_names = _channel_sets(packed, tenant.channels, attributed)
+    by_order = GroupSums(batch.entry_order, count)
+    revenue = by_order(batch.entry_amount)
+    gross = by_order(np.where(batch.entry_is_sale, batch.entry_amount, 0))
+    days = (ordered_us // _DAY_US).astype(np.int64)
+    currency = orders["currency"].astype(np.int64)
+    changes = ChannelDayChanges.empty()
+    group_keys, order_group = np.unique(days * 1024 + currency, return_inverse=True)
+    groups = [_group(int(key)) for key in group_keys.tolist()]
+    pair_order = np.repeat(np.arange(count), np.diff(packed.first))
+    changes.add(
+        groups,
+        order_group[pair_order],
+        packed.pair_channel,
+        tenant.channels,
+        models,
+        packed.values,
+        1,
     )
-    names = np.array(channels, dtype=object)
-    encoded = packed.encoded()
-    records = [
-        (
-            row["order_id"],
-            days[i],
-            row["currency"],
-            int(revenue[i]),
-            int(gross[i]),
-            row["visitor_id"],
-            ",".join(names[packed.channels(i)]),
-            encoded[i],
-        )
-        for i, row in enumerate(rows)
-    ]
-    await conn.execute(_ROWS_TABLE_SQL)
-    await conn.copy_records_to_table("attribution_rows", records=records, columns=_ROW_COLUMNS)
-    rates = await _rates(conn, rows, days, tenant.reporting_currency)
+    # Read before the rows are replaced.
+    await _take_back_previous(conn, tenant_id, changes)
+    stream = _rows_stream(packed, attributed, revenue, gross, channel_sets, len(models))
+    await conn.copy_to_table("attribution_rows", source=io.BytesIO(stream), format="binary")
+
+    rates = await _rates(conn, days[attributed], currency[attributed], tenant.reporting_currency)
     await conn.execute(
         _UPSERT_ROWS_SQL,
         tenant_id,
@@ -422,88 +456,148 @@ async def _attribute(
         list(models),
         [tenant.version(m) for m in models],
         *rates,
+        list(range(len(set_names))),
+        set_names,
     )
-    changes = ChannelDayChanges.empty()
-    groups: dict[tuple, int] = {}
-    order_group = np.array(
-        [groups.setdefault((days[i], row["currency"]), len(groups)) for i, row in enumerate(rows)],
-        dtype=np.int64,
-    )
-    pair_order = np.repeat(np.arange(len(rows)), np.diff(packed.first))
-    changes.add(
-        list(groups), order_group[pair_order], packed.pair_channel, channels, models,
-        packed.values, 1,
-    )
-    _take_back_old(changes, rows)
+
     report = changes.rows()
     if report:
         await conn.execute(
             _CHANNEL_DAILY_SQL, tenant_id, *(list(column) for column in zip(*report, strict=True))
         )
-    await conn.execute(_MARK_REVENUE_REPORT_SQL, tenant_id)
+    factors = dict(zip(zip(rates[0], rates[1]), rates[3], strict=True))
+    order_factor = [factors.get(group) for group in groups]
+    return _uncounted(entries, [order_factor[g] for g in order_group.tolist()])
 
 
-def _take_back_old(changes: ChannelDayChanges, rows: list) -> None:
+def _uncounted(entries: np.ndarray, factor: list[Decimal | None]) -> list[int]:
+    """Orders with an entry the daily revenue report counts otherwise than it now stands:
+    its amount, whether it converts, and its amount in the reporting currency."""
+    order = entries["idx"].astype(np.int64)
+    amount = entries["amount"].astype(np.int64)
+    converts = np.array([f is not None for f in factor], dtype=bool)[order]
+    unit = np.array([f == 1 for f in factor], dtype=bool)[order]
+    expected = np.where(converts, amount, 0)
+    for i in np.flatnonzero(converts & ~unit).tolist():
+        expected[i] = int((amount[i] * factor[order[i]]).to_integral_value(ROUND_HALF_UP))
+    stale = (
+        (entries["reported_amount"] != amount)
+        | (entries["reported_converted"] != converts.astype(np.int16))
+        | (entries["reported_reporting"] != expected)
+    )
+    return np.unique(order[stale]).tolist()
+
+
+def _group(key: int) -> tuple[date, str]:
+    """(UTC day, currency) from a day number (since 2000-01-01) * 1024 + currency index."""
+    day, currency = divmod(key, 1024)
+    return date.fromordinal(_PG_EPOCH_DAY + day), _CURRENCIES[currency - 1]
+
+
+def _channel_sets(
+    packed, channels: Sequence[str], attributed: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """Each order's set of channels as a small integer, and each set's comma-joined names:
+    a batch has few distinct sets, so names cross the wire once per set, not per order."""
+    bits = np.left_shift(np.int64(1), packed.pair_channel.astype(np.int64))
+    masks = np.zeros(len(packed.first) - 1, dtype=np.int64)
+    nonempty = np.diff(packed.first) > 0
+    masks[nonempty] = np.bitwise_or.reduceat(bits, packed.first[:-1][nonempty])
+    unique, inverse = np.unique(masks[attributed], return_inverse=True)
+    names = [
+        ",".join(channels[c] for c in range(len(channels)) if mask >> c & 1)
+        for mask in unique.tolist()
+    ]
+    sets = np.zeros(len(masks), dtype=np.int64)
+    sets[attributed] = inverse
+    return sets, names
+
+
+def _rows_stream(
+    packed,
+    attributed: np.ndarray,
+    revenue: np.ndarray,
+    gross: np.ndarray,
+    channel_sets: np.ndarray,
+    model_count: int,
+) -> bytes:
+    """attribution_rows as a binary COPY stream, built per channel count (fixed-width rows)."""
+    widths = np.diff(packed.first)
+    parts = [binary_copy.HEADER]
+    for width in np.unique(widths[attributed]).tolist():
+        members = attributed[widths[attributed] == width]
+        dtype = binary_copy.row_type([*_ROW, ("credits", np.dtype((">i8", (width * 2 * model_count,))))])
+        rows = binary_copy.rows(dtype, len(members))
+        rows["idx"] = members
+        rows["revenue_minor"] = revenue[members]
+        rows["gross_minor"] = gross[members]
+        rows["channel_set"] = channel_sets[members]
+        pairs = packed.first[members][:, None] + np.arange(width)[None, :]
+        rows["credits"] = packed.values[pairs].reshape(len(members), -1)
+        parts.append(rows.tobytes())
+    parts.append(binary_copy.TRAILER)
+    return b"".join(parts)
+
+
+async def _take_back_previous(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, changes: ChannelDayChanges
+) -> None:
     """Subtract what the orders' previous rows added to the daily channel report."""
-    by_models: dict[tuple, list] = {}
-    for row in rows:
-        if row["old_credits"] is not None:
-            by_models.setdefault(tuple(row["old_models"]), []).append(row)
-    for models, old in by_models.items():
-        groups: dict[tuple, int] = {}
-        pair_group, pair_channel, blocks = [], [], []
-        names: dict[str, int] = {}
-        for row in old:
-            group = groups.setdefault((row["old_day"], row["old_currency"]), len(groups))
-            pair_group.extend([group] * len(row["old_channels"]))
-            pair_channel.extend(names.setdefault(c, len(names)) for c in row["old_channels"])
-            blocks.append(row["old_credits"])
-        values = unpack(b"".join(blocks), len(models), len(pair_group))
+    previous = await conn.fetch(_PREVIOUS_SQL, tenant_id)
+    if not previous:
+        return
+    for models in {r["models"] for r in previous}:
+        rows = [r for r in previous if r["models"] == models]
+        model_names = models.split(",")
+        currencies = sorted({r["currency"] for r in rows})
+        group_of = np.array(
+            [r["day"] * 1024 + currencies.index(r["currency"]) for r in rows], dtype=np.int64
+        )
+        # Rows grouped by their channel list, so each list is split once, not once per row.
+        lists, list_of = np.unique([r["channels"] for r in rows], return_inverse=True)
+        names = sorted({name for joined in lists.tolist() for name in joined.split(",")})
+        codes = [np.array([names.index(n) for n in joined.split(",")]) for joined in lists.tolist()]
+        by_list = np.argsort(list_of, kind="stable")
+        credits = b"".join(rows[i]["credits"] for i in by_list.tolist())
+        widths = np.array([len(c) for c in codes])[list_of[by_list]]
+        pair_channel = np.concatenate(
+            [np.tile(codes[k], int((list_of == k).sum())) for k in range(len(lists))]
+        )
+        group_keys, group_index = np.unique(group_of[by_list], return_inverse=True)
+        groups = [
+            (date.fromordinal(_PG_EPOCH_DAY + int(key) // 1024), currencies[int(key) % 1024])
+            for key in group_keys.tolist()
+        ]
         changes.add(
-            list(groups),
-            np.array(pair_group, dtype=np.int64),
-            np.array(pair_channel, dtype=np.int64),
-            list(names),
-            models,
-            values,
+            groups,
+            np.repeat(group_index, widths),
+            pair_channel,
+            names,
+            model_names,
+            unpack(credits, len(model_names), len(pair_channel)),
             -1,
         )
 
 
 async def _paths(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution, rows: list
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution
 ) -> np.ndarray:
     """The stored touchpoints of every order's path, as COPY rows (index, time, channel);
     touchpoints classified by older rules are classified again first."""
-    stitched = [(i, row) for i, row in enumerate(rows) if row["visitor_id"]]
-    if not stitched:
-        return np.zeros(0, dtype=_PATH_ROW)
-    arguments = (
-        tenant_id,
-        [i for i, _ in stitched],
-        [row["visitor_id"] for _, row in stitched],
-        list(tenant.channels),
-        tenant.rules_version,
-        [row["ordered_at"] for _, row in stitched],
-        tenant.lookback,
-    )
+    arguments = (tenant_id, list(tenant.channels), tenant.rules_version, tenant.lookback)
     for _attempt in range(2):
-        buffer = io.BytesIO()
-        await conn.copy_from_query(_PATHS_COPY_SQL, *arguments, output=buffer, format="binary")
-        data = buffer.getbuffer()[_COPY_HEADER:-2]
-        paths = np.frombuffer(data, dtype=_PATH_ROW)
+        paths = await _copy_out(conn, _PATHS_COPY_SQL, _PATH_ROW, *arguments)
         stale = paths["channel"] < 0
         if not stale.any():
             return paths
-        visitors = sorted({rows[int(i)]["visitor_id"] for i in paths["idx"][stale]})
-        await _reclassify(conn, tenant_id, tenant, visitors)
+        await _reclassify(conn, tenant_id, tenant, np.unique(paths["idx"][stale]).tolist())
     raise RuntimeError("touchpoints stayed unclassified after reclassification")
 
 
 async def _reclassify(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution, visitors: list
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution, orders: list[int]
 ) -> None:
-    stale = await conn.fetch(_STALE_TOUCHPOINTS_SQL, tenant_id, visitors, tenant.rules_version)
+    stale = await conn.fetch(_STALE_TOUCHPOINTS_SQL, tenant_id, orders, tenant.rules_version)
     await conn.execute(
         _RECLASSIFY_SQL,
         tenant_id,
@@ -513,18 +607,30 @@ async def _reclassify(
     )
 
 
-def _batch(rows: list, paths: np.ndarray, ordered_us: np.ndarray, tenant: TenantAttribution) -> Batch:
+async def _batch(
+    conn: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    tenant: TenantAttribution,
+    orders: np.ndarray,
+    paths: np.ndarray,
+    entries: np.ndarray,
+) -> Batch:
     """Paths and entries as arrays; an order with no touchpoint in its window gets its own
     landing page (its hints) as its one touchpoint."""
+    count = len(orders)
     order_index = paths["idx"].astype(np.int64)
     channel = paths["channel"].astype(np.int64)
-    age = ordered_us[order_index] - paths["at"].astype(np.int64)
-    counts = np.bincount(order_index, minlength=len(rows))
-    landing = np.flatnonzero(counts == 0)
+    age = orders["ordered_at"].astype(np.int64)[order_index] - paths["at"].astype(np.int64)
+    counts = np.bincount(order_index, minlength=count)
+    landing = np.flatnonzero((counts == 0) & orders["has_snapshot"])
     if len(landing):
         codes = {name: code for code, name in enumerate(tenant.channels)}
+        hints = {
+            r["idx"]: r["hints"]
+            for r in await conn.fetch(_LANDING_HINTS_SQL, tenant_id, landing.tolist())
+        }
         landing_channel = np.array(
-            [codes[tenant.classify(hints_from_document(rows[i]["hints"]))] for i in landing.tolist()],
+            [codes[tenant.classify(hints_from_document(hints[i]))] for i in landing.tolist()],
             dtype=np.int64,
         )
         order_index = np.concatenate([order_index, landing])
@@ -532,32 +638,35 @@ def _batch(rows: list, paths: np.ndarray, ordered_us: np.ndarray, tenant: Tenant
         age = np.concatenate([age, np.zeros(len(landing), dtype=np.int64)])
         by_order = np.argsort(order_index, kind="stable")
         order_index, channel, age = order_index[by_order], channel[by_order], age[by_order]
-        counts = np.bincount(order_index, minlength=len(rows))
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        counts = np.bincount(order_index, minlength=count)
+    # Orders with no snapshot are not attributed; they get an empty stand-in path entry so
+    # every order has one, and no entries (nothing is allocated or written for them).
+    unattributed = np.flatnonzero(~orders["has_snapshot"])
+    if len(unattributed):
+        order_index = np.concatenate([order_index, unattributed])
+        channel = np.concatenate([channel, np.zeros(len(unattributed), dtype=np.int64)])
+        age = np.concatenate([age, np.zeros(len(unattributed), dtype=np.int64)])
+        by_order = np.argsort(order_index, kind="stable")
+        order_index, channel, age = order_index[by_order], channel[by_order], age[by_order]
+        counts = np.bincount(order_index, minlength=count)
+    offsets = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-
-    entry_order, entry_amount, entry_is_sale = [], [], []
-    for i, row in enumerate(rows):
-        amounts = row["amounts"]
-        entry_order.extend([i] * len(amounts))
-        entry_amount.extend(amounts)
-        entry_is_sale.extend(k < row["sales"] for k in range(len(amounts)))
     return Batch(
         offsets,
         channel,
         age,
-        np.array(entry_order, dtype=np.int64),
-        np.array(entry_amount, dtype=np.int64),
-        np.array(entry_is_sale, dtype=bool),
+        entries["idx"].astype(np.int64),
+        entries["amount"].astype(np.int64),
+        entries["is_sale"].astype(bool),
     )
 
 
 async def _rates(
-    conn: asyncpg.Connection, rows: list, days: list[date], reporting: str
+    conn: asyncpg.Connection, days: np.ndarray, currencies: np.ndarray, reporting: str
 ) -> tuple[list, list, list, list]:
     """Per (day, currency) of the batch, the rate into the reporting currency on that day
     (1 for the reporting currency itself); pairs with no known rate are left out."""
-    pairs = sorted({(days[i], row["currency"]) for i, row in enumerate(rows)})
+    pairs = sorted({_group(int(key)) for key in np.unique(days * 1024 + currencies).tolist()})
     rates = {(day, currency): Decimal(1) for day, currency in pairs if currency == reporting}
     foreign = [(day, currency) for day, currency in pairs if currency != reporting]
     if foreign:
