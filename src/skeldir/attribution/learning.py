@@ -16,22 +16,15 @@ import asyncpg
 import orjson
 
 from skeldir.attribution.markov import markov_weights
-from skeldir.attribution.recompute import load_tenant_attribution
+from skeldir.attribution.recompute import load_tenant_attribution, reclassify
 from skeldir.attribution.shapley import shapley_weights
 from skeldir.db import tenant_transaction
-from skeldir.ingestion.hints import hints_from_document
 
 # Touchpoints in the window classified under older rules, to classify again first.
 _STALE_SQL = """
 SELECT touchpoint_id, hints FROM touchpoints
 WHERE tenant_id = $1 AND is_visit AND occurred_at BETWEEN $2 AND $3
   AND (rules_version IS DISTINCT FROM $4 OR channel IS NULL)
-"""
-
-_RECLASSIFY_SQL = """
-UPDATE touchpoints t SET channel = v.channel, rules_version = $4
-FROM unnest($2::text[], $3::text[]) AS v(touchpoint_id, channel)
-WHERE t.tenant_id = $1 AND t.touchpoint_id = v.touchpoint_id
 """
 
 # Journeys (a visitor's channels in time order) counted per distinct path and outcome: the
@@ -95,14 +88,7 @@ async def learn_weights(
         tenant = await load_tenant_attribution(conn, tenant_id)
         start = end - tenant.lookback
         stale = await conn.fetch(_STALE_SQL, tenant_id, start, end, tenant.rules_version)
-        if stale:
-            await conn.execute(
-                _RECLASSIFY_SQL,
-                tenant_id,
-                [r["touchpoint_id"] for r in stale],
-                [tenant.classify(hints_from_document(r["hints"])) for r in stale],
-                tenant.rules_version,
-            )
+        await reclassify(conn, tenant_id, tenant, stale)
         paths = CountedJourneys(
             [
                 ((tuple(r["path"]), r["converted"]), r["journeys"])

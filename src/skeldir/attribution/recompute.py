@@ -598,6 +598,15 @@ async def _reclassify(
     conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution, orders: list[int]
 ) -> None:
     stale = await conn.fetch(_STALE_TOUCHPOINTS_SQL, tenant_id, orders, tenant.rules_version)
+    await reclassify(conn, tenant_id, tenant, stale)
+
+
+async def reclassify(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution, stale: list
+) -> None:
+    """Store the channel of each (touchpoint_id, hints) row under the rules in force."""
+    if not stale:
+        return
     await conn.execute(
         _RECLASSIFY_SQL,
         tenant_id,
