@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test test-fast bench-ingest bench-freshness bench-attribution lock clean
+.PHONY: install browser up test test-fast bench-ingest bench-freshness bench-attribution lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,18 @@ install: $(STAMP)
 up: install
 	$(BIN)/skeldir up
 
-test: install
+# The dashboard's browser test drives Debian's Chromium. Installed when this can (root with
+# apt-get); otherwise that test is skipped and says why.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the dashboard's browser test"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+		  || { apt-get update -qq >/dev/null 2>&1 \
+		       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }; } \
+			|| echo "could not install chromium: the browser test will be skipped"; \
+	fi
+
+test: install browser
 	$(BIN)/pytest
 
 # Unit and property tests only: no database, no processes.

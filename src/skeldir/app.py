@@ -12,7 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from skeldir import __version__
-from skeldir.api import attribution, reports, touchpoints
+from skeldir.api import attribution, keys, reports, touchpoints
+from skeldir.api.audit import AuditLog
 from skeldir.api.problems import http_exception_handler, validation_exception_handler
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
@@ -57,6 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(attribution.router)
     app.include_router(reports.router)
     app.include_router(touchpoints.router)
+    app.include_router(keys.router)
+    app.add_middleware(AuditLog)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -10,6 +10,7 @@ from fastapi import HTTPException, Request
 from skeldir import keys
 
 _READ_SCOPES = frozenset({"read", "admin"})
+_ADMIN_SCOPES = frozenset({"admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +38,22 @@ async def bearer_principal(request: Request) -> Principal | None:
     return Principal(parsed.tenant_id, row["key_id"], row["scope"]) if row else None
 
 
-async def require_reader(request: Request) -> Principal:
+async def _require(request: Request, scopes: frozenset[str], denied: str) -> Principal:
     principal = await bearer_principal(request)
     if principal is None:
         raise _unauthorized()
-    if principal.scope not in _READ_SCOPES:
-        raise HTTPException(403, "this key cannot read reports")
+    # The audit log records every request a valid key made, refused ones included.
+    request.state.principal = principal
+    if principal.scope not in scopes:
+        raise HTTPException(403, denied)
     return principal
+
+
+async def require_reader(request: Request) -> Principal:
+    """A `read` or `admin` key: reports, exports, listings."""
+    return await _require(request, _READ_SCOPES, "this key cannot read reports")
+
+
+async def require_admin(request: Request) -> Principal:
+    """An `admin` key: keys and operations (replay, re-parse, recompute)."""
+    return await _require(request, _ADMIN_SCOPES, "this action needs an admin key")

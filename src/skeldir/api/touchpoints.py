@@ -33,6 +33,7 @@ async def _collector(request: Request) -> uuid.UUID:
     principal = await bearer_principal(request)
     if principal is None:
         raise HTTPException(401, "a valid collect key is required", headers=_CORS)
+    request.state.principal = principal
     if principal.scope not in ("collect", "admin"):
         raise HTTPException(403, "this key cannot write touchpoints", headers=_CORS)
     return principal.tenant_id

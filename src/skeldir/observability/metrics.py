@@ -51,3 +51,14 @@ REPORT_REFRESH = Counter(
     "report_refresh_total", "Report refreshes by report and outcome", ["report", "outcome"]
 )
 ORDERS_ATTRIBUTED = Counter("orders_attributed_total", "Orders whose allocations a recompute wrote")
+
+AUDIT_WRITE_FAILURES = Counter(
+    "audit_write_failures_total", "API requests whose audit row could not be written"
+)
+# Operations: outcome is one of "replayed", "duplicate", "still_dead" (replay) or
+# "changed", "unchanged", "failed" (re-parse).
+DEAD_EVENTS_REPLAYED = Counter(
+    "dead_events_replayed_total", "Dead events replayed, by outcome", ["outcome"]
+)
+EVENTS_REPARSED = Counter("events_reparsed_total", "Stored events parsed again, by outcome", ["outcome"])
+EXPORT_ROWS = Counter("export_rows_total", "Rows streamed by exports", ["export", "format"])

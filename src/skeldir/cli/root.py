@@ -1,16 +1,19 @@
-"""The `skeldir` command: a thin adapter over launcher, migrations and operator actions."""
+"""The `skeldir` group, the helpers its commands share, and the commands that run and set up
+the system (up, api, worker, migrate, tenants, sources, rates, channel rules, recompute)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import uvicorn
@@ -20,17 +23,19 @@ from skeldir.app import create_app
 from skeldir.attribution.channel_rules import RuleSetError
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
-from skeldir.db import owner_connection
+from skeldir.db import create_pool, owner_connection
 from skeldir.launcher import run_up, settings_with_running_services
 from skeldir.observability.logging import configure_logging
 from skeldir.tasks.worker import run_worker
+
+T = TypeVar("T")
 
 
 def _settings(ctx: click.Context) -> Settings:
     return ctx.obj
 
 
-def _operator_settings(ctx: click.Context) -> Settings:
+def operator_settings(ctx: click.Context) -> Settings:
     settings = settings_with_running_services(_settings(ctx))
     if not settings.owner_database_url:
         raise click.ClickException(
@@ -38,6 +43,24 @@ def _operator_settings(ctx: click.Context) -> Settings:
             "or set SKELDIR_OWNER_DATABASE_URL"
         )
     return settings
+
+
+def run_as_runtime(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
+    """Run `action(pool)` with a small pool of the runtime role: commands that act inside one
+    tenant go through the same row-level security as the API."""
+    if not settings.database_url:
+        raise click.ClickException(
+            "no runtime database URL: start `skeldir up` or set SKELDIR_DATABASE_URL"
+        )
+
+    async def with_pool() -> T:
+        pool = await create_pool(settings, max_size=2)
+        try:
+            return await action(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(with_pool())
 
 
 @contextmanager
@@ -49,7 +72,7 @@ def operator_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def _emit(payload: dict, as_json: bool) -> None:
+def emit(payload: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(payload))
     else:
@@ -125,7 +148,7 @@ def worker(ctx: click.Context, beat: bool) -> None:
 @click.pass_context
 def migrate_command(ctx: click.Context) -> None:
     """Apply database migrations as the owner role."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     migrate.upgrade(settings)
     click.echo("migrations at head")
 
@@ -142,13 +165,13 @@ def tenant() -> None:
 @click.pass_context
 def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_json: bool) -> None:
     """Create a tenant; its keys are printed once and stored hashed."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     with operator_errors():
         with owner_connection(settings) as conn:
             created = admin.create_tenant(
                 conn, secret_box(settings, create=True), name, reporting_currency
             )
-    _emit(
+    emit(
         {
             "tenant_id": str(created.tenant_id),
             "api_key": created.api_key,
@@ -173,13 +196,13 @@ def tenant_configure(
     as_json: bool,
 ) -> None:
     """Set a tenant's attribution window and half-life; re-attribute history with `recompute`."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     with operator_errors():
         with owner_connection(settings) as conn:
             result = admin.configure_tenant(
                 conn, tenant_id, lookback_days=lookback_days, half_life_days=half_life_days
             )
-    _emit(result, as_json)
+    emit(result, as_json)
 
 
 @main.group()
@@ -214,7 +237,7 @@ def source_add(
     as_json: bool,
 ) -> None:
     """Connect a webhook source; prints the URL to paste into the provider."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     with operator_errors():
         with owner_connection(settings) as conn:
             created = admin.add_source(
@@ -227,7 +250,7 @@ def source_add(
                 label=label,
                 tolerance_seconds=tolerance_seconds,
             )
-    _emit(
+    emit(
         {
             "source_id": str(created.source_id),
             "secret_id": str(created.secret_id),
@@ -265,7 +288,7 @@ def source_rotate(
     """Add a signing secret and/or retire old ones."""
     if not secret and not retire and not retire_others:
         raise click.UsageError("give --secret, --retire or --retire-others")
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     with operator_errors():
         with owner_connection(settings) as conn:
             result = admin.rotate_secret(
@@ -278,7 +301,7 @@ def source_rotate(
                 retire_others=retire_others,
                 grace=timedelta(seconds=grace),
             )
-    _emit(result, as_json)
+    emit(result, as_json)
 
 
 @source.command("list")
@@ -286,7 +309,7 @@ def source_rotate(
 @click.pass_context
 def source_list(ctx: click.Context, tenant_id: uuid.UUID) -> None:
     """List a tenant's sources and the state of their secrets (never the secrets)."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     with owner_connection(settings) as conn:
         click.echo(json.dumps(admin.list_sources(conn, tenant_id), indent=2))
 
@@ -302,11 +325,11 @@ def fx_group() -> None:
 @click.pass_context
 def fx_load(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     """Load daily rates (CSV: date,base,quote,rate); orders that lacked one are re-attributed."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     with operator_errors():
         rates = fx.read_rates(csv_file)
     with owner_connection(settings) as conn:
-        _emit(fx.load_rates(conn, rates), as_json)
+        emit(fx.load_rates(conn, rates), as_json)
 
 
 @main.group()
@@ -321,12 +344,12 @@ def channels() -> None:
 @click.pass_context
 def channels_set(ctx: click.Context, tenant_id: uuid.UUID, rules_file: Path, as_json: bool) -> None:
     """Store RULES_FILE (JSON, see docs/channel-rules.md) as the tenant's next rules version."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     with operator_errors():
         document = json.loads(rules_file.read_text(encoding="utf-8"))
         with owner_connection(settings) as conn:
             stored = attribution_admin.set_channel_rules(conn, tenant_id, document)
-    _emit(
+    emit(
         {
             "version": stored.version,
             "fingerprint": stored.fingerprint,
@@ -342,7 +365,7 @@ def channels_set(ctx: click.Context, tenant_id: uuid.UUID, rules_file: Path, as_
 @click.pass_context
 def channels_show(ctx: click.Context, tenant_id: uuid.UUID) -> None:
     """Print the tenant's rules in force (the defaults when none were set)."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     with owner_connection(settings) as conn:
         found = attribution_admin.channel_rules(conn, tenant_id)
     click.echo(
@@ -371,7 +394,7 @@ def recompute(
     ctx: click.Context, tenant_id: uuid.UUID, start, end, wait: bool, timeout: int
 ) -> None:
     """Re-attribute a date range of a tenant's orders (after rules, weights or rates changed)."""
-    settings = _operator_settings(ctx)
+    settings = operator_settings(ctx)
     first, last = start.date(), end.date()
     if last < first:
         raise click.UsageError("--to is before --from")
