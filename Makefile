@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser up test test-fast bench-ingest bench-freshness bench-attribution lock clean
+.PHONY: install browser up demo test test-fast bench-ingest bench-freshness bench-attribution lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 
 up: install
 	$(BIN)/skeldir up
+
+# With `make up` running in another terminal: a demo tenant and a day of signed webhooks.
+demo: install
+	$(BIN)/skeldir demo
 
 # The dashboard's browser test drives Debian's Chromium. Installed when this can (root with
 # apt-get); otherwise that test is skipped and says why.
