@@ -89,6 +89,11 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
         conn.execute("INSERT INTO model_weights (tenant_id, model, version, weights, paths, conversions,"
                      " window_start, window_end) VALUES (%s, 'markov', 1, '{}', 0, 0, now(), now())",
                      (tenant.tenant_id,))
+    async with tenant_transaction(pool, tenant.tenant_id) as conn:
+        # What the API's audit middleware writes for each keyed request.
+        await conn.execute(
+            "INSERT INTO audit_log (tenant_id, key_id, scope, method, route, status, duration_ms)"
+            " VALUES ($1, $2, 'admin', 'GET', '/api/keys', 200, 1)", tenant.tenant_id, uuid.uuid4())
     # Leave one order pending and one dirty, so those tables hold a row too.
     await ingest_shopify(pool, tenant, order_body(910002), event_id="populate-2")
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
