@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from skeldir import __version__
-from skeldir.api import attribution, keys, reports, touchpoints
+from skeldir.api import attribution, docs_page, exports, keys, reports, touchpoints
 from skeldir.api.audit import AuditLog
 from skeldir.api.problems import http_exception_handler, validation_exception_handler
 from skeldir.config import Settings
@@ -51,12 +51,17 @@ def create_app(settings: Settings) -> FastAPI:
             await sources.close()
             await pool.close()
 
-    app = FastAPI(title="Skeldir", version=__version__, lifespan=lifespan)
+    # Docs served by docs_page: FastAPI's own load their assets from a CDN.
+    app = FastAPI(
+        title="Skeldir", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     app.include_router(webhooks.router)
     app.include_router(attribution.router)
     app.include_router(reports.router)
+    app.include_router(exports.router)
+    app.include_router(docs_page.router)
     app.include_router(touchpoints.router)
     app.include_router(keys.router)
     app.add_middleware(AuditLog)

@@ -1,31 +1,33 @@
-"""Read endpoints for attribution results."""
+"""Read endpoints for attribution results: one order explained, channel performance."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
-
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 
 from skeldir.api.auth import Principal, require_reader
+from skeldir.api.order_schemas import OrderExplanation
+from skeldir.api.problem_responses import READER_ERRORS, problem_responses
+from skeldir.api.report_params import (
+    REPORT_MAX_DAYS,
+    DayRange,
+    currency_filter,
+    day_range,
+    required_model,
+)
+from skeldir.api.report_schemas import ChannelTable
 from skeldir.attribution.explain import explained_path
-from skeldir.attribution.models import RULE_BASED_MODELS
-from skeldir.attribution.recompute import DATA_DRIVEN_MODELS
 from skeldir.db import tenant_transaction
-from skeldir.reporting.queries import channel_performance, order_attribution
-
-MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
-
-
-def utc_midnight(day: date) -> datetime:
-    """Days are UTC days everywhere (reports group by the UTC day), whatever the host's zone."""
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
-
+from skeldir.reporting.channel_reads import channel_rows
+from skeldir.reporting.queries import order_attribution
 
 router = APIRouter(prefix="/api/attribution", tags=["attribution"])
 
 
 @router.get(
-    "/orders/{provider}/{external_order_id}", summary="One order's revenue and credits by model"
+    "/orders/{provider}/{external_order_id}",
+    summary="One order's revenue, path and credits by model",
+    response_model=OrderExplanation,
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_order_attribution(
     provider: str,
@@ -42,25 +44,20 @@ async def get_order_attribution(
 
 
 @router.get(
-    "/channels", summary="Revenue, refunds, net and orders per channel and day under one model"
+    "/channels",
+    summary="Revenue, refunds, net and orders per channel and day under one model (unpaged)",
+    description="Superseded by the paged `/api/reports/channels`.",
+    response_model=ChannelTable,
+    responses=READER_ERRORS,
 )
 async def get_channel_performance(
     request: Request,
-    model: str = Query(
-        description="first_touch, last_touch, last_non_direct, linear, time_decay, "
-        "position_based, markov or shapley"
-    ),
-    start: date = Query(alias="from"),
-    end: date = Query(alias="to"),
-    currency: str | None = Query(default=None, pattern="^[A-Z]{3}$"),
+    # First: a request without a valid key learns nothing, not even that a parameter is wrong.
     principal: Principal = Depends(require_reader),
+    model: str = Depends(required_model),
+    days: DayRange = Depends(day_range(REPORT_MAX_DAYS)),
+    currency: str | None = Depends(currency_filter),
 ) -> dict:
-    if model not in MODELS:
-        raise HTTPException(400, f"unknown model; known: {', '.join(MODELS)}")
-    if end < start or (end - start).days >= 366:
-        raise HTTPException(400, "'to' must be on or after 'from', at most 366 days")
     async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        rows = await channel_performance(
-            conn, model, utc_midnight(start), utc_midnight(end + timedelta(days=1)), currency
-        )
-    return {"model": model, "from": start.isoformat(), "to": end.isoformat(), "rows": rows}
+        rows = await channel_rows(conn, model, days.start, days.end, currency)
+    return {"model": model, "from": days.start, "to": days.end, "rows": rows}

@@ -88,33 +88,3 @@ async def order_attribution(
         "models": models,
     }
 
-
-_CHANNELS_SQL = """
-SELECT day, channel, currency, revenue_minor AS revenue, refunds_minor AS refunds, net_minor AS net,
-       orders
-FROM channel_daily
-WHERE model = $1 AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
-  AND day < ($3::timestamptz AT TIME ZONE 'UTC')::date
-  AND ($4::text IS NULL OR currency = $4)
-  AND (revenue_minor <> 0 OR refunds_minor <> 0 OR net_minor <> 0 OR orders <> 0)
-ORDER BY day, currency, channel
-"""
-
-
-async def channel_performance(
-    conn: asyncpg.Connection, model: str, start, end, currency: str | None
-) -> list[dict]:
-    """Revenue, refunds, net and orders per day (of the order), channel and currency."""
-    rows = await conn.fetch(_CHANNELS_SQL, model, start, end, currency)
-    return [
-        {
-            "day": r["day"].isoformat(),
-            "channel": r["channel"],
-            "currency": r["currency"],
-            "revenue_cents": r["revenue"],
-            "refunds_cents": r["refunds"],
-            "net_cents": r["net"],
-            "orders": r["orders"],
-        }
-        for r in rows
-    ]

@@ -1,0 +1,44 @@
+"""The problem+json errors an endpoint can return, described for its OpenAPI operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from skeldir.api.problems import PROBLEM_MEDIA_TYPE
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is rendered."""
+
+    type: str = Field(default="about:blank", examples=["about:blank"])
+    title: str = Field(examples=["Bad request"])
+    status: int = Field(examples=[400])
+    detail: str | None = Field(default=None, examples=["the cursor is not one this API returned"])
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Only on 422: which parameter failed and why"
+    )
+
+
+_WHEN = {
+    400: "A parameter is out of range, a model is unknown or a cursor does not decode",
+    401: "No valid API key (`Authorization: Bearer <key>`)",
+    403: "The key's scope may not read reports",
+    404: "No such order for this tenant",
+    422: "A parameter does not match its type or pattern",
+}
+
+# Inline rather than a `model` entry: FastAPI files a `model` under application/json only.
+_SCHEMA = Problem.model_json_schema()
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each status with its cause and the problem+json schema."""
+    return {
+        status: {"description": _WHEN[status], "content": {PROBLEM_MEDIA_TYPE: {"schema": _SCHEMA}}}
+        for status in statuses
+    }
+
+
+READER_ERRORS = problem_responses(400, 401, 403, 422)
