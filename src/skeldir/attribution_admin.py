@@ -6,14 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from skeldir.attribution import reattribution
 from skeldir.attribution.channel_rules import RuleSet
-
-_MARK_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -59,38 +58,25 @@ def channel_rules(conn: psycopg.Connection, tenant_id: uuid.UUID) -> tuple[int, 
     return (row[0], row[1]) if row else None
 
 
-def _utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    """[start, end] as UTC days: reports group orders by their UTC day."""
-    return (
-        datetime.combine(start, time.min, tzinfo=timezone.utc),
-        datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc),
-    )
-
-
 def orders_in_range(conn: psycopg.Connection, tenant_id: uuid.UUID, start: date, end: date) -> int:
     return conn.execute(
         "SELECT count(*) FROM orders WHERE tenant_id = %s AND has_snapshot"
         " AND ordered_at >= %s AND ordered_at < %s",
-        (tenant_id, *_utc_bounds(start, end)),
+        (tenant_id, *reattribution.utc_day_bounds(start, end)),
     ).fetchone()[0]
 
 
 def mark_range_pending(
     conn: psycopg.Connection, tenant_id: uuid.UUID, start: date, end: date
 ) -> Iterator[int]:
-    """Mark the range's orders pending, a batch per transaction; yields each batch's size."""
+    """Mark the range's orders pending, a batch per transaction; yields each batch's size.
+    The API's runtime-role version (`reattribution`) runs the same statement."""
+    since, until = reattribution.utc_day_bounds(start, end)
     after = uuid.UUID(int=0)
     while True:
         with conn.transaction():
-            rows = conn.execute(
-                "INSERT INTO pending_orders (tenant_id, order_id, order_version)"
-                " SELECT tenant_id, order_id, version FROM orders"
-                " WHERE tenant_id = %s AND has_snapshot AND ordered_at >= %s AND ordered_at < %s"
-                "   AND order_id > %s ORDER BY order_id LIMIT %s"
-                " ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()"
-                " RETURNING order_id",
-                (tenant_id, *_utc_bounds(start, end), after, _MARK_BATCH),
-            ).fetchall()
+            batch = (tenant_id, since, until, after, reattribution.MARK_BATCH_SIZE)
+            rows = psycopg.RawCursor(conn).execute(reattribution.MARK_BATCH_SQL, batch).fetchall()
         if not rows:
             return
         after = max(row[0] for row in rows)
