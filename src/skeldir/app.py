@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from skeldir import __version__
-from skeldir.api import attribution, docs_page, exports, keys, reports, touchpoints
+from skeldir.api import attribution, dashboard, docs_page, exports, keys, reports, touchpoints
 from skeldir.api import operations
 from skeldir.api.audit import AuditLog
 from skeldir.api.problems import http_exception_handler, validation_exception_handler
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(touchpoints.router)
     app.include_router(keys.router)
     app.include_router(operations.router)
+    app.include_router(dashboard.router)
     app.add_middleware(AuditLog)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,0 +1,1 @@
+"""The dashboard's static files (page, script, style), served by `skeldir.api.dashboard`."""

@@ -1,0 +1,556 @@
+// The Skeldir dashboard: one module, no dependencies. Every request goes to this origin with the
+// key as a bearer token; the key lives in sessionStorage (this tab only), never in a URL.
+
+const KEY_STORAGE = "skeldir.apiKey";
+const REFRESH_MS = 10_000;
+const MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
+  "position_based", "markov", "shapley"];
+const MODEL_LABELS = { last_non_direct: "last non-direct", markov: "Markov", shapley: "Shapley" };
+const DEFAULT_MODEL = "linear";
+const DEFAULT_DAYS = 30;
+// The fixed channel order of the server: a known channel keeps its colour in every view.
+const CHANNELS = ["direct", "organic_search", "paid_search", "organic_social", "paid_social",
+  "email", "referral", "affiliate", "display", "unknown"];
+const PALETTE_SIZE = 12;
+// ISO 4217 minor-unit digits where they are not 2.
+const EXPONENTS = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0,
+  UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
+  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
+  CLF: 4, UYW: 4,
+};
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+const state = { key: null, scope: null, model: DEFAULT_MODEL, from: null, to: null,
+  clockOffsetMs: 0, refreshing: false, refreshAgain: false, timer: null };
+
+// ---- formatting ----
+
+// Exact: minor units are integers, so the decimal point is placed in the digits, not computed.
+function formatMinor(minor, currency) {
+  const exponent = EXPONENTS[currency] ?? 2;
+  const digits = Math.abs(minor).toString().padStart(exponent + 1, "0");
+  const whole = digits.slice(0, digits.length - exponent).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const fraction = exponent ? "." + digits.slice(digits.length - exponent) : "";
+  return (minor < 0 ? "−" : "") + whole + fraction;
+}
+
+function formatMoney(minor, currency) {
+  return `${currency} ${formatMinor(minor, currency)}`;
+}
+
+function formatCount(n) {
+  return Number(n).toLocaleString("en-US");
+}
+
+function modelLabel(model) {
+  return MODEL_LABELS[model] ?? model.replaceAll("_", " ");
+}
+
+function plural(n, noun) {
+  return `${formatCount(n)} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+// Axis labels drop the minor digits when every tick is a whole unit.
+function formatTick(minor, currency, step) {
+  const text = formatMinor(minor, currency);
+  return step % 10 ** (EXPONENTS[currency] ?? 2) === 0 ? text.split(".")[0] : text;
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const seconds = Math.max(0, (Date.now() + state.clockOffsetMs - Date.parse(iso)) / 1000);
+  if (seconds < 5) return "just now";
+  if (seconds < 90) return `${Math.round(seconds)} s ago`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} d ago`;
+}
+
+function duration(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${Math.round(seconds / 3600)} h`;
+}
+
+function isoDay(date) {
+  return date.toISOString().slice(0, 10);
+}
+
+function addDays(day, n) {
+  const date = new Date(`${day}T00:00:00Z`);
+  date.setUTCDate(date.getUTCDate() + n);
+  return isoDay(date);
+}
+
+function daysBetween(from, to) {
+  const days = [];
+  for (let day = from; day <= to && days.length < 400; day = addDays(day, 1)) days.push(day);
+  return days;
+}
+
+function colourClass(channel) {
+  const rank = CHANNELS.indexOf(channel);
+  if (rank >= 0) return `c${rank}`;
+  let hash = 0;
+  for (const ch of channel) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return `c${CHANNELS.length + (hash % (PALETTE_SIZE - CHANNELS.length))}`;
+}
+
+function channelOrder(a, b) {
+  const ra = CHANNELS.indexOf(a), rb = CHANNELS.indexOf(b);
+  return (ra < 0 ? CHANNELS.length : ra) - (rb < 0 ? CHANNELS.length : rb) || a.localeCompare(b);
+}
+
+// ---- DOM ----
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  setAttributes(node, attrs);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  setAttributes(node, attrs);
+  node.append(...children);
+  return node;
+}
+
+function setAttributes(node, attrs) {
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value !== null && value !== undefined && value !== false) node.setAttribute(name, value);
+  }
+}
+
+function show(node, text) {
+  node.textContent = text ?? "";
+  node.hidden = !text;
+}
+
+// ---- API ----
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function api(path, { method = "GET", key = state.key } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: { Authorization: `Bearer ${key}`, Accept: "application/json" },
+      cache: "no-store",
+      credentials: "omit",
+      referrerPolicy: "no-referrer",
+    });
+  } catch {
+    throw new ApiError(0, "the API could not be reached");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, body?.detail || body?.title);
+  return body;
+}
+
+function query(path, params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined) search.set(name, value);
+  }
+  return `${path}?${search}`;
+}
+
+async function allPages(path, params) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await api(query(path, { ...params, cursor }));
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+function loginMessage(error) {
+  if (error.status === 401) {
+    return "That key was not accepted (401). Check that it was copied whole and is not revoked.";
+  }
+  if (error.status === 403) return "That key cannot read reports (403). Use a read or admin key.";
+  return `Could not log in: ${error.message}.`;
+}
+
+// ---- indicators ----
+
+function renderStatus(status) {
+  state.clockOffsetMs = Date.parse(status.now) - Date.now();
+  const { ingest, freshness } = status;
+  $("events-last-hour").textContent = formatCount(ingest.events_last_hour);
+  $("events-last-24h").textContent = formatCount(ingest.events_last_24h);
+  setTime($("last-event"), ingest.last_event_at);
+  const dead = $("dead-count");
+  dead.textContent = formatCount(ingest.dead_events_unreplayed);
+  dead.classList.toggle("warn", ingest.dead_events_unreplayed > 0);
+  $("pending-orders").textContent = formatCount(freshness.pending_orders);
+  show($("pending-oldest"), freshness.pending_orders
+    ? `oldest waiting ${duration(freshness.oldest_pending_age_seconds)}` : "");
+  setTime($("last-attribution"), freshness.last_attributed_at);
+  const fresh = $("reports-fresh");
+  fresh.textContent = freshness.reports_fresh ? "Fresh" : "Updating";
+  fresh.dataset.fresh = String(freshness.reports_fresh);
+  fresh.classList.toggle("ok", freshness.reports_fresh);
+  fresh.classList.toggle("warn", !freshness.reports_fresh);
+}
+
+function setTime(node, iso) {
+  node.textContent = ago(iso);
+  node.title = iso || "";
+}
+
+// ---- chart ----
+
+const CHART = { width: 960, height: 240, left: 88, right: 12, top: 12, bottom: 28 };
+
+function niceStep(span) {
+  const raw = Math.max(span, 1) / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+}
+
+function renderChart(items) {
+  const container = $("chart");
+  const currencies = [...new Set(items.map((i) => i.currency))].sort();
+  if (!currencies.length) {
+    container.replaceChildren(el("p", { class: "empty" }, "No attributed revenue in these days."));
+    return;
+  }
+  container.replaceChildren(...currencies.map((currency) =>
+    currencyChart(currency, items.filter((i) => i.currency === currency))));
+}
+
+function currencyChart(currency, items) {
+  const days = daysBetween(state.from, state.to);
+  const channels = [...new Set(items.map((i) => i.channel))].sort(channelOrder);
+  const byDay = new Map(days.map((d) => [d, []]));
+  for (const item of items) byDay.get(item.day)?.push(item);
+
+  let top = 0, bottom = 0;
+  for (const dayItems of byDay.values()) {
+    top = Math.max(top, dayItems.reduce((s, i) => s + Math.max(i.net_cents, 0), 0));
+    bottom = Math.min(bottom, dayItems.reduce((s, i) => s + Math.min(i.net_cents, 0), 0));
+  }
+  const step = niceStep(top - bottom);
+  const yMax = Math.ceil(top / step) * step || step;
+  const yMin = Math.floor(bottom / step) * step;
+  const plotHeight = CHART.height - CHART.top - CHART.bottom;
+  const plotWidth = CHART.width - CHART.left - CHART.right;
+  const y = (v) => CHART.top + ((yMax - v) / (yMax - yMin)) * plotHeight;
+  const slot = plotWidth / days.length;
+  const barWidth = Math.max(1, slot * 0.72);
+
+  const chart = svg("svg", { viewBox: `0 0 ${CHART.width} ${CHART.height}`, class: "chart",
+    role: "img", "aria-label": `Net revenue per day and channel in ${currency}` });
+  for (let v = yMin; v <= yMax; v += step) {
+    chart.append(
+      svg("line", { x1: CHART.left, x2: CHART.width - CHART.right, y1: y(v), y2: y(v),
+        class: v === 0 ? "axis" : "grid" }),
+      svg("text", { x: CHART.left - 8, y: y(v) + 4, class: "tick", "text-anchor": "end" },
+        formatTick(v, currency, step)));
+  }
+  const labelEvery = Math.ceil(days.length / 10);
+  days.forEach((day, index) => {
+    const x = CHART.left + index * slot + (slot - barWidth) / 2;
+    let up = 0, down = 0;
+    for (const item of byDay.get(day).sort((a, b) => channelOrder(a.channel, b.channel))) {
+      const from = item.net_cents >= 0 ? up : down;
+      const to = from + item.net_cents;
+      if (item.net_cents >= 0) up = to; else down = to;
+      chart.append(svg("rect", {
+        x, width: barWidth, y: Math.min(y(from), y(to)), height: Math.abs(y(from) - y(to)),
+        class: `bar ${colourClass(item.channel)}`, "data-day": day, "data-channel": item.channel,
+        "data-net-cents": item.net_cents,
+      }, svg("title", {}, `${day} · ${item.channel}: ${formatMoney(item.net_cents, currency)}`)));
+    }
+    if (index % labelEvery === 0) {
+      chart.append(svg("text", { x: x + barWidth / 2, y: CHART.height - 8, class: "tick",
+        "text-anchor": "middle" }, day.slice(5)));
+    }
+  });
+
+  return el("figure", { class: "currency-chart", "data-currency": currency },
+    el("figcaption", {}, currency), chart, channelTotals(currency, channels, items));
+}
+
+// The legend doubles as the totals: summed here from the daily rows, exactly (integers).
+function channelTotals(currency, channels, items) {
+  const totals = new Map(channels.map((c) => [c, { net: 0, revenue: 0, refunds: 0, orders: 0 }]));
+  for (const item of items) {
+    const total = totals.get(item.channel);
+    total.net += item.net_cents;
+    total.revenue += item.revenue_cents;
+    total.refunds += item.refunds_cents;
+    total.orders += item.orders;
+  }
+  const list = el("ul", { class: "totals" });
+  let sum = 0;
+  for (const channel of channels) {
+    const total = totals.get(channel);
+    sum += total.net;
+    list.append(el("li", {
+      class: "total", "data-currency": currency, "data-channel": channel,
+      "data-net-cents": total.net, "data-revenue-cents": total.revenue,
+      "data-refunds-cents": total.refunds, "data-orders": total.orders,
+    }, el("span", { class: `swatch ${colourClass(channel)}` }),
+    el("span", { class: "channel" }, channel),
+    el("span", { class: "amount" }, formatMoney(total.net, currency)),
+    el("span", { class: "muted" }, plural(total.orders, "order"))));
+  }
+  list.append(el("li", { class: "total sum", "data-currency": currency, "data-net-cents": sum },
+    el("span", { class: "channel" }, "All channels"),
+    el("span", { class: "amount" }, formatMoney(sum, currency))));
+  return list;
+}
+
+// ---- model comparison ----
+
+function renderModels(report) {
+  const container = $("models");
+  // Every model gets a column; one without figures here (a data-driven model not yet learned)
+  // shows a dash rather than a misleading zero.
+  const models = [...MODELS, ...report.models.filter((m) => !MODELS.includes(m))];
+  const reported = new Set(report.models);
+  const currencies = [...new Set(report.items.map((i) => i.currency))].sort();
+  if (!currencies.length) {
+    container.replaceChildren(el("p", { class: "empty" }, "No attributed revenue in these days."));
+    return;
+  }
+  container.replaceChildren(...currencies.map((currency) => {
+    const rows = report.items.filter((i) => i.currency === currency)
+      .sort((a, b) => channelOrder(a.channel, b.channel));
+    const header = el("tr", {}, el("th", {}, `Channel (${currency})`),
+      ...models.map((m) => el("th", { class: cellClass(m), "data-model": m, scope: "col",
+        title: reported.has(m) ? null : "no figures in these days" }, modelLabel(m))));
+    const body = rows.map((row) => el("tr", { "data-channel": row.channel },
+      el("th", { scope: "row" }, el("span", { class: `swatch ${colourClass(row.channel)}` }),
+        row.channel),
+      ...models.map((m) => moneyCell(m, reported.has(m) ? row.net_cents[m] ?? 0 : null,
+        currency))));
+    const sums = el("tr", { class: "sum" }, el("th", { scope: "row" }, "All channels"),
+      ...models.map((m) => moneyCell(m, reported.has(m)
+        ? rows.reduce((s, r) => s + (r.net_cents[m] ?? 0), 0) : null, currency)));
+    return el("div", { class: "scroll" }, el("table", { class: "table models",
+      "data-currency": currency }, el("thead", {}, header), el("tbody", {}, ...body, sums)));
+  }));
+}
+
+function cellClass(model) {
+  return model === state.model ? "num selected" : "num";
+}
+
+function moneyCell(model, cents, currency) {
+  return el("td", { class: cellClass(model), "data-model": model, "data-net-cents": cents },
+    cents === null ? "–" : formatMinor(cents, currency));
+}
+
+// ---- events ----
+
+function renderEvents(items) {
+  const rows = items.map((e) => el("tr", { "data-event-id": e.event_id },
+    timeCell(e.received_at), el("td", {}, e.provider), el("td", {}, e.topic),
+    el("td", { class: "mono" }, e.external_order_id ?? "–"),
+    el("td", {}, e.signature_verified ? "verified" : "not verified")));
+  fillTable($("events"), rows, 5, "No events yet.");
+}
+
+function renderDeadEvents(items) {
+  const admin = state.scope === "admin";
+  const rows = items.map((e) => el("tr", { "data-dead-event-id": e.dead_event_id },
+    timeCell(e.received_at), el("td", {}, e.provider), el("td", {}, e.topic ?? "–"),
+    el("td", { class: "reason" }, e.reason, e.replay_attempts
+      ? el("span", { class: "detail" }, `${plural(e.replay_attempts, "replay")} failed: `
+        + (e.last_replay_error ?? "")) : null),
+    el("td", {}, admin ? el("button", { type: "button", class: "replay",
+      "data-dead-event-id": e.dead_event_id }, "Replay") : null)));
+  fillTable($("dead-events"), rows, 5, "No dead events.");
+}
+
+function timeCell(iso) {
+  return el("td", { title: iso }, ago(iso));
+}
+
+function fillTable(table, rows, columns, empty) {
+  const body = table.tBodies[0];
+  if (rows.length) body.replaceChildren(...rows);
+  else body.replaceChildren(el("tr", {}, el("td", { colspan: columns, class: "empty" }, empty)));
+}
+
+async function replay(button) {
+  const id = button.dataset.deadEventId;
+  button.disabled = true;
+  try {
+    const result = await api(`/api/dead-events/${encodeURIComponent(id)}/replay`,
+      { method: "POST" });
+    const notice = $("notice");
+    notice.dataset.outcome = result.outcome;
+    notice.dataset.deadEventId = id;
+    show(notice, {
+      replayed: `Dead event ${id} replayed: it is now event ${result.event_id}.`,
+      duplicate: `Dead event ${id} was already ingested (duplicate); nothing changed.`,
+      still_dead: `Dead event ${id} is still dead: ${result.reason}.`,
+    }[result.outcome] ?? `Dead event ${id}: ${result.outcome}.`);
+    await refresh();
+  } catch (error) {
+    show($("error"), `Replay failed: ${error.message}.`);
+    button.disabled = false;
+  }
+}
+
+// ---- refresh ----
+
+// A refresh asked for while one runs (a new model, a replay) runs once that one ends.
+async function refresh() {
+  if (!state.key) return;
+  if (state.refreshing) {
+    state.refreshAgain = true;
+    return;
+  }
+  state.refreshing = true;
+  const range = { from: state.from, to: state.to };
+  const tasks = {
+    status: api("/api/status").then(renderStatus),
+    chart: allPages("/api/reports/channels", { model: state.model, ...range, limit: 1000 })
+      .then(renderChart),
+    models: api(query("/api/reports/models", range)).then(renderModels),
+    events: api(query("/api/events", { limit: 10 })).then((page) => renderEvents(page.items)),
+    dead: api(query("/api/dead-events", { status: "dead", limit: 10 }))
+      .then((page) => renderDeadEvents(page.items)),
+  };
+  const names = Object.keys(tasks);
+  const results = await Promise.allSettled(Object.values(tasks));
+  state.refreshing = false;
+  if (state.refreshAgain) {
+    state.refreshAgain = false;
+    return refresh();
+  }
+  const failures = results.map((r, i) => [names[i], r]).filter(([, r]) => r.status === "rejected");
+  if (failures.some(([, r]) => r.reason.status === 401)) {
+    logout("Your key is no longer accepted (401). Log in again.");
+    return;
+  }
+  show($("error"), failures.map(([name, r]) => `${name}: ${r.reason.message}`).join(" · "));
+  $("updated").textContent = new Date().toISOString().slice(11, 19) + " UTC";
+}
+
+// ---- session ----
+
+async function login(key) {
+  const status = await api("/api/status", { key });
+  sessionStorage.setItem(KEY_STORAGE, key);
+  state.key = key;
+  state.scope = status.scope;
+  $("session-scope").textContent = `${status.scope} key`;
+  $("session-tenant").textContent = `tenant ${status.tenant_id}`;
+  $("session").hidden = false;
+  $("login").hidden = true;
+  show($("login-error"), "");
+  $("app").hidden = false;
+  renderStatus(status);
+  clearInterval(state.timer);
+  state.timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+  await refresh();
+}
+
+function logout(message) {
+  sessionStorage.removeItem(KEY_STORAGE);
+  clearInterval(state.timer);
+  Object.assign(state, { key: null, scope: null, timer: null });
+  // Nothing of this tenant's stays in the page for the next key to glimpse.
+  $("chart").replaceChildren();
+  $("models").replaceChildren();
+  for (const id of ["events", "dead-events"]) $(id).tBodies[0].replaceChildren();
+  $("session").hidden = true;
+  $("app").hidden = true;
+  $("login").hidden = false;
+  show($("notice"), "");
+  show($("error"), "");
+  show($("login-error"), message);
+  $("api-key").focus();
+}
+
+// A fragment is never sent to a server, so `/#key=...` may carry a key to the page; it is moved
+// into sessionStorage and out of the address bar (and so out of history) at once.
+function keyFromFragment() {
+  const key = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (key) history.replaceState(null, "", location.pathname + location.search);
+  return key;
+}
+
+function setUpControls() {
+  const select = $("model");
+  select.replaceChildren(...MODELS.map((m) => el("option", { value: m }, modelLabel(m))));
+  select.value = state.model;
+  const today = isoDay(new Date());
+  state.to = today;
+  state.from = addDays(today, 1 - DEFAULT_DAYS);
+  $("from").value = state.from;
+  $("to").value = state.to;
+  $("chart-model").textContent = `· ${modelLabel(state.model)}`;
+  $("controls").addEventListener("change", () => {
+    const from = $("from").value, to = $("to").value;
+    if (!from || !to || from > to) {
+      show($("error"), "Pick a start day on or before the end day.");
+      return;
+    }
+    Object.assign(state, { model: select.value, from, to });
+    $("chart-model").textContent = `· ${modelLabel(state.model)}`;
+    refresh();
+  });
+  $("controls").addEventListener("submit", (event) => event.preventDefault());
+}
+
+async function start() {
+  setUpControls();
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("api-key");
+    const key = input.value.trim();
+    if (!key) return;
+    $("login-submit").disabled = true;
+    try {
+      await login(key);
+      input.value = "";
+    } catch (error) {
+      show($("login-error"), loginMessage(error));
+    } finally {
+      $("login-submit").disabled = false;
+    }
+  });
+  $("logout").addEventListener("click", () => logout(""));
+  // A `#key=` link opened in a tab that already shows the page changes only the fragment.
+  window.addEventListener("hashchange", () => {
+    const key = keyFromFragment();
+    if (key) login(key).catch((error) => logout(loginMessage(error)));
+  });
+  $("dead-events").addEventListener("click", (event) => {
+    const button = event.target.closest("button.replay");
+    if (button) replay(button);
+  });
+
+  const key = keyFromFragment() || sessionStorage.getItem(KEY_STORAGE);
+  if (!key) {
+    logout("");
+    return;
+  }
+  try {
+    await login(key);
+  } catch (error) {
+    logout(loginMessage(error));
+  }
+}
+
+start();
