@@ -1,0 +1,159 @@
+"""The demo day and its deliveries, without a system: deterministic for a seed, every platform
+present, every request signed so that the project's own provider verifies and parses it into
+exactly the amounts the day holds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from skeldir.attribution.channels import classify
+from skeldir.demo import deliveries, journeys
+from skeldir.demo.journeys import Identify, Visit, demo_day
+from skeldir.demo.payloads import SOURCE_OF_CHECKOUT, external_order_id, messages, touchpoint_item
+from skeldir.ingestion.event import EntryKind
+from skeldir.ingestion.touchpoints import Touchpoint, validate
+from skeldir.webhooks.provider import VerificationContext
+from skeldir.webhooks.registry import PROVIDERS
+
+NOON = datetime(2026, 3, 14, 12, 30, 15, tzinfo=timezone.utc)
+JUST_AFTER_MIDNIGHT = datetime(2026, 3, 14, 0, 1, 40, tzinfo=timezone.utc)
+SECRETS = deliveries.new_secrets()
+
+
+@pytest.fixture(scope="module", params=[NOON, JUST_AFTER_MIDNIGHT], ids=["noon", "0h01"])
+def now(request) -> datetime:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def day(now) -> journeys.Day:
+    return demo_day(seed=7, visitors=200, now=now)
+
+
+def test_a_seed_gives_the_same_day_and_the_clock_moves_only_its_times():
+    first = demo_day(seed=11, visitors=80, now=NOON)
+    assert demo_day(seed=11, visitors=80, now=NOON) == first
+    assert demo_day(seed=12, visitors=80, now=NOON) != first
+    later = demo_day(seed=11, visitors=80, now=NOON + timedelta(hours=7))
+    assert [
+        (o.checkout, o.lines, o.refunds and o.refunds[0].amount_minor) for o in later.orders
+    ] == [(o.checkout, o.lines, o.refunds and o.refunds[0].amount_minor) for o in first.orders]
+    assert later.net_by_currency() == first.net_by_currency()
+
+
+@pytest.mark.parametrize("visitors", [journeys.MIN_VISITORS, 60, 300])
+def test_every_checkout_and_several_currencies_are_in_every_day(visitors):
+    day = demo_day(seed=visitors, visitors=visitors, now=NOON)
+    assert {order.checkout for order in day.orders} == set(journeys.CHECKOUTS)
+    assert len(day.net_by_currency()) >= 3
+    assert any(order.refunds for order in day.orders)
+
+
+def test_orders_fall_on_the_current_day_after_their_visitors_visits(day, now):
+    midnight = now.replace(hour=0, minute=0, second=0)
+    visits: dict[str, list[datetime]] = {}
+    for touchpoint in day.touchpoints:
+        assert touchpoint.occurred_at <= now
+        visits.setdefault(touchpoint.visitor_id, []).append(touchpoint.occurred_at)
+    for order in day.orders:
+        assert midnight <= order.ordered_at <= now
+        assert max(visits[order.visitor_id]) < order.ordered_at
+        for refund in order.refunds:
+            assert order.ordered_at <= refund.refunded_at <= now
+    assert len(day.orders) == len({order.number for order in day.orders})
+    assert len(day.touchpoints) == len({t.touchpoint_id for t in day.touchpoints})
+
+
+def test_every_order_has_a_valid_total_and_no_refund_exceeds_it(day):
+    for order in day.orders:
+        lines = sum(line.quantity * line.unit_minor for line in order.lines)
+        assert order.total_minor == lines + order.shipping_minor > 0
+        assert all(line.quantity > 0 and line.unit_minor > 0 for line in order.lines)
+        assert all(refund.amount_minor > 0 for refund in order.refunds)
+        assert 0 <= order.refunded_minor <= order.total_minor
+
+
+def test_touchpoints_pass_the_collectors_validation_and_land_in_their_channels(day, now):
+    channels = Counter()
+    for index, touchpoint in enumerate(day.touchpoints):
+        validated = validate(touchpoint_item(touchpoint), index, b"k" * 32, now)
+        assert isinstance(validated, Touchpoint), validated
+        assert validated.is_visit == isinstance(touchpoint, Visit)
+        if isinstance(touchpoint, Visit):
+            assert classify(validated.hints) == touchpoint.landing.channel
+            channels[touchpoint.landing.channel] += 1
+        else:
+            assert validated.checkout_key or validated.cart_key
+    assert len(channels) == 6
+
+
+def test_every_request_verifies_and_parses_into_the_days_amounts(day, now):
+    booked: Counter[str] = Counter()
+    for order in day.orders:
+        sent = messages(order)
+        assert {m.source for m in sent} == {SOURCE_OF_CHECKOUT[order.checkout]}
+        refunds = []
+        for message in sent:
+            request = deliveries.signed(message, SECRETS[message.source], int(now.timestamp()))
+            provider = PROVIDERS[request.source]
+            headers = {name.lower(): value for name, value in request.headers.items()}
+            provider.verify(
+                request.body,
+                headers,
+                [SECRETS[request.source].encode()],
+                VerificationContext(now=now.timestamp()),
+            )
+            delivery = provider.parse(request.body, headers)
+            event = delivery.event
+            assert event.external_order_id == external_order_id(order)
+            assert event.currency == order.currency
+            for entry in event.entries:
+                assert entry.currency == order.currency
+                if entry.kind == EntryKind.SALE:
+                    assert entry.amount_minor == order.total_minor
+                    assert entry.occurred_at == order.ordered_at
+                else:
+                    refunds.append(entry)
+            if event.has_order_snapshot:
+                assert event.total_minor == order.total_minor
+                stitch = delivery.stitch
+                assert (stitch.visitor_id == order.visitor_id) == (order.link == "visitor")
+                assert order.token in (stitch.checkout_token, stitch.cart_token)
+        # WooCommerce repeats earlier refunds in each update: entries count once by id.
+        distinct = {entry.external_id: entry.amount_minor for entry in refunds}
+        assert sorted(distinct.values()) == sorted(-r.amount_minor for r in order.refunds)
+        booked[order.currency] += order.total_minor + sum(distinct.values())
+    assert dict(booked) == day.net_by_currency()
+
+
+def test_paypal_orders_are_relayed_through_the_standard_webhooks_source(day):
+    paypal = [order for order in day.orders if order.checkout == "paypal"]
+    assert paypal
+    for order in paypal:
+        assert {message.source for message in messages(order)} == {"standard"}
+        assert external_order_id(order).startswith("paypal-")
+
+
+def test_a_token_linked_order_has_an_identify_item_with_its_token(day):
+    identified = {
+        (t.visitor_id, t.token_kind, t.token) for t in day.touchpoints if isinstance(t, Identify)
+    }
+    for order in day.orders:
+        linked = (order.visitor_id, order.token_kind, order.token) in identified
+        assert linked == (order.link == "token")
+
+
+def test_the_same_delivery_ids_come_back_for_the_same_order(day):
+    order = day.orders[0]
+    assert [m.delivery_id for m in messages(order)] == [m.delivery_id for m in messages(order)]
+    every_id = [m.delivery_id for o in day.orders for m in messages(o)]
+    assert len(every_id) == len(set(every_id))
+
+
+def test_fresh_signing_secrets_differ_each_time():
+    first, second = deliveries.new_secrets(), deliveries.new_secrets()
+    assert set(first) == {"shopify", "stripe", "woocommerce", "paypal", "standard"}
+    assert all(first[name] != second[name] for name in first)

@@ -1,0 +1,112 @@
+"""`skeldir demo` against a real running system: its day is attributed, the reports show its
+revenue in several channels, and each currency's net is exactly what the seed's day holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from e2e_system import RunningSystem, free_port_pair
+from skeldir.demo.journeys import demo_day
+from skeldir.demo.payloads import SOURCE_OF_CHECKOUT, external_order_id
+
+pytestmark = pytest.mark.e2e
+
+SEED, VISITORS = 7, 60
+
+
+@pytest.fixture(scope="module")
+def demo(system: RunningSystem) -> dict:
+    return system.cli("demo", "--json", "--visitors", str(VISITORS), "--seed", str(SEED))
+
+
+def report(system: RunningSystem, demo: dict, path: str, **params) -> dict:
+    today = datetime.now(timezone.utc).date()
+    # From yesterday: the demo may have run just before midnight.
+    window = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+    response = httpx.get(
+        f"{system.api_url}{path}",
+        params={**window, **params},
+        timeout=10,
+        headers={"Authorization": f"Bearer {demo['api_key']}"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_the_demo_prints_exactly_the_tenant_its_key_and_the_dashboard(system, demo):
+    assert set(demo) == {"tenant_id", "api_key", "dashboard_url"}
+    assert demo["dashboard_url"] == f"{system.api_url}/#key={demo['api_key']}"
+
+
+def test_every_currency_nets_what_the_seed_day_sent_across_several_channels(system, demo):
+    expected = demo_day(SEED, VISITORS, datetime.now(timezone.utc)).net_by_currency()
+    rows = report(system, demo, "/api/attribution/channels", model="linear")["rows"]
+    net: dict[str, int] = {}
+    for row in rows:
+        net[row["currency"]] = net.get(row["currency"], 0) + row["net_cents"]
+    assert net == expected
+    assert len({row["channel"] for row in rows if row["net_cents"] > 0}) >= 4
+    assert any(row["refunds_cents"] for row in rows)
+    days = report(system, demo, "/api/reports/daily-revenue")["days"]
+    assert {d["currency"]: d["net_cents"] for d in days} == expected
+
+
+def test_every_platforms_orders_are_attributed(system, demo):
+    day = demo_day(SEED, VISITORS, datetime.now(timezone.utc))
+    for order in day.orders[:: max(1, len(day.orders) // 8)] + (day.orders[-1],):
+        provider = SOURCE_OF_CHECKOUT[order.checkout]
+        response = httpx.get(
+            f"{system.api_url}/api/attribution/orders/{provider}/{external_order_id(order)}",
+            headers={"Authorization": f"Bearer {demo['api_key']}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        view = response.json()
+        assert not view["attribution_pending"]
+        assert view["revenue_cents"] == order.total_minor - order.refunded_minor
+        assert view["models"]["linear"]["allocated_cents"] == view["revenue_cents"]
+
+
+def without_deployment_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SKELDIR_")}
+
+
+def run_demo(data_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "skeldir", "--data-dir", str(data_dir), "demo", "--json"],
+        env=without_deployment_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_without_a_running_system_the_demo_says_to_start_one(tmp_path):
+    done = run_demo(tmp_path)
+    assert done.returncode != 0 and done.stdout == ""
+    assert "start `skeldir up" in done.stderr
+
+
+def test_a_system_that_stopped_answering_is_reported_before_anything_is_created(tmp_path):
+    # What a killed `up` leaves behind: its runtime file, and nothing listening.
+    port = free_port_pair()
+    (tmp_path / "runtime.json").write_text(
+        json.dumps(
+            {
+                "api_url": f"http://127.0.0.1:{port}",
+                "owner_database_url": "postgresql://nobody@127.0.0.1:1/none",
+                "database_url": "postgresql://nobody@127.0.0.1:1/none",
+            }
+        )
+    )
+    done = run_demo(tmp_path)
+    assert done.returncode != 0 and done.stdout == ""
+    assert f"no Skeldir API answers at http://127.0.0.1:{port}" in done.stderr
