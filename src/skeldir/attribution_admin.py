@@ -1,17 +1,14 @@
-"""Operator actions on attribution, run as the owner role: a tenant's channel rules (versioned)
-and re-attributing a date range after rules, weights or rates changed."""
+"""Operator actions on attribution, run as the owner role: a tenant's channel rules (versioned).
+Re-attributing a date range afterwards is `attribution.reattribution`."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from skeldir.attribution import reattribution
 from skeldir.attribution.channel_rules import RuleSet
 
 
@@ -56,34 +53,3 @@ def channel_rules(conn: psycopg.Connection, tenant_id: uuid.UUID) -> tuple[int, 
         (tenant_id,),
     ).fetchone()
     return (row[0], row[1]) if row else None
-
-
-def orders_in_range(conn: psycopg.Connection, tenant_id: uuid.UUID, start: date, end: date) -> int:
-    return conn.execute(
-        "SELECT count(*) FROM orders WHERE tenant_id = %s AND has_snapshot"
-        " AND ordered_at >= %s AND ordered_at < %s",
-        (tenant_id, *reattribution.utc_day_bounds(start, end)),
-    ).fetchone()[0]
-
-
-def mark_range_pending(
-    conn: psycopg.Connection, tenant_id: uuid.UUID, start: date, end: date
-) -> Iterator[int]:
-    """Mark the range's orders pending, a batch per transaction; yields each batch's size.
-    The API's runtime-role version (`reattribution`) runs the same statement."""
-    since, until = reattribution.utc_day_bounds(start, end)
-    after = uuid.UUID(int=0)
-    while True:
-        with conn.transaction():
-            batch = (tenant_id, since, until, after, reattribution.MARK_BATCH_SIZE)
-            rows = psycopg.RawCursor(conn).execute(reattribution.MARK_BATCH_SQL, batch).fetchall()
-        if not rows:
-            return
-        after = max(row[0] for row in rows)
-        yield len(rows)
-
-
-def pending_orders(conn: psycopg.Connection, tenant_id: uuid.UUID) -> int:
-    return conn.execute(
-        "SELECT count(*) FROM pending_orders WHERE tenant_id = %s", (tenant_id,)
-    ).fetchone()[0]

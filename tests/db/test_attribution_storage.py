@@ -13,6 +13,7 @@ import pytest
 
 from db_helpers import CHAIN_STALE, create_tenant, shopify_delivery
 from skeldir import attribution_admin
+from skeldir.attribution import reattribution
 from skeldir.attribution.channels import classify
 from skeldir.attribution.learning import learn_weights
 from skeldir.attribution.packing import unpack
@@ -349,9 +350,9 @@ async def test_new_channel_rules_reclassify_touchpoints_and_re_attribute_orders(
     with owner_connection(database) as conn:
         version = attribution_admin.set_channel_rules(conn, shop.tenant_id, PARTNER_RULES)
         assert (version.version, version.changed) == (1, True)
-        marked = sum(attribution_admin.mark_range_pending(
-            conn, shop.tenant_id, (at - timedelta(days=1)).date(), at.date()))
         conn.commit()
+    marked = await reattribution.mark_range_pending(
+        shop.pool, shop.tenant_id, (at - timedelta(days=1)).date(), at.date())
     assert marked == 2
     # Not yet reclassified: the recompute does it.
     assert await shop.fetchval(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from db_helpers import create_tenant, ingest_shopify, order_body
 from skeldir.cli import main
 from skeldir.config import Settings
-from skeldir.db import owner_connection
+from skeldir.db import create_pool, owner_connection
 
 PARTNER_RULES = {
     "version": 1, "extends": "default",
@@ -43,11 +43,21 @@ def test_channel_rules_are_versioned_and_validated(database: Settings, tmp_path)
     assert bad.exit_code != 0 and "rules[0]" in bad.output
 
 
-@pytest.mark.anyio
-async def test_recompute_marks_a_date_range_pending(database: Settings, runtime_pool, tenant_factory):
+async def ingest_orders(database: Settings, tenant, bodies: list[bytes]) -> None:
+    pool = await create_pool(database, max_size=2)
+    try:
+        for body in bodies:
+            await ingest_shopify(pool, tenant, body)
+    finally:
+        await pool.close()
+
+
+# Synchronous: the command runs its own event loop, as it does in a terminal.
+def test_recompute_marks_a_date_range_pending(database: Settings, tenant_factory):
     tenant = tenant_factory()
-    await ingest_shopify(runtime_pool, tenant, order_body(801, created_at="2026-02-01T10:00:00Z"))
-    await ingest_shopify(runtime_pool, tenant, order_body(802, created_at="2026-02-03T10:00:00Z"))
+    asyncio.run(ingest_orders(database, tenant, [
+        order_body(801, created_at="2026-02-01T10:00:00Z"),
+        order_body(802, created_at="2026-02-03T10:00:00Z")]))
     with owner_connection(database) as conn:
         conn.execute("DELETE FROM pending_orders WHERE tenant_id = %s", (tenant.tenant_id,))
         conn.commit()

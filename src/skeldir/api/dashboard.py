@@ -66,8 +66,9 @@ SELECT now() AS now,
        (SELECT count(*) FROM pending_orders WHERE tenant_id = $1) AS pending_orders,
        (SELECT min(marked_at) FROM pending_orders WHERE tenant_id = $1) AS oldest_pending_at,
        (SELECT count(*) FROM report_dirty_orders WHERE tenant_id = $1) AS report_dirty_orders,
-       (SELECT max(computed_at) FROM order_attributions WHERE tenant_id = $1)
-         AS last_attributed_at
+       -- When the last recompute finished: one row, where max(computed_at) would read every
+       -- attribution row of the tenant.
+       (SELECT last_finished_at FROM chain_state WHERE tenant_id = $1) AS last_attributed_at
 """
 
 

@@ -1,7 +1,7 @@
 """Re-attribute a date range of a tenant's orders: mark them pending, and the chain (or the
 sweeper) recomputes them. Runs as the runtime role under the tenant's row-level security (the
-API); `skeldir recompute` runs the same statement as the owner (`attribution_admin`). A batch
-per transaction keeps a large range from holding locks for long."""
+API and `skeldir recompute`). A batch per transaction keeps a large range from holding locks
+for long."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from skeldir.db import tenant_transaction
 MARK_BATCH_SIZE = 5000
 
 # The next batch of the range's orders ($1 tenant, $2 and $3 the range) after order id $4,
-# marked pending. Numbered parameters for both drivers: psycopg runs it through a RawCursor.
+# marked pending.
 MARK_BATCH_SQL = """
 INSERT INTO pending_orders (tenant_id, order_id, order_version)
 SELECT tenant_id, order_id, version FROM orders
@@ -34,6 +34,23 @@ def utc_day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
         datetime.combine(start, time.min, tzinfo=timezone.utc),
         datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc),
     )
+
+
+async def orders_in_range(pool: asyncpg.Pool, tenant_id: uuid.UUID, start: date, end: date) -> int:
+    async with tenant_transaction(pool, tenant_id) as conn:
+        return await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE tenant_id = $1 AND has_snapshot"
+            " AND ordered_at >= $2 AND ordered_at < $3",
+            tenant_id,
+            *utc_day_bounds(start, end),
+        )
+
+
+async def pending_orders(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> int:
+    async with tenant_transaction(pool, tenant_id) as conn:
+        return await conn.fetchval(
+            "SELECT count(*) FROM pending_orders WHERE tenant_id = $1", tenant_id
+        )
 
 
 async def mark_range_pending(

@@ -61,5 +61,7 @@ def key_revoke(ctx: click.Context, tenant_id: uuid.UUID, key_id: uuid.UUID, as_j
     """Revoke KEY_ID at once."""
     settings = operator_settings(ctx)
     with operator_errors():
-        revoked = run_as_runtime(settings, lambda pool: api_keys.revoke_key(pool, tenant_id, key_id))
+        revoked = run_as_runtime(
+            settings, lambda pool: api_keys.revoke_key(pool, tenant_id, key_id)
+        )
     emit(revoked, as_json)

@@ -19,6 +19,7 @@ import click
 import uvicorn
 
 from skeldir import admin, attribution_admin, fx, migrate
+from skeldir.attribution import reattribution
 from skeldir.app import create_app
 from skeldir.attribution.channel_rules import RuleSetError
 from skeldir.config import Settings
@@ -398,24 +399,33 @@ def recompute(
     first, last = start.date(), end.date()
     if last < first:
         raise click.UsageError("--to is before --from")
-    with owner_connection(settings, autocommit=True) as conn:
-        total = attribution_admin.orders_in_range(conn, tenant_id, first, last)
-        with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
-            for marked in attribution_admin.mark_range_pending(conn, tenant_id, first, last):
-                bar.update(marked)
-        if not wait or not total:
-            click.echo(f"{total} orders marked; the worker re-attributes them")
-            return
-        deadline = time.monotonic() + timeout
-        remaining = attribution_admin.pending_orders(conn, tenant_id)
-        with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
-            while remaining:
-                if time.monotonic() > deadline:
-                    raise click.ClickException(
-                        f"{remaining} orders still pending after {timeout}s: is a worker running?"
-                    )
-                time.sleep(0.5)
-                now_pending = attribution_admin.pending_orders(conn, tenant_id)
-                bar.update(max(0, remaining - now_pending))
-                remaining = now_pending
+    total = run_as_runtime(
+        settings, lambda pool: reattribution.orders_in_range(pool, tenant_id, first, last)
+    )
+    with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
+        run_as_runtime(
+            settings,
+            lambda pool: reattribution.mark_range_pending(
+                pool, tenant_id, first, last, on_batch=bar.update
+            ),
+        )
+    if not wait or not total:
+        click.echo(f"{total} orders marked; the worker re-attributes them")
+        return
+    deadline = time.monotonic() + timeout
+
+    def pending() -> int:
+        return run_as_runtime(settings, lambda pool: reattribution.pending_orders(pool, tenant_id))
+
+    remaining = pending()
+    with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
+        while remaining:
+            if time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"{remaining} orders still pending after {timeout}s: is a worker running?"
+                )
+            time.sleep(0.5)
+            now_pending = pending()
+            bar.update(max(0, remaining - now_pending))
+            remaining = now_pending
     click.echo(f"{total} orders re-attributed")
