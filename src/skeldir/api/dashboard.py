@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
 from skeldir.api.auth import Principal, require_reader
+from skeldir.api.problem_responses import problem_responses
 from skeldir.db import tenant_transaction
 
 router = APIRouter(tags=["dashboard"])
@@ -76,7 +77,11 @@ def _iso(moment) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-@router.get("/api/status", summary="Ingest and freshness indicators for the key's tenant")
+@router.get(
+    "/api/status",
+    summary="Ingest and freshness indicators for the key's tenant",
+    responses=problem_responses(401, 403),
+)
 async def status(request: Request, principal: Principal = Depends(require_reader)) -> dict:
     async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
         row = await conn.fetchrow(_STATUS_SQL, principal.tenant_id)

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from skeldir import api_keys
 from skeldir.api.auth import Principal, require_admin
+from skeldir.api.problem_responses import ADMIN_ERRORS
 
-router = APIRouter(prefix="/api/keys", tags=["keys"])
+router = APIRouter(prefix="/api/keys", tags=["keys"], responses=ADMIN_ERRORS)
 
 
 class NewKey(BaseModel):

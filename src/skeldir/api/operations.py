@@ -31,12 +31,13 @@ from skeldir.api.operation_schemas import (
     ReplaySelection,
 )
 from skeldir.api.pagination import decode_cursor, page
+from skeldir.api.problem_responses import ADMIN_ERRORS
 from skeldir.api.report_params import PageRequest, page_request
 from skeldir.attribution import reattribution
 from skeldir.ingestion import dead_letters, event_log, reparse
 from skeldir.ingestion.event_log import MAX_TOPIC_LENGTH, EventFilter, Keyset
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=ADMIN_ERRORS)
 
 
 def _filter(

@@ -22,11 +22,11 @@ class Problem(BaseModel):
 
 
 _WHEN = {
-    400: "A parameter is out of range, a model is unknown or a cursor does not decode",
+    400: "A value is out of range or unknown (a model, a date range), or a cursor does not decode",
     401: "No valid API key (`Authorization: Bearer <key>`)",
-    403: "The key's scope may not read reports",
-    404: "No such order for this tenant",
-    422: "A parameter does not match its type or pattern",
+    403: "The key's scope does not allow this request",
+    404: "No such resource for this tenant",
+    422: "A parameter or body field does not match its type or pattern",
 }
 
 # Inline rather than a `model` entry: FastAPI files a `model` under application/json only.
@@ -42,3 +42,5 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 READER_ERRORS = problem_responses(400, 401, 403, 422)
+# Keys and operations: the same, plus an id that names nothing of this tenant.
+ADMIN_ERRORS = problem_responses(400, 401, 403, 404, 422)

@@ -133,8 +133,17 @@ async def csv_bytes(export: Export, chunks: AsyncIterator[Chunk]) -> AsyncIterat
     writer.writerow(name for name, _type in export.columns)
     yield _drain_text(buffer)
     async for chunk in chunks:
-        writer.writerows(chunk)
+        writer.writerows([[_inert(value) for value in row] for row in chunk])
         yield _drain_text(buffer)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula; order ids and channel
+# names come from senders and tenants, so text cells get a leading quote (OWASP's advice).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: object) -> object:
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
 def _drain_text(buffer: io.StringIO) -> bytes:
