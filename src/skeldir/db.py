@@ -24,6 +24,25 @@ class DatabaseNotConfigured(RuntimeError):
     pass
 
 
+# What asyncpg raises when the server is away rather than when a query is wrong.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    # No socket or a refused one; TimeoutError is one too (a connect or pool acquire timeout).
+    OSError,
+    # Class 08: the connection was lost in the middle of an operation.
+    asyncpg.PostgresConnectionError,
+    # The server is starting up, shutting down, or terminated the session (fast shutdown).
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    # A pooled connection that died while idle: used once asyncpg saw it close, or in the
+    # moment between the server's "terminating connection" and the close (InternalClientError:
+    # "cannot switch to state ...; another operation (2) is in progress").
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(

@@ -8,18 +8,16 @@ import asyncpg
 from celery import shared_task
 
 from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.observability import metrics
 from skeldir.tasks.runtime import runtime
 from skeldir.tasks.scheduling import RECOMPUTE_TASK, claim_and_publish
 
+# The server away (restart, failover) or a conflict that a retry resolves.
 TRANSIENT_DB_ERRORS = (
-    OSError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
+    *DATABASE_UNAVAILABLE_ERRORS,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
 )
 
 
