@@ -28,6 +28,17 @@ TOPIC_HEADERS: dict[str, str] = {
     "woocommerce": "x-wc-webhook-topic",
 }
 
+# The headers that carry each provider's signature. A request to a source URL that names no
+# source is checked, against decoy secrets, by the provider whose signature it carries: it then
+# costs what a bad signature at a real source of that provider costs.
+SIGNATURE_HEADERS: dict[str, tuple[str, ...]] = {
+    "shopify": ("shopify-hmac-sha256", "x-shopify-hmac-sha256"),
+    "stripe": ("stripe-signature",),
+    "woocommerce": ("x-wc-webhook-signature",),
+    "paypal": ("paypal-transmission-sig",),
+    "standard": ("webhook-signature",),
+}
+
 # Unsigned requests a provider sends to test a new endpoint: answered 200, nothing stored.
 PINGS: dict[str, Callable[[bytes, Mapping[str, str]], bool]] = {
     "woocommerce": woocommerce.is_ping,
