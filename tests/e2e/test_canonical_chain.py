@@ -26,7 +26,8 @@ SECRET = "shpss_e2e_secret"
 CANONICAL_ORDER = {"id": 424242, "total_price": "10.50", "currency": "USD",
                    "created_at": "2026-01-25T12:34:56Z"}
 MODELS = {"first_touch", "last_touch", "last_non_direct", "linear", "time_decay", "position_based"}
-ALLOWED_LABELS = {"provider", "outcome", "task_name", "report", "trigger", "le", "quantile",
+ALLOWED_LABELS = {"provider", "outcome", "task_name", "report", "trigger", "kind", "export", "format",
+                  "le", "quantile",
                   # prometheus_client's own process and runtime collectors
                   "implementation", "major", "minor", "patchlevel", "version", "generation"}
 ID_LIKE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-|^\d{4,}$|^skd_|^src_")

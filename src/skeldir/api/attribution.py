@@ -35,6 +35,9 @@ async def get_order_attribution(
     request: Request,
     principal: Principal = Depends(require_reader),
 ) -> dict:
+    if "\x00" in provider + external_order_id:
+        # No stored id holds a NUL, and PostgreSQL refuses one even as a query parameter.
+        raise HTTPException(404, "no such order for this tenant")
     async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
         result = await order_attribution(conn, provider, external_order_id)
         if result is None:

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skeldir.api.auth import Principal
 from skeldir.db import tenant_transaction
+from skeldir.ingestion.privacy import storable_text
 from skeldir.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ class AuditLog:
 
 async def _record(scope: Scope, principal: Principal, status: int, seconds: float) -> None:
     route = scope.get("route")
-    params = {k: str(v)[:_PARAM_LIMIT] for k, v in (scope.get("path_params") or {}).items()}
+    params = {
+        k: storable_text(str(v)[:_PARAM_LIMIT]) for k, v in (scope.get("path_params") or {}).items()
+    }
     try:
         pool = scope["app"].state.pool
         async with tenant_transaction(pool, principal.tenant_id) as conn:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 
 from skeldir import keys
+from skeldir.api import rate_limits
 
 _READ_SCOPES = frozenset({"read", "admin"})
 _ADMIN_SCOPES = frozenset({"admin"})
@@ -44,6 +45,7 @@ async def _require(request: Request, scopes: frozenset[str], denied: str) -> Pri
         raise _unauthorized()
     # The audit log records every request a valid key made, refused ones included.
     request.state.principal = principal
+    rate_limits.enforce(request, rate_limits.API, principal.tenant_id)
     if principal.scope not in scopes:
         raise HTTPException(403, denied)
     return principal

@@ -40,6 +40,8 @@ class KeyList(BaseModel):
 async def create_key(
     body: NewKey, request: Request, principal: Principal = Depends(require_admin)
 ) -> CreatedKeyInfo:
+    if body.label is not None and "\x00" in body.label:
+        raise HTTPException(400, "a label has no NUL character")
     try:
         created = await api_keys.create_key(
             request.app.state.pool, principal.tenant_id, body.scope, body.label

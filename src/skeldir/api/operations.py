@@ -8,7 +8,7 @@ Work that changed orders schedules the tenant's chain after it commits, as a web
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -43,9 +43,11 @@ router = APIRouter(tags=["operations"], responses=ADMIN_ERRORS)
 def _filter(
     provider: str | None, topic: str | None, start: str | None, end: str | None
 ) -> EventFilter:
+    if topic is not None and "\x00" in topic:
+        raise HTTPException(400, "a topic has no NUL character")
     try:
         return event_log.event_filter(provider, topic, start, end)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: the day after 9999-12-31
         raise HTTPException(400, str(exc)) from exc
 
 
@@ -220,6 +222,8 @@ async def recompute(
 ) -> Marked:
     if days.end < days.start:
         raise HTTPException(400, "'to' must be on or after 'from'")
+    if days.end == date.max:
+        raise HTTPException(400, "'to' must be before 9999-12-31")
     marked = await reattribution.mark_range_pending(
         request.app.state.pool, principal.tenant_id, days.start, days.end
     )

@@ -26,7 +26,9 @@ _WHEN = {
     401: "No valid API key (`Authorization: Bearer <key>`)",
     403: "The key's scope does not allow this request",
     404: "No such resource for this tenant",
+    413: "The body is over the size limit",
     422: "A parameter or body field does not match its type or pattern",
+    429: "The tenant is over its rate limit; retry after `Retry-After` seconds",
 }
 
 # Inline rather than a `model` entry: FastAPI files a `model` under application/json only.
@@ -34,7 +36,12 @@ _SCHEMA = Problem.model_json_schema()
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: each status with its cause and the problem+json schema."""
+    """`responses=` for a route: each status with its cause and the problem+json schema.
+
+    A route that takes a key (401) is rate limited per tenant, so it may answer 429 too.
+    """
+    if 401 in statuses:
+        statuses = (*statuses, 429)
     return {
         status: {"description": _WHEN[status], "content": {PROBLEM_MEDIA_TYPE: {"schema": _SCHEMA}}}
         for status in statuses

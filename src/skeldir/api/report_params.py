@@ -96,7 +96,7 @@ def day_key_after(cursor: str | None, arity: int) -> tuple | None:
     if values is None:
         return None
     try:
-        if not all(isinstance(value, str) for value in values):
+        if not all(isinstance(value, str) and "\x00" not in value for value in values):
             raise ValueError
         return (date.fromisoformat(values[0]), *values[1:])
     except ValueError:

@@ -11,7 +11,9 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import JSONResponse, Response
 
+from skeldir.api import rate_limits
 from skeldir.api.auth import bearer_principal
+from skeldir.api.problem_responses import problem_responses
 from skeldir.attribution.recompute import rules_in_force
 from skeldir.db import tenant_transaction
 from skeldir.ingestion import touchpoints
@@ -34,9 +36,22 @@ async def _collector(request: Request) -> uuid.UUID:
     if principal is None:
         raise HTTPException(401, "a valid collect key is required", headers=_CORS)
     request.state.principal = principal
+    rate_limits.enforce(request, rate_limits.COLLECT, principal.tenant_id, headers=_CORS)
     if principal.scope not in ("collect", "admin"):
         raise HTTPException(403, "this key cannot write touchpoints", headers=_CORS)
     return principal.tenant_id
+
+
+async def _capped_body(request: Request) -> bytes | None:
+    """The body, or None once it passes _MAX_BODY: a chunked body declares no length, so the
+    reading itself stops there rather than holding whatever a client sends."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > _MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.options("/api/touchpoints", include_in_schema=False)
@@ -47,11 +62,12 @@ async def touchpoints_preflight() -> Response:
 @router.post(
     "/api/touchpoints",
     summary="Record up to 1,000 touchpoints; invalid items are reported, valid ones kept",
+    responses=problem_responses(400, 401, 403, 413),
 )
 async def collect_touchpoints(request: Request) -> JSONResponse:
     tenant_id = await _collector(request)
-    body = await request.body()
-    if len(body) > _MAX_BODY:
+    body = await _capped_body(request)
+    if body is None:
         raise HTTPException(413, f"the body limit is {_MAX_BODY} bytes", headers=_CORS)
     try:
         document = orjson.loads(body)

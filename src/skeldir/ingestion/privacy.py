@@ -52,6 +52,12 @@ UtmFields: TypeAlias = dict[str, str]
 ClickIds: TypeAlias = tuple[tuple[str, str], ...]
 
 
+def storable_text(text: str) -> str:
+    """`text` with each NUL as U+FFFD. PostgreSQL's text and jsonb cannot hold U+0000; a
+    replacement rather than a deletion keeps an invalid value ("paid\\0") from turning valid."""
+    return text.replace("\x00", "\ufffd")
+
+
 def landing_hints(url: str | None) -> tuple[str | None, UtmFields, ClickIds]:
     """(path without query, allow-listed utm fields, sorted (click id name, value) pairs)."""
     reduced = _reduced(url)
@@ -121,7 +127,7 @@ def _trimmed(text: str | None) -> str:
 
 
 def _split(url: str | None) -> SplitResult | None:
-    text = _trimmed(url)
+    text = storable_text(_trimmed(url))
     if not text:
         return None
     try:
@@ -149,7 +155,7 @@ def _attribution_params(query: str) -> tuple[UtmFields, ClickIds]:
         if key is None or key in found or not value:
             continue
         limit = MAX_TEXT_LENGTH if key in UTM_KEYS else MAX_CLICK_ID_LENGTH
-        found[key] = value[:limit]
+        found[key] = storable_text(value[:limit])
     utm = {key: found[key] for key in UTM_KEYS if key in found}
     click_ids = tuple(sorted((key, value) for key, value in found.items() if key not in UTM_KEYS))
     return utm, click_ids
@@ -185,7 +191,9 @@ def attribution_hints(
         click_ids=click_ids,
         landing_path=landing_path,
         referring_domain=referring_domain(referrer),
-        source_name=source_name[:MAX_TEXT_LENGTH] if isinstance(source_name, str) else None,
+        source_name=(
+            storable_text(source_name[:MAX_TEXT_LENGTH]) if isinstance(source_name, str) else None
+        ),
     )
 
 
@@ -197,7 +205,7 @@ def attribution_fields(fields: Any) -> dict[str, str]:
     if not isinstance(fields, Mapping):
         return {}
     return {
-        key: value[:MAX_TEXT_LENGTH]
+        key: storable_text(value[:MAX_TEXT_LENGTH])
         for key, value in fields.items()
         if isinstance(key, str) and key.lower() in _CANONICAL_KEYS and isinstance(value, str)
     }
@@ -248,7 +256,7 @@ def _leaf(value: Any) -> Any:
         # Beyond 64 bits a JSON integer is not portable; keep its text instead.
         return value if -(2**63) <= value < 2**63 else str(value)[:MAX_TEXT_LENGTH]
     if isinstance(value, str):
-        return value[:MAX_TEXT_LENGTH]
+        return storable_text(value[:MAX_TEXT_LENGTH])
     if isinstance(value, Decimal):
         if value.is_finite() and -40 <= value.adjusted() <= 40:
             return format(value, "f")[:MAX_TEXT_LENGTH]

@@ -124,15 +124,17 @@ def _timestamp(item: dict, now: datetime, errors: list[str]) -> datetime | None:
         parsed = (
             datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
         )
-    except ValueError:
+        # Before the first UTC instant ("0001-01-01T00:00:00+01:00") overflows.
+        parsed = parsed.astimezone(timezone.utc) if parsed and parsed.tzinfo else None
+    except (ValueError, OverflowError):
         parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    if parsed is None:
         errors.append("occurred_at must be an ISO 8601 time with an offset")
         return None
     if parsed > now + _FUTURE_SKEW:
         errors.append("occurred_at is in the future")
         return None
-    return parsed.astimezone(timezone.utc)
+    return parsed
 
 
 _INSERT_SQL = """

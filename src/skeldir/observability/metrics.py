@@ -14,6 +14,7 @@ WEBHOOK_OUTCOMES = (
     "too_large",
     "unsupported_media_type",
     "unavailable",
+    "rate_limited",
     "error",
 )
 
@@ -52,6 +53,10 @@ REPORT_REFRESH = Counter(
 )
 ORDERS_ATTRIBUTED = Counter("orders_attributed_total", "Orders whose allocations a recompute wrote")
 
+# kind: "webhooks" or "api" (see api.rate_limits).
+RATE_LIMITED = Counter(
+    "rate_limited_total", "Requests refused because their tenant was over its rate limit", ["kind"]
+)
 AUDIT_WRITE_FAILURES = Counter(
     "audit_write_failures_total", "API requests whose audit row could not be written"
 )

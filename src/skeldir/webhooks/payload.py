@@ -23,6 +23,10 @@ from skeldir.webhooks.provider import StitchRefs, UnprocessableEvent
 _MAX_ID = 2**63 - 1
 _MAX_TIMESTAMP_LENGTH = 64
 _MAX_UNIX_TIME = 253402300799  # 9999-12-31T23:59:59Z
+# Timestamps in text get the same range as unix seconds: an order dated year 1 would break
+# every window computed back from it.
+_EARLIEST = datetime.fromtimestamp(0, UTC)
+_LATEST = datetime.fromtimestamp(_MAX_UNIX_TIME, UTC)
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
@@ -222,7 +226,13 @@ def _iso_timestamp(
         if not naive_means_utc:
             raise UnprocessableEvent(f"{where}.{key} has no UTC offset")
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        moment = parsed.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+01:00" is before the first UTC instant
+        moment = None
+    if moment is None or not _EARLIEST <= moment <= _LATEST:
+        raise UnprocessableEvent(f"{where}.{key} is not a time from 1970 to 9999")
+    return moment
 
 
 def optional_unix_time(obj: Mapping[str, Any], key: str, where: str) -> datetime | None:
@@ -250,7 +260,7 @@ def rfc3339_timestamp(text: str) -> datetime | None:
         return None
     try:
         return datetime.fromisoformat(text.upper()).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

@@ -177,11 +177,16 @@ def _order_totals(order: Mapping[str, Any]) -> tuple[str, int, str | None, int |
         raise UnprocessableEvent("order.currency is missing")
     if total is None:
         raise UnprocessableEvent("order.total_price is missing")
+    # A negative total would book a negative sale; Shopify never sends one.
+    if total < 0:
+        raise UnprocessableEvent("order.total_price is negative")
     if presentment_money is None:
         return currency, total, None, None
     where = f"{where}.presentment_money"
     presentment_currency = required_currency(presentment_money, "currency_code", where)
     presentment_total = required_amount(presentment_money, "amount", presentment_currency, where)
+    if presentment_total < 0:
+        raise UnprocessableEvent(f"{where}.amount is negative")
     return currency, total, presentment_currency, presentment_total
 
 
