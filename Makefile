@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser up demo test test-fast bench-ingest bench-freshness bench-attribution lock clean
+.PHONY: install browser up demo test test-fast bench bench-ingest bench-freshness bench-attribution lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: install browser
 # Unit and property tests only: no database, no processes.
 test-fast: install
 	$(BIN)/pytest -m "not e2e" tests/attribution tests/ingestion tests/webhooks tests/test_money.py
+
+# Every benchmark, then one table of figures and targets (needs wrk; several minutes).
+bench: install
+	$(BIN)/python bench/run_all.py
 
 bench-ingest: install
 	$(BIN)/python bench/ingest.py

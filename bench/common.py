@@ -1,8 +1,9 @@
-"""What the benchmarks share: a system to measure, signed Shopify orders, CPU shares, tables.
+"""What the benchmarks share: a system to measure, signed Shopify orders, tables of figures.
 
 A benchmark either attaches to a running system (`--api-url --owner-url --tenant --source-url
 --secret`) or, by default, starts its own `skeldir up` in a fresh data dir under /tmp on ports
-above 61000, creates a tenant and a Shopify source, and stops it all when done.
+above 61000, creates a tenant and a Shopify source, and stops it all when done. Benchmarks of
+the database alone start an embedded PostgreSQL of their own (`embedded_database`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
-import psutil
 
+from skeldir import migrate
+from skeldir.config import Settings
+from skeldir.crypto import new_secret_key
+from skeldir.embedded.postgres import EmbeddedPostgres
 from skeldir.launcher import await_ready_line
+from skeldir.provision import Roles, provision, role_url
 
 SKELDIR = [sys.executable, "-m", "skeldir"]
 READY_TIMEOUT = 120.0
@@ -231,66 +236,6 @@ def queue_depth(client, namespace: str) -> dict[str, int]:
     return {name: client.llen(f"{namespace}.{name}") for name in ("attribution", "reporting")}
 
 
-class CpuMeter:
-    """Cores busy between start() and stop(): the load generator (this process and the children
-    it waited for, i.e. wrk), each part of the system when this run started it, and the rest."""
-
-    GROUPS = (
-        ("api", " skeldir api "),
-        ("worker", " skeldir worker "),
-        ("postgres", "postgres"),
-        ("redis", "redis-server"),
-    )
-
-    def __init__(self, up_pid: int | None) -> None:
-        self.up_pid = up_pid
-
-    def _sample(self) -> dict[int, tuple[str, float]]:
-        if self.up_pid is None:
-            return {}
-        seen = {}
-        up = psutil.Process(self.up_pid)
-        for proc in [up, *up.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                cmdline = " " + " ".join(proc.cmdline()) + " "
-                group = next((g for g, needle in self.GROUPS if needle in cmdline), "other")
-                group = "supervisor" if proc.pid == self.up_pid else group
-                times = proc.cpu_times()
-                seen[proc.pid] = (group, times.user + times.system)
-        return seen
-
-    def start(self) -> None:
-        self._before = self._sample()
-        self._machine = psutil.cpu_times()
-        self._children = os.times()
-        self._wall = time.monotonic()
-
-    def stop(self) -> dict[str, float]:
-        """Cores used per part (1.0 = one core busy); processes that exited meanwhile are lost."""
-        wall = time.monotonic() - self._wall
-        after = self._sample()
-        children = os.times()
-        shares: dict[str, float] = {}
-        for pid, (group, seconds) in after.items():
-            used = seconds - self._before.get(pid, (group, 0.0))[1]
-            shares[group] = shares.get(group, 0.0) + used / wall
-        shares["load generator"] = (sum(children[:4]) - sum(self._children[:4])) / wall
-        busy = (_busy_seconds(psutil.cpu_times()) - _busy_seconds(self._machine)) / wall
-        # Whatever else runs on the machine (other people's tests) competes for the same cores;
-        # attached to a system we did not start, its processes are counted here too.
-        rest = "rest of machine" if self.up_pid else "system and rest of machine"
-        shares[rest] = max(0.0, busy - sum(shares.values()))
-        return shares
-
-
-def _busy_seconds(times) -> float:
-    return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
-
-
-def format_shares(shares: dict[str, float]) -> str:
-    return ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
-
-
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of `values` (fraction in 0..1)."""
     ordered = sorted(values)
@@ -314,4 +259,39 @@ def print_table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
 
 
 def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
+    return "met" if ok else "not met"
+
+
+def add_rows_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rows-json", type=Path, help="also write the table's rows there (for bench/run_all.py)"
+    )
+
+
+def finish(args: argparse.Namespace, title: str, rows: list[tuple[str, str, str, str]]) -> None:
+    """Print the table; write its rows as JSON too when asked."""
+    print_table(title, rows)
+    if args.rows_json:
+        args.rows_json.write_text(json.dumps(rows))
+
+
+@contextlib.contextmanager
+def embedded_database(prefix: str) -> Iterator[Settings]:
+    """A migrated database on an embedded PostgreSQL of its own in a temp dir under /tmp."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    try:
+        roles = Roles("skeldir", "skeldir_owner", "skeldir_app")
+        provision(server.dsn(), roles)
+        settings = Settings(
+            data_dir=data_dir,
+            secret_key=new_secret_key(),
+            owner_database_url=role_url(server.dsn(), "skeldir", "skeldir_owner"),
+            database_url=role_url(server.dsn(), "skeldir", "skeldir_app"),
+        )
+        migrate.upgrade(settings)
+        yield settings
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 import common
+import meters
 
 RATE = 200
 CONNECTIONS = 8
@@ -199,7 +200,7 @@ async def clock_offset(db: psycopg.AsyncConnection) -> float:
     return db_now - (before + time.time()) / 2
 
 
-async def measure(target: common.Target, seconds: int, meter: common.CpuMeter) -> dict:
+async def measure(target: common.Target, seconds: int, meter: meters.CpuMeter) -> dict:
     ids = common.run_order_ids(RATE * seconds)
     requests = [
         (i, common.raw_post(target.source_url, body, common.signature(target.secret, body)))
@@ -253,7 +254,7 @@ def report_sending(deliveries: list[Delivery], cpu: dict[str, float]) -> None:
         f"p99 {common.percentile(http, 0.99):.1f} ms "
         f"(from the due instant); latest send {lateness * 1000:.1f} ms behind schedule"
     )
-    print(f"CPU during the load, cores busy (of 2): {common.format_shares(cpu)}")
+    print(f"CPU during the load, cores busy (of 2): {meters.format_shares(cpu)}")
 
 
 def report_queue(samples: list[Sample], load_seconds: float) -> int | None:
@@ -276,7 +277,8 @@ def report_queue(samples: list[Sample], load_seconds: float) -> int | None:
     return max((s.attribution + s.reporting for s in during), default=0)
 
 
-def report(result: dict, seconds: int) -> None:
+def report(result: dict) -> list[tuple[str, str, str, str]]:
+    """Print the details of a run; return the table's rows."""
     run: Run = result["run"]
     deliveries, cpu = run.deliveries, result["cpu"]
     report_sending(deliveries, cpu)
@@ -366,7 +368,7 @@ def report(result: dict, seconds: int) -> None:
                 "",
             )
         )
-    common.print_table(f"freshness, {RATE}/s for {seconds}s, one API process and one worker", table)
+    return table
 
 
 def main() -> None:
@@ -377,8 +379,11 @@ def main() -> None:
     with common.target_from(args) as target:
         if not target.broker_url:
             print("no --broker-url: queue depth is not sampled (shown as -1)")
-        result = asyncio.run(measure(target, args.duration, common.CpuMeter(target.up_pid)))
-    report(result, args.duration)
+        result = asyncio.run(measure(target, args.duration, meters.CpuMeter(target.up_pid)))
+    rows = report(result)
+    common.print_table(
+        f"freshness, {RATE}/s for {args.duration}s, one API process and one worker", rows
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,18 @@ class Settings:
     source_cache_seconds: float = 30.0
     # How often the data-driven models' channel weights are learned again.
     learn_interval_seconds: float = 3600.0
+    # Group commit of webhook ingests: at most this many events per transaction, this long
+    # (ms) to gather a batch while the database is idle, this many batches at once.
+    ingest_batch_max: int = 64
+    ingest_batch_wait_ms: float = 0.0
+    ingest_batches_in_flight: int = 2
+    # Per tenant and per API process (N processes admit N times these); a rate of 0 turns
+    # a limit off. The webhook limit is above what one process ingests on 2 cores (~4,000/s):
+    # one shop's sale day must not look like an attack.
+    rate_limit_webhooks_per_second: float = 10000.0
+    rate_limit_webhooks_burst: float = 20000.0
+    rate_limit_api_per_second: float = 50.0
+    rate_limit_api_burst: float = 100.0
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 8001
     log_level: str = "INFO"
@@ -70,6 +82,28 @@ class Settings:
             ),
             learn_interval_seconds=float(
                 _env("SKELDIR_LEARN_INTERVAL_SECONDS", str(cls.learn_interval_seconds))
+            ),
+            ingest_batch_max=int(_env("SKELDIR_INGEST_BATCH_MAX", str(cls.ingest_batch_max))),
+            ingest_batch_wait_ms=float(
+                _env("SKELDIR_INGEST_BATCH_WAIT_MS", str(cls.ingest_batch_wait_ms))
+            ),
+            ingest_batches_in_flight=int(
+                _env("SKELDIR_INGEST_BATCHES_IN_FLIGHT", str(cls.ingest_batches_in_flight))
+            ),
+            rate_limit_webhooks_per_second=float(
+                _env(
+                    "SKELDIR_RATE_LIMIT_WEBHOOKS_PER_SECOND",
+                    str(cls.rate_limit_webhooks_per_second),
+                )
+            ),
+            rate_limit_webhooks_burst=float(
+                _env("SKELDIR_RATE_LIMIT_WEBHOOKS_BURST", str(cls.rate_limit_webhooks_burst))
+            ),
+            rate_limit_api_per_second=float(
+                _env("SKELDIR_RATE_LIMIT_API_PER_SECOND", str(cls.rate_limit_api_per_second))
+            ),
+            rate_limit_api_burst=float(
+                _env("SKELDIR_RATE_LIMIT_API_BURST", str(cls.rate_limit_api_burst))
             ),
             worker_metrics_host=_env("SKELDIR_WORKER_METRICS_HOST", cls.worker_metrics_host),
             worker_metrics_port=int(
@@ -113,6 +147,13 @@ class Settings:
             "SKELDIR_CHAIN_STALE_SECONDS": str(self.chain_stale_seconds),
             "SKELDIR_SOURCE_CACHE_SECONDS": str(self.source_cache_seconds),
             "SKELDIR_LEARN_INTERVAL_SECONDS": str(self.learn_interval_seconds),
+            "SKELDIR_INGEST_BATCH_MAX": str(self.ingest_batch_max),
+            "SKELDIR_INGEST_BATCH_WAIT_MS": str(self.ingest_batch_wait_ms),
+            "SKELDIR_INGEST_BATCHES_IN_FLIGHT": str(self.ingest_batches_in_flight),
+            "SKELDIR_RATE_LIMIT_WEBHOOKS_PER_SECOND": str(self.rate_limit_webhooks_per_second),
+            "SKELDIR_RATE_LIMIT_WEBHOOKS_BURST": str(self.rate_limit_webhooks_burst),
+            "SKELDIR_RATE_LIMIT_API_PER_SECOND": str(self.rate_limit_api_per_second),
+            "SKELDIR_RATE_LIMIT_API_BURST": str(self.rate_limit_api_burst),
             "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
             "SKELDIR_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "SKELDIR_LOG_LEVEL": self.log_level,

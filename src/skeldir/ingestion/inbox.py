@@ -1,4 +1,5 @@
-"""Store a verified delivery exactly once and apply it to the order ledger, in one round trip."""
+"""Store a verified delivery exactly once and apply it to the order ledger, in one round trip
+(or many deliveries, of any tenants, in one round trip and one transaction)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
+import orjson
 
 from skeldir.crypto import SecretBox
 from skeldir.db import tenant_transaction
@@ -17,6 +19,11 @@ from skeldir.ingestion.stitching import order_stitch
 from skeldir.webhooks.provider import Delivery
 
 _INGEST_SQL = "SELECT * FROM ingest_event($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+# Results carry the ordinal of their event (1-based), so each caller gets its own.
+_INGEST_MANY_SQL = (
+    "SELECT ordinal, status, event_id, order_id, needs_chain"
+    " FROM ingest_events($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +33,40 @@ class IngestResult:
     order_id: uuid.UUID | None
     # True when this event changed an order and no fresh chain is queued for the tenant.
     needs_chain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IngestArguments:
+    """One event as `ingest_event` takes it (the documents are ready for the jsonb codec)."""
+
+    tenant_id: uuid.UUID
+    source_id: uuid.UUID
+    provider: str
+    topic: str
+    dedupe_key: str
+    payload: dict
+    order: dict
+    entries: list[dict]
+
+
+def ingest_arguments(
+    *,
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    provider: str,
+    delivery: Delivery,
+    stitch_key: bytes | None = None,
+) -> IngestArguments:
+    return IngestArguments(
+        tenant_id,
+        source_id,
+        provider,
+        delivery.topic,
+        delivery.dedupe_key,
+        delivery.redacted_payload,
+        order_document(delivery.event, order_stitch(delivery.stitch, stitch_key)),
+        entry_documents(delivery.event),
+    )
 
 
 def order_document(event: CommerceEvent, stitch: dict[str, str | None] | None = None) -> dict:
@@ -59,7 +100,7 @@ def entry_documents(event: CommerceEvent) -> list[dict]:
 
 
 async def ingest(
-    pool: asyncpg.Pool,
+    executor: asyncpg.Pool | asyncpg.Connection,
     *,
     tenant_id: uuid.UUID,
     source_id: uuid.UUID,
@@ -68,19 +109,64 @@ async def ingest(
     chain_stale: timedelta,
     stitch_key: bytes | None = None,
 ) -> IngestResult:
-    row = await pool.fetchrow(
+    arguments = ingest_arguments(
+        tenant_id=tenant_id,
+        source_id=source_id,
+        provider=provider,
+        delivery=delivery,
+        stitch_key=stitch_key,
+    )
+    return await ingest_one(executor, arguments, chain_stale)
+
+
+async def ingest_one(
+    executor: asyncpg.Pool | asyncpg.Connection, event: IngestArguments, chain_stale: timedelta
+) -> IngestResult:
+    row = await executor.fetchrow(
         _INGEST_SQL,
-        tenant_id,
-        source_id,
-        provider,
-        delivery.topic,
-        delivery.dedupe_key,
-        delivery.redacted_payload,
-        order_document(delivery.event, order_stitch(delivery.stitch, stitch_key)),
-        entry_documents(delivery.event),
+        event.tenant_id,
+        event.source_id,
+        event.provider,
+        event.topic,
+        event.dedupe_key,
+        event.payload,
+        event.order,
+        event.entries,
         chain_stale,
     )
     return IngestResult(row["status"], row["event_id"], row["order_id"], row["needs_chain"])
+
+
+async def ingest_many(
+    pool: asyncpg.Pool, events: list[IngestArguments], chain_stale: timedelta
+) -> list[IngestResult]:
+    """Every event in one round trip and one transaction: all are stored or none is. Each event
+    sets its own tenant context inside, so events of different tenants may share a call."""
+    rows = await pool.fetch(
+        _INGEST_MANY_SQL,
+        [e.tenant_id for e in events],
+        [e.source_id for e in events],
+        [e.provider for e in events],
+        [e.topic for e in events],
+        [e.dedupe_key for e in events],
+        [_json(e.payload) for e in events],
+        [_json(e.order) for e in events],
+        [_json(e.entries) for e in events],
+        chain_stale,
+    )
+    results: list[IngestResult | None] = [None] * len(events)
+    for row in rows:
+        results[row["ordinal"] - 1] = IngestResult(
+            row["status"], row["event_id"], row["order_id"], row["needs_chain"]
+        )
+    if any(result is None for result in results):
+        raise RuntimeError(f"ingest_events answered {len(rows)} rows for {len(events)} events")
+    return results
+
+
+def _json(document: dict | list) -> str:
+    # As text: a jsonb[] whose elements are lists (the entries) would be read as 2-dimensional.
+    return orjson.dumps(document).decode()
 
 
 async def record_dead_event(

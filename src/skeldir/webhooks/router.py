@@ -19,12 +19,28 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from skeldir.api import rate_limits
 from skeldir.api.problems import problem
+from skeldir.api.unavailable import DB_UNAVAILABLE as _DB_UNAVAILABLE
+from skeldir.api.unavailable import database_unavailable
 from skeldir.crypto import SecretBox
-from skeldir.ingestion.inbox import ingest, record_dead_event
+from skeldir.ingestion.batching import IngestBatcher
+from skeldir.ingestion.inbox import ingest_arguments, record_dead_event
+from skeldir.ingestion.privacy import storable_text
 from skeldir.observability import metrics
-from skeldir.webhooks.provider import SignatureError, UnprocessableEvent, VerificationContext
-from skeldir.webhooks.registry import LEGACY_TOPICS, PINGS, PROVIDERS, TOPIC_HEADERS
+from skeldir.webhooks.provider import (
+    Provider,
+    SignatureError,
+    UnprocessableEvent,
+    VerificationContext,
+)
+from skeldir.webhooks.registry import (
+    LEGACY_TOPICS,
+    PINGS,
+    PROVIDERS,
+    SIGNATURE_HEADERS,
+    TOPIC_HEADERS,
+)
 from skeldir.webhooks.sources import ResolvedSource, SourceResolver
 
 log = logging.getLogger(__name__)
@@ -32,13 +48,6 @@ log = logging.getLogger(__name__)
 TENANT_KEY_HEADER = "x-skeldir-tenant-key"
 # Verifying against a throwaway secret costs what a real check costs.
 _DECOY_SECRETS = (b"decoy-secret-that-matches-nothing",)
-_DB_UNAVAILABLE = (
-    OSError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-)
 
 
 @dataclass
@@ -49,6 +58,7 @@ class WebhookEdge:
     schedule_chain: Callable[[uuid.UUID, dict[str, str]], Awaitable[None]]
     max_body_bytes: int
     chain_stale: timedelta
+    batcher: IngestBatcher
 
 
 router = APIRouter()
@@ -130,7 +140,7 @@ async def _receive(
         )
     if options.get("default_topic") and label in TOPIC_HEADERS:
         headers.setdefault(TOPIC_HEADERS[label], options["default_topic"])
-    provider = PROVIDERS.get(label) or PROVIDERS["shopify"]
+    provider = PROVIDERS.get(label) or _claimed_provider(headers)
     verification = VerificationContext(source_settings=source.settings if source else {})
     secrets = source.secrets if source else _DECOY_SECRETS
     try:
@@ -148,6 +158,10 @@ async def _receive(
             "unauthorized",
             problem(401, "Unauthorized", "unknown source or signature does not match"),
         )
+    # Refused before anything is stored: the provider retries later.
+    refused = rate_limits.refusal(request, rate_limits.WEBHOOKS, source.tenant_id)
+    if refused is not None:
+        return _outcome(label, "rate_limited", refused)
 
     try:
         delivery = provider.parse(body, headers)
@@ -185,14 +199,14 @@ async def _receive(
         )
 
     try:
-        result = await ingest(
-            edge.pool,
-            tenant_id=source.tenant_id,
-            source_id=source.source_id,
-            provider=source.provider,
-            delivery=delivery,
-            chain_stale=edge.chain_stale,
-            stitch_key=source.stitch_key,
+        result = await edge.batcher.ingest(
+            ingest_arguments(
+                tenant_id=source.tenant_id,
+                source_id=source.source_id,
+                provider=source.provider,
+                delivery=delivery,
+                stitch_key=source.stitch_key,
+            )
         )
     except _DB_UNAVAILABLE:
         return _unavailable(label)
@@ -217,6 +231,15 @@ async def _receive(
     )
 
 
+def _claimed_provider(headers: dict[str, str]) -> Provider:
+    """For a source URL that names no source: the provider whose signature the request carries
+    (Shopify's when none), so that refusing it does the work refusing a bad signature does."""
+    for name, signature_headers in SIGNATURE_HEADERS.items():
+        if any(header in headers for header in signature_headers):
+            return PROVIDERS[name]
+    return PROVIDERS["shopify"]
+
+
 async def _read_capped(request: Request, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
@@ -237,7 +260,7 @@ def delivery_topic(body: bytes) -> str | None:
     if not isinstance(document, dict):
         return None
     topic = document.get("type") or document.get("event_type")
-    return topic[:100] if isinstance(topic, str) else None
+    return storable_text(topic[:100]) if isinstance(topic, str) else None
 
 
 _KEPT_HEADER_PREFIXES = (
@@ -257,13 +280,7 @@ def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def _unavailable(provider: str) -> Response:
-    return _outcome(
-        provider,
-        "unavailable",
-        problem(
-            503, "Service unavailable", "the database is unreachable; retry later", retry_after=5
-        ),
-    )
+    return _outcome(provider, "unavailable", database_unavailable())
 
 
 def _outcome(provider: str, outcome: str, response: Response) -> Response:
