@@ -13,15 +13,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from skeldir import __version__
-from skeldir.api import attribution, dashboard, docs_page, exports, keys, reports, touchpoints
-from skeldir.api import operations
+from skeldir.api import (
+    attribution,
+    dashboard,
+    docs_page,
+    exports,
+    keys,
+    operations,
+    reports,
+    touchpoints,
+)
 from skeldir.api.audit import AuditLog
 from skeldir.api.problems import http_exception_handler, validation_exception_handler
-from skeldir.api.unavailable import DB_UNAVAILABLE, database_unavailable_handler
 from skeldir.api.rate_limits import TenantRateLimits
+from skeldir.api.unavailable import database_unavailable_handler
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
-from skeldir.db import create_pool
+from skeldir.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from skeldir.ingestion.batching import IngestBatcher
 from skeldir.tasks.celery_app import create_celery
 from skeldir.tasks.scheduling import ChainScheduler
@@ -76,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
-    for error in DB_UNAVAILABLE:
+    for error in DATABASE_UNAVAILABLE_ERRORS:
         app.add_exception_handler(error, database_unavailable_handler)
     app.include_router(webhooks.router)
     app.include_router(attribution.router)

@@ -12,14 +12,10 @@ from fastapi import Request
 from starlette.responses import Response
 
 from skeldir.api.problems import problem
-from skeldir.db import DATABASE_UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
-
-# What asyncpg raises when the server is away: one list, shared with the worker's retries.
-DB_UNAVAILABLE = DATABASE_UNAVAILABLE_ERRORS
 
 
 def database_unavailable() -> Response:

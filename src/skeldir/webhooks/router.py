@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse, Response
 
 from skeldir.api import rate_limits
 from skeldir.api.problems import problem
-from skeldir.api.unavailable import DB_UNAVAILABLE as _DB_UNAVAILABLE
 from skeldir.api.unavailable import database_unavailable
 from skeldir.crypto import SecretBox
+from skeldir.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.ingestion.batching import IngestBatcher
 from skeldir.ingestion.inbox import ingest_arguments, record_dead_event
 from skeldir.ingestion.privacy import storable_text
@@ -73,7 +73,7 @@ async def receive_by_source_token(source_token: str, request: Request) -> Respon
     edge = _edge(request)
     try:
         source = await edge.sources.by_token(source_token)
-    except _DB_UNAVAILABLE:
+    except DATABASE_UNAVAILABLE_ERRORS:
         return _unavailable("unknown")
     return await _receive(edge, request, source, source.provider if source else None, {})
 
@@ -98,7 +98,7 @@ async def _receive_with_key(request: Request, provider: str, default_topic: str 
     tenant_key = request.headers.get(TENANT_KEY_HEADER, "")
     try:
         source = await edge.sources.by_tenant_key(tenant_key, provider) if tenant_key else None
-    except _DB_UNAVAILABLE:
+    except DATABASE_UNAVAILABLE_ERRORS:
         return _unavailable(provider)
     return await _receive(edge, request, source, provider, {"default_topic": default_topic})
 
@@ -178,7 +178,7 @@ async def _receive(
                 body=body,
                 headers=_kept_headers(headers),
             )
-        except _DB_UNAVAILABLE:
+        except DATABASE_UNAVAILABLE_ERRORS:
             return _unavailable(label)
         metrics.EVENTS_DEAD_LETTERED.inc()
         log.warning(
@@ -208,7 +208,7 @@ async def _receive(
                 stitch_key=source.stitch_key,
             )
         )
-    except _DB_UNAVAILABLE:
+    except DATABASE_UNAVAILABLE_ERRORS:
         return _unavailable(label)
     metrics.INGESTION_DURATION.observe(time.perf_counter() - started)
     context = {
