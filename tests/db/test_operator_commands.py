@@ -70,6 +70,10 @@ def test_recompute_marks_a_date_range_pending(database: Settings, tenant_factory
             "SELECT o.external_order_id FROM pending_orders p JOIN orders o USING (tenant_id, order_id)"
             " WHERE p.tenant_id = %s", (tenant.tenant_id,)).fetchall()
     assert pending == [("801",)]
+    # Following the worker gives up, saying why, when none attributes the marked order.
+    waited = run(database, "recompute", "--tenant", str(tenant.tenant_id), "--from", "2026-02-01",
+                 "--to", "2026-02-02", "--timeout", "1")
+    assert waited.exit_code != 0 and "still pending after 1s" in waited.output
     backwards = run(database, "recompute", "--tenant", str(tenant.tenant_id), "--from", "2026-02-02",
                     "--to", "2026-02-01")
     assert backwards.exit_code != 0

@@ -399,33 +399,27 @@ def recompute(
     first, last = start.date(), end.date()
     if last < first:
         raise click.UsageError("--to is before --from")
-    total = run_as_runtime(
-        settings, lambda pool: reattribution.orders_in_range(pool, tenant_id, first, last)
-    )
-    with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
-        run_as_runtime(
-            settings,
-            lambda pool: reattribution.mark_range_pending(
+    # One pool for the whole command: counting, marking and following the worker.
+    async def mark_and_follow(pool) -> str:
+        total = await reattribution.orders_in_range(pool, tenant_id, first, last)
+        with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
+            await reattribution.mark_range_pending(
                 pool, tenant_id, first, last, on_batch=bar.update
-            ),
-        )
-    if not wait or not total:
-        click.echo(f"{total} orders marked; the worker re-attributes them")
-        return
-    deadline = time.monotonic() + timeout
+            )
+        if not wait or not total:
+            return f"{total} orders marked; the worker re-attributes them"
+        deadline = time.monotonic() + timeout
+        remaining = await reattribution.pending_orders(pool, tenant_id)
+        with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"{remaining} orders still pending after {timeout}s: is a worker running?"
+                    )
+                await asyncio.sleep(0.5)
+                now_pending = await reattribution.pending_orders(pool, tenant_id)
+                bar.update(max(0, remaining - now_pending))
+                remaining = now_pending
+        return f"{total} orders re-attributed"
 
-    def pending() -> int:
-        return run_as_runtime(settings, lambda pool: reattribution.pending_orders(pool, tenant_id))
-
-    remaining = pending()
-    with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
-        while remaining:
-            if time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"{remaining} orders still pending after {timeout}s: is a worker running?"
-                )
-            time.sleep(0.5)
-            now_pending = pending()
-            bar.update(max(0, remaining - now_pending))
-            remaining = now_pending
-    click.echo(f"{total} orders re-attributed")
+    click.echo(run_as_runtime(settings, mark_and_follow))
