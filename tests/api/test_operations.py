@@ -230,6 +230,10 @@ def test_recompute_marks_a_range_of_days(client, database):
     backwards = client.post("/api/recompute", json={"from": "2026-02-02", "to": "2026-02-01"},
                             headers=bearer(tenant.api_key))
     assert backwards.status_code == 400
+    for not_a_day in (-2.6e-96, 1_700_000_000, "2026-02-01T00:00:00"):
+        refused = client.post("/api/recompute", json={"from": not_a_day, "to": "2026-02-01"},
+                              headers=bearer(tenant.api_key))
+        assert refused.status_code == 422, (not_a_day, refused.text)
 
 
 # --- the CLI runs the same code as the runtime role ---------------------------------------------

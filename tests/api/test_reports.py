@@ -116,6 +116,9 @@ def test_bad_cursors_and_parameters_are_problems(client, data):
     assert get(client, key, "/api/reports/daily-revenue", **days_366).status_code == 200
     days_367 = {"from": "2025-01-01", "to": "2026-01-02"}
     assert_problem(get(client, key, "/api/reports/daily-revenue", **days_367), 400)
+    for not_a_day in ("0", "1700000000", "2026-01-01T00:00:00"):
+        assert_problem(get(client, key, "/api/reports/daily-revenue",
+                           **{"from": not_a_day, "to": "2026-01-02"}), 422)
     assert_problem(get(client, key, channels, model="linear", limit=0, **WINDOW), 422)
     assert_problem(get(client, key, channels, model="linear", limit=1001, **WINDOW), 422)
     assert_problem(get(client, key, channels, model="linear", currency="usd", **WINDOW), 422)

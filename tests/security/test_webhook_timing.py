@@ -133,6 +133,12 @@ def test_refusals_take_about_as_long_as_each_other(tenant: Tenant, client, provi
                      "bad signature with the tenant key", "unknown tenant key")
     }
     median_milliseconds(client, requests, 10)  # warm caches and code paths
-    medians = median_milliseconds(client, requests, 300 if body_bytes == 0 else 100)
-    fastest, slowest = min(medians.values()), max(medians.values())
-    assert slowest < fastest * 1.3, medians
+    # Another process on a 2-core machine can slow one case's batch: a path that skipped the
+    # check would be faster in every attempt, while load that hits one attempt spares the next.
+    attempts = []
+    for _ in range(3):
+        medians = median_milliseconds(client, requests, 300 if body_bytes == 0 else 100)
+        attempts.append(medians)
+        if max(medians.values()) < min(medians.values()) * 1.3:
+            return
+    pytest.fail(f"one refusal is consistently faster or slower than another: {attempts}")

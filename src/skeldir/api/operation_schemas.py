@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skeldir.api.report_params import IsoDay
 from skeldir.ingestion.dead_letters import MAX_BULK_REPLAY
 from skeldir.ingestion.event_log import MAX_TOPIC_LENGTH
 from skeldir.ingestion.reparse import MAX_FAILURES_LISTED
@@ -40,8 +41,8 @@ class ReplaySelection(EventSelection):
 class RecomputeRange(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    start: date = Field(alias="from", description="First UTC day of orders, included")
-    end: date = Field(alias="to", description="Last UTC day of orders, included")
+    start: IsoDay = Field(alias="from", description="First UTC day of orders, included")
+    end: IsoDay = Field(alias="to", description="Last UTC day of orders, included")
 
 
 class EventItem(BaseModel):

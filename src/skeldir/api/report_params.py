@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Annotated
 
 from fastapi import HTTPException, Query
+from pydantic import BeforeValidator
 
 from skeldir.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
 from skeldir.attribution.models import RULE_BASED_MODELS
@@ -23,6 +26,19 @@ _MODEL_HELP = (
 )
 
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _written_as_a_day(value: object) -> object:
+    # Lax parsing would read a number ("0", 1700000000) as a Unix time.
+    if isinstance(value, date) or (isinstance(value, str) and _DAY.fullmatch(value)):
+        return value
+    raise ValueError("a day is written YYYY-MM-DD")
+
+
+IsoDay = Annotated[date, BeforeValidator(_written_as_a_day)]
+
+
 @dataclass(frozen=True)
 class DayRange:
     """UTC days, both included."""
@@ -33,8 +49,10 @@ class DayRange:
 
 def day_range(max_days: int) -> Callable[..., DayRange]:
     def dependency(
-        start: date = Query(alias="from", description="First UTC day (YYYY-MM-DD), included"),
-        end: date = Query(alias="to", description="Last UTC day (YYYY-MM-DD), included"),
+        start: Annotated[IsoDay, Query(alias="from",
+                                       description="First UTC day (YYYY-MM-DD), included")],
+        end: Annotated[IsoDay, Query(alias="to",
+                                     description="Last UTC day (YYYY-MM-DD), included")],
     ) -> DayRange:
         if end < start or (end - start).days >= max_days:
             raise HTTPException(400, f"'to' must be on or after 'from', at most {max_days} days")
