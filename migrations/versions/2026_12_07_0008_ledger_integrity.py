@@ -8,6 +8,10 @@ that holds the setting. (A `SET app.tenant_id` clause on the function would rest
 attaching a clause for a custom parameter needs a superuser's `GRANT SET ON PARAMETER`, which a
 managed PostgreSQL may not give.)
 
+Writers of one order are serialized: every path through `apply_event_to_ledger` locks the
+order's row before it writes an entry (a refund used to write its entry first, so a concurrent
+cancellation summed without it and the cancelled order kept revenue).
+
 Revision ID: 20261207_0008
 Revises: 20261126_0007
 Create Date: 2026-12-07
@@ -139,10 +143,15 @@ BEGIN
             VALUES (p_tenant, p_provider, p_order->>'external_order_id', p_order->>'currency',
                     (p_order->>'ordered_at')::timestamptz)
             ON CONFLICT (tenant_id, provider, external_order_id) DO NOTHING;
+            -- Writers of one order take turns on its row before they write any entry (a
+            -- snapshot's upsert above holds the same lock): a cancellation then sums every
+            -- entry written before it, and a refund after it sees the cancellation. KEY SHARE
+            -- (foreign key checks of other tables) still passes.
             SELECT o.order_id, o.version, o.cancelled_at, o.currency
                 INTO v_order, v_version, v_cancelled_at, v_currency FROM orders o
             WHERE o.tenant_id = p_tenant AND o.provider = p_provider
-              AND o.external_order_id = p_order->>'external_order_id';
+              AND o.external_order_id = p_order->>'external_order_id'
+            FOR NO KEY UPDATE;
         END IF;
 
         INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, external_entry_id, kind,
