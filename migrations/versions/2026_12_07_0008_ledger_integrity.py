@@ -8,6 +8,12 @@ that holds the setting. (A `SET app.tenant_id` clause on the function would rest
 attaching a clause for a custom parameter needs a superuser's `GRANT SET ON PARAMETER`, which a
 managed PostgreSQL may not give.)
 
+Every entry of an order is booked in the order's currency. An amount the sender gives in the
+order's presentment currency (a Shopify refund paid out in the buyer's currency) is converted by
+the order's own shop/presentment ratio; what nothing converts is refused (SQLSTATE SKC01) and
+the caller dead-letters the event. A foreign key on (order, currency) makes the rule the
+database's: amounts of different currencies can no longer meet in one order's sums.
+
 Writers of one order are serialized: every path through `apply_event_to_ledger` locks the
 order's row before it writes an entry (a refund used to write its entry first, so a concurrent
 cancellation summed without it and the cancelled order kept revenue).
@@ -17,12 +23,88 @@ Revises: 20261126_0007
 Create Date: 2026-12-07
 """
 
-from alembic import op
+from alembic import context, op
 
 revision = "20261207_0008"
 down_revision = "20261126_0007"
 branch_labels = None
 depends_on = None
+
+SCHEMA = r"""
+-- What the sender said of each entry; amount_minor and currency are the entry as booked, in
+-- its order's currency (the same unless the sender paid out in another currency).
+ALTER TABLE revenue_entries
+    ADD COLUMN sent_amount_minor bigint,
+    ADD COLUMN sent_currency char(3);
+UPDATE revenue_entries SET sent_amount_minor = amount_minor, sent_currency = currency;
+ALTER TABLE revenue_entries
+    ALTER COLUMN sent_amount_minor SET NOT NULL,
+    ALTER COLUMN sent_currency SET NOT NULL;
+
+-- An amount in minor units of p_currency, in minor units of the order's currency: as is when
+-- they agree, else by the order's own shop/presentment ratio when p_currency is its presentment
+-- currency; NULL when nothing converts it (never a guessed rate, never 1:1).
+CREATE FUNCTION amount_in_order_currency(
+    p_amount bigint, p_currency text, p_order_currency text, p_order_total bigint,
+    p_presentment_currency text, p_presentment_total bigint
+) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN p_currency = p_order_currency THEN p_amount
+        WHEN p_currency = p_presentment_currency AND p_presentment_total > 0
+             AND p_order_total IS NOT NULL
+            -- numeric round: half away from zero, so a refund mirrors its sale exactly.
+            THEN round(p_amount::numeric * p_order_total / p_presentment_total)::bigint
+    END
+$$;
+
+-- Entries booked before this revision in another currency than their order's.
+UPDATE revenue_entries r
+SET amount_minor = amount_in_order_currency(r.sent_amount_minor, r.sent_currency, o.currency,
+        o.total_minor, o.presentment_currency, o.presentment_total_minor),
+    currency = o.currency
+FROM orders o
+WHERE o.tenant_id = r.tenant_id AND o.order_id = r.order_id AND r.kind <> 'cancellation'
+  AND r.currency <> o.currency
+  AND amount_in_order_currency(r.sent_amount_minor, r.sent_currency, o.currency, o.total_minor,
+        o.presentment_currency, o.presentment_total_minor) IS NOT NULL;
+UPDATE revenue_entries c
+SET amount_minor = -rest.amount, sent_amount_minor = -rest.amount,
+    currency = rest.currency, sent_currency = rest.currency
+FROM (SELECT r.tenant_id, r.order_id, o.currency, sum(r.amount_minor) AS amount
+      FROM revenue_entries r JOIN orders o USING (tenant_id, order_id)
+      WHERE o.cancelled_at IS NOT NULL AND r.kind <> 'cancellation' AND r.currency = o.currency
+      GROUP BY r.tenant_id, r.order_id, o.currency) AS rest
+WHERE c.tenant_id = rest.tenant_id AND c.order_id = rest.order_id AND c.kind = 'cancellation'
+  AND (c.amount_minor, c.currency) IS DISTINCT FROM (-rest.amount, rest.currency);
+-- Orders whose entries changed are attributed again.
+INSERT INTO pending_orders (tenant_id, order_id, order_version)
+SELECT DISTINCT o.tenant_id, o.order_id, o.version
+FROM orders o JOIN revenue_entries r USING (tenant_id, order_id)
+WHERE r.currency <> r.sent_currency
+ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now();
+
+-- The guard: an entry's currency is its order's. Deferrable, so a snapshot that changes the
+-- order's currency can book the order's entries again before the guard is checked.
+ALTER TABLE orders ADD CONSTRAINT orders_order_currency UNIQUE (tenant_id, order_id, currency);
+ALTER TABLE revenue_entries
+    ADD CONSTRAINT revenue_entries_order_currency FOREIGN KEY (tenant_id, order_id, currency)
+        REFERENCES orders (tenant_id, order_id, currency) ON DELETE CASCADE
+        DEFERRABLE INITIALLY IMMEDIATE NOT VALID,
+    -- Implied by the guard; one foreign key check per entry is enough.
+    DROP CONSTRAINT revenue_entries_tenant_id_order_id_fkey;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM revenue_entries r JOIN orders o USING (tenant_id, order_id)
+                   WHERE r.currency IS DISTINCT FROM o.currency) THEN
+        ALTER TABLE revenue_entries VALIDATE CONSTRAINT revenue_entries_order_currency;
+    ELSE
+        RAISE WARNING 'revenue entries in another currency than their order''s and no way to'
+            ' convert them: the guard holds for new entries only';
+    END IF;
+END
+$$;
+"""
 
 TENANT_SCOPED_FUNCTIONS = r"""
 -- The debounce: true for exactly one caller while no fresh chain is queued for the tenant.
@@ -64,6 +146,11 @@ DECLARE
     v_cancelled_at timestamptz;
     v_other bigint;
     v_currency text;
+    v_total bigint;
+    v_presentment_currency text;
+    v_presentment_total bigint;
+    v_unconvertible text;
+    v_converted integer := 0;
     v_changed_cancellation integer := 0;
     v_queued timestamptz;
     v_caller_tenant text := coalesce(current_setting('app.tenant_id', true), '');
@@ -72,6 +159,9 @@ BEGIN
     -- One exit, after the block: leave it with EXIT ledger, never RETURN (see the header).
     <<ledger>>
     BEGIN
+        -- A snapshot may change the order's currency: its entries follow within this call,
+        -- and the guard that ties them to the order's currency is checked once both are done.
+        SET CONSTRAINTS revenue_entries_order_currency DEFERRED;
         IF (p_order->>'has_snapshot')::boolean THEN
             -- An older snapshot never overwrites a newer one (providers do not keep order).
             INSERT INTO orders AS o (tenant_id, provider, external_order_id, has_snapshot, currency,
@@ -122,8 +212,10 @@ BEGIN
                        coalesce(EXCLUDED.checkout_key, o.checkout_key),
                        coalesce(EXCLUDED.cart_key, o.cart_key),
                        coalesce(EXCLUDED.customer_key, o.customer_key)))
-            RETURNING o.order_id, o.version, o.cancelled_at, o.currency
-                INTO v_order, v_version, v_cancelled_at, v_currency;
+            RETURNING o.order_id, o.version, o.cancelled_at, o.currency, o.total_minor,
+                      o.presentment_currency, o.presentment_total_minor
+                INTO v_order, v_version, v_cancelled_at, v_currency, v_total,
+                     v_presentment_currency, v_presentment_total;
             v_snapshot_applied := v_order IS NOT NULL;
             v_snapshot_current := v_snapshot_applied;
             IF p_reparse AND NOT v_snapshot_applied THEN
@@ -147,24 +239,68 @@ BEGIN
             -- snapshot's upsert above holds the same lock): a cancellation then sums every
             -- entry written before it, and a refund after it sees the cancellation. KEY SHARE
             -- (foreign key checks of other tables) still passes.
-            SELECT o.order_id, o.version, o.cancelled_at, o.currency
-                INTO v_order, v_version, v_cancelled_at, v_currency FROM orders o
+            SELECT o.order_id, o.version, o.cancelled_at, o.currency, o.total_minor,
+                   o.presentment_currency, o.presentment_total_minor
+                INTO v_order, v_version, v_cancelled_at, v_currency, v_total,
+                     v_presentment_currency, v_presentment_total
+            FROM orders o
             WHERE o.tenant_id = p_tenant AND o.provider = p_provider
               AND o.external_order_id = p_order->>'external_order_id'
             FOR NO KEY UPDATE;
         END IF;
 
+        -- Every entry is booked in the order's currency (see amount_in_order_currency). An
+        -- amount nothing converts is refused whole: the caller dead-letters the event.
+        SELECT x.currency INTO v_unconvertible
+        FROM jsonb_to_recordset(coalesce(p_entries, '[]')) AS x(amount_minor bigint, currency text)
+        WHERE amount_in_order_currency(x.amount_minor, x.currency, v_currency, v_total,
+                                       v_presentment_currency, v_presentment_total) IS NULL
+        LIMIT 1;
+        IF v_unconvertible IS NULL AND v_snapshot_applied THEN
+            SELECT r.sent_currency INTO v_unconvertible FROM revenue_entries r
+            WHERE r.tenant_id = p_tenant AND r.order_id = v_order AND r.kind <> 'cancellation'
+              AND amount_in_order_currency(r.sent_amount_minor, r.sent_currency, v_currency,
+                      v_total, v_presentment_currency, v_presentment_total) IS NULL
+            LIMIT 1;
+        END IF;
+        IF v_unconvertible IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'SKC01',
+                MESSAGE = format('an amount in %s cannot be booked in the order''s currency %s:'
+                    ' the event gives no amount in %s and the order no presentment total in %s',
+                    v_unconvertible, coalesce(v_currency, 'unknown'),
+                    coalesce(v_currency, 'it'), v_unconvertible);
+        END IF;
+        IF v_snapshot_applied THEN
+            -- The order's currency or its shop/presentment ratio may have changed: book its
+            -- entries again from what their senders said.
+            UPDATE revenue_entries r
+            SET amount_minor = amount_in_order_currency(r.sent_amount_minor, r.sent_currency,
+                    v_currency, v_total, v_presentment_currency, v_presentment_total),
+                currency = v_currency
+            WHERE r.tenant_id = p_tenant AND r.order_id = v_order AND r.kind <> 'cancellation'
+              AND (r.currency IS DISTINCT FROM v_currency OR r.sent_currency <> v_currency)
+              AND (r.amount_minor, r.currency) IS DISTINCT FROM
+                  (amount_in_order_currency(r.sent_amount_minor, r.sent_currency, v_currency,
+                       v_total, v_presentment_currency, v_presentment_total), v_currency);
+            GET DIAGNOSTICS v_converted = ROW_COUNT;
+        END IF;
+
         INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, external_entry_id, kind,
-            amount_minor, currency, occurred_at, event_id)
-        SELECT p_tenant, v_order, p_provider, x.external_id, x.kind, x.amount_minor, x.currency,
-               x.occurred_at, p_event
+            amount_minor, currency, sent_amount_minor, sent_currency, occurred_at, event_id)
+        SELECT p_tenant, v_order, p_provider, x.external_id, x.kind,
+               amount_in_order_currency(x.amount_minor, x.currency, v_currency, v_total,
+                                        v_presentment_currency, v_presentment_total),
+               v_currency, x.amount_minor, x.currency, x.occurred_at, p_event
         FROM jsonb_to_recordset(coalesce(p_entries, '[]')) AS x(
             external_id text, kind text, amount_minor bigint, currency text,
             occurred_at timestamptz)
         ON CONFLICT (tenant_id, provider, external_entry_id) DO UPDATE
-            SET amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency
-            WHERE (r.amount_minor, r.currency)
-                  IS DISTINCT FROM (EXCLUDED.amount_minor, EXCLUDED.currency)
+            SET amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,
+                sent_amount_minor = EXCLUDED.sent_amount_minor,
+                sent_currency = EXCLUDED.sent_currency
+            WHERE (r.amount_minor, r.currency, r.sent_amount_minor, r.sent_currency)
+                  IS DISTINCT FROM (EXCLUDED.amount_minor, EXCLUDED.currency,
+                                    EXCLUDED.sent_amount_minor, EXCLUDED.sent_currency)
               AND (
                 -- An edited order changes its sale; only the newest snapshot may do that.
                 (v_snapshot_current AND r.kind = 'sale' AND EXCLUDED.kind = 'sale')
@@ -173,20 +309,26 @@ BEGIN
                 OR (p_reparse AND r.event_id = p_event AND r.kind <> 'sale'
                     AND r.kind = EXCLUDED.kind));
         GET DIAGNOSTICS v_new_entries = ROW_COUNT;
+        v_new_entries := v_new_entries + v_converted;
 
         -- A cancelled order nets to zero: its cancellation entry offsets everything else,
         -- including refunds that arrive after the cancellation.
         IF v_cancelled_at IS NOT NULL THEN
             SELECT coalesce(sum(r.amount_minor), 0) INTO v_other FROM revenue_entries r
-            WHERE r.tenant_id = p_tenant AND r.order_id = v_order AND r.kind <> 'cancellation';
+            WHERE r.tenant_id = p_tenant AND r.order_id = v_order AND r.kind <> 'cancellation'
+              AND r.currency = v_currency;
             INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, external_entry_id,
-                kind, amount_minor, currency, occurred_at, event_id)
+                kind, amount_minor, currency, sent_amount_minor, sent_currency, occurred_at,
+                event_id)
             VALUES (p_tenant, v_order, p_provider, 'cancel:' || (p_order->>'external_order_id'),
-                    'cancellation', -v_other, coalesce(v_currency, p_order->>'currency'),
-                    v_cancelled_at, p_event)
+                    'cancellation', -v_other, v_currency, -v_other, v_currency, v_cancelled_at,
+                    p_event)
             ON CONFLICT (tenant_id, provider, external_entry_id) DO UPDATE
-                SET amount_minor = EXCLUDED.amount_minor
-                WHERE r.amount_minor <> EXCLUDED.amount_minor;
+                SET amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,
+                    sent_amount_minor = EXCLUDED.sent_amount_minor,
+                    sent_currency = EXCLUDED.sent_currency
+                WHERE (r.amount_minor, r.currency)
+                      IS DISTINCT FROM (EXCLUDED.amount_minor, EXCLUDED.currency);
             GET DIAGNOSTICS v_changed_cancellation = ROW_COUNT;
             v_new_entries := v_new_entries + v_changed_cancellation;
         END IF;
@@ -212,6 +354,7 @@ BEGIN
         SELECT c.queued_at INTO v_queued FROM chain_state c WHERE c.tenant_id = p_tenant;
         RETURN QUERY SELECT v_order, true, (v_queued IS NULL OR v_queued < now() - p_stale);
     END ledger;
+    SET CONSTRAINTS revenue_entries_order_currency IMMEDIATE;
     PERFORM set_config('app.tenant_id', v_caller_tenant, true);
 END
 $$;
@@ -254,6 +397,11 @@ $$;
 
 
 def upgrade() -> None:
+    runtime = context.config.attributes["runtime_role"]
+    op.execute(SCHEMA)
+    signature = "amount_in_order_currency(bigint, text, text, bigint, text, bigint)"
+    op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+    op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{runtime}"')
     # CREATE OR REPLACE keeps the grants made when the functions were created.
     op.execute(TENANT_SCOPED_FUNCTIONS)
 

@@ -19,9 +19,10 @@ ORDER = 733001
 
 def refund_body(order_id: int, amount: str) -> bytes:
     at = "2026-01-26T09:00:00Z"
+    transaction = {"id": order_id * 100, "kind": "refund", "status": "success",
+                   "currency": "USD", "amount": amount, "created_at": at}
     return json.dumps({"id": order_id * 10, "order_id": order_id, "created_at": at,
-                       "transactions": [{"id": order_id * 100, "kind": "refund", "status": "success",
-                                         "currency": "USD", "amount": amount, "created_at": at}]}).encode()
+                       "transactions": [transaction]}).encode()
 
 
 async def wait_until_blocked(pool, pid: int, what: str) -> None:
@@ -31,7 +32,8 @@ async def wait_until_blocked(pool, pid: int, what: str) -> None:
             return
         await asyncio.sleep(0.01)
     state = await pool.fetchrow(
-        "SELECT state, wait_event_type, wait_event, query FROM pg_stat_activity WHERE pid = $1", pid)
+        "SELECT state, wait_event_type, wait_event, query FROM pg_stat_activity WHERE pid = $1",
+        pid)
     raise AssertionError(f"{what} never waited on the order's row lock: {dict(state or {})}")
 
 

@@ -20,7 +20,7 @@ import orjson
 
 from skeldir.db import tenant_transaction
 from skeldir.ingestion.event_log import EventFilter, Keyset
-from skeldir.ingestion.inbox import entry_documents, order_document
+from skeldir.ingestion.inbox import entry_documents, ledger_refusal, order_document
 from skeldir.observability import metrics
 from skeldir.webhooks.provider import Delivery, UnprocessableEvent
 from skeldir.webhooks.registry import PROVIDERS, TOPIC_HEADERS
@@ -134,23 +134,36 @@ async def _reparse_one(
     try:
         delivery = parse_stored(row["provider"], row["topic"], row["dedupe_key"], row["payload"])
     except UnprocessableEvent as exc:
-        summary.failed_count += 1
-        if len(summary.failed) < MAX_FAILURES_LISTED:
-            summary.failed.append(ReparseFailure(row["event_id"], str(exc)))
-        metrics.EVENTS_REPARSED.labels(outcome="failed").inc()
+        _count_failure(summary, row["event_id"], str(exc))
         return False
-    applied = await conn.fetchrow(
-        _APPLY_SQL,
-        tenant_id,
-        row["provider"],
-        row["event_id"],
-        order_document(delivery.event),
-        entry_documents(delivery.event),
-        chain_stale,
-    )
+    try:
+        # A savepoint: the ledger may refuse this event and the batch goes on without it.
+        async with conn.transaction():
+            applied = await conn.fetchrow(
+                _APPLY_SQL,
+                tenant_id,
+                row["provider"],
+                row["event_id"],
+                order_document(delivery.event),
+                entry_documents(delivery.event),
+                chain_stale,
+            )
+    except asyncpg.PostgresError as exc:
+        refusal = ledger_refusal(exc)
+        if refusal is None:
+            raise
+        _count_failure(summary, row["event_id"], str(refusal))
+        return False
     summary.reparsed += 1
     if applied["changed"]:
         summary.changed_orders.add(applied["order_id"])
         summary.needs_chain |= applied["needs_chain"]
     metrics.EVENTS_REPARSED.labels(outcome="changed" if applied["changed"] else "unchanged").inc()
     return True
+
+
+def _count_failure(summary: ReparseSummary, event_id: uuid.UUID, reason: str) -> None:
+    summary.failed_count += 1
+    if len(summary.failed) < MAX_FAILURES_LISTED:
+        summary.failed.append(ReparseFailure(event_id, reason))
+    metrics.EVENTS_REPARSED.labels(outcome="failed").inc()
