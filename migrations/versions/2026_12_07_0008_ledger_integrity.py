@@ -14,6 +14,9 @@ the order's own shop/presentment ratio; what nothing converts is refused (SQLSTA
 the caller dead-letters the event. A foreign key on (order, currency) makes the rule the
 database's: amounts of different currencies can no longer meet in one order's sums.
 
+An order's attribution hints are merged key by key (`merged_hints`): a newer snapshot that
+omits them (an update without `attribution`) no longer erases the earlier ones.
+
 Writers of one order are serialized: every path through `apply_event_to_ledger` locks the
 order's row before it writes an entry (a refund used to write its entry first, so a concurrent
 cancellation summed without it and the cancelled order kept revenue).
@@ -106,6 +109,28 @@ END
 $$;
 """
 
+HINT_FUNCTIONS = r"""
+-- An order's attribution hints after a newer snapshot: each text field the newer one gives
+-- (not null) replaces the kept one, and each click id it gives (by name) replaces the kept one
+-- of that name; what it leaves out is kept. The one rule for every provider.
+CREATE FUNCTION merged_hints(p_kept jsonb, p_newer jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (coalesce(p_kept, '{}') - 'click_ids')
+        || (jsonb_strip_nulls(coalesce(p_newer, '{}')) - 'click_ids')
+        || jsonb_build_object('click_ids', coalesce(
+            (SELECT jsonb_agg(jsonb_build_array(c.name, c.value) ORDER BY c.name)
+             FROM (SELECT DISTINCT ON (pair->>0) pair->>0 AS name, pair->>1 AS value
+                   FROM (SELECT pair, 0 AS precedence
+                         FROM jsonb_array_elements(coalesce(p_newer->'click_ids', '[]')) AS pair
+                         UNION ALL
+                         SELECT pair, 1
+                         FROM jsonb_array_elements(coalesce(p_kept->'click_ids', '[]')) AS pair
+                        ) AS given
+                   ORDER BY pair->>0, precedence) AS c),
+            '[]'))
+$$;
+"""
+
 TENANT_SCOPED_FUNCTIONS = r"""
 -- The debounce: true for exactly one caller while no fresh chain is queued for the tenant.
 CREATE OR REPLACE FUNCTION claim_chain(p_tenant uuid, p_stale interval)
@@ -183,7 +208,8 @@ BEGIN
                 presentment_total_minor = EXCLUDED.presentment_total_minor,
                 ordered_at = EXCLUDED.ordered_at,
                 source_updated_at = EXCLUDED.source_updated_at,
-                hints = EXCLUDED.hints,
+                -- Key by key: a newer snapshot wins for what it says, not for what it omits.
+                hints = merged_hints(o.hints, EXCLUDED.hints),
                 -- A cancellation, once known, is never undone by an older or silent snapshot.
                 cancelled_at = coalesce(EXCLUDED.cancelled_at, o.cancelled_at),
                 visitor_id = coalesce(EXCLUDED.visitor_id, o.visitor_id),
@@ -206,7 +232,7 @@ BEGIN
                       IS DISTINCT FROM
                       (true, EXCLUDED.currency, EXCLUDED.total_minor, EXCLUDED.presentment_currency,
                        EXCLUDED.presentment_total_minor, EXCLUDED.ordered_at,
-                       EXCLUDED.source_updated_at, EXCLUDED.hints,
+                       EXCLUDED.source_updated_at, merged_hints(o.hints, EXCLUDED.hints),
                        coalesce(EXCLUDED.cancelled_at, o.cancelled_at),
                        coalesce(EXCLUDED.visitor_id, o.visitor_id),
                        coalesce(EXCLUDED.checkout_key, o.checkout_key),
@@ -402,6 +428,9 @@ def upgrade() -> None:
     signature = "amount_in_order_currency(bigint, text, text, bigint, text, bigint)"
     op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
     op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{runtime}"')
+    op.execute(HINT_FUNCTIONS)
+    op.execute('REVOKE ALL ON FUNCTION merged_hints(jsonb, jsonb) FROM PUBLIC')
+    op.execute(f'GRANT EXECUTE ON FUNCTION merged_hints(jsonb, jsonb) TO "{runtime}"')
     # CREATE OR REPLACE keeps the grants made when the functions were created.
     op.execute(TENANT_SCOPED_FUNCTIONS)
 
