@@ -224,7 +224,23 @@ BEGIN
                    -- whether it is the newest, so it keeps the one with a time.
                    OR (EXCLUDED.source_updated_at IS NULL AND NOT p_reparse)
                    OR EXCLUDED.source_updated_at > o.source_updated_at
-                   OR (p_reparse AND EXCLUDED.source_updated_at = o.source_updated_at))
+                   -- Times have whole seconds (WooCommerce, Shopify): of two different snapshots
+                   -- of one second the later to arrive wins; an identical one changes nothing.
+                   OR (EXCLUDED.source_updated_at = o.source_updated_at
+                       AND (o.has_snapshot, o.currency, o.total_minor, o.presentment_currency,
+                           o.presentment_total_minor, o.ordered_at, o.source_updated_at, o.hints,
+                           o.cancelled_at, o.visitor_id, o.checkout_key, o.cart_key, o.customer_key)
+                          IS DISTINCT FROM
+                          (true, EXCLUDED.currency, EXCLUDED.total_minor,
+                           EXCLUDED.presentment_currency, EXCLUDED.presentment_total_minor,
+                           EXCLUDED.ordered_at,
+                           EXCLUDED.source_updated_at, merged_hints(o.hints, EXCLUDED.hints),
+                           coalesce(EXCLUDED.cancelled_at, o.cancelled_at),
+                           coalesce(EXCLUDED.visitor_id, o.visitor_id),
+                           coalesce(EXCLUDED.checkout_key, o.checkout_key),
+                           coalesce(EXCLUDED.cart_key, o.cart_key),
+                           coalesce(EXCLUDED.customer_key, o.customer_key))))
+              -- A re-parse leaves an order whose values did not change alone.
               AND (NOT p_reparse
                    OR (o.has_snapshot, o.currency, o.total_minor, o.presentment_currency,
                        o.presentment_total_minor, o.ordered_at, o.source_updated_at, o.hints,
