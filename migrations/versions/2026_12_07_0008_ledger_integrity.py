@@ -14,6 +14,10 @@ the order's own shop/presentment ratio; what nothing converts is refused (SQLSTA
 the caller dead-letters the event. A foreign key on (order, currency) makes the rule the
 database's: amounts of different currencies can no longer meet in one order's sums.
 
+Where a platform numbers its orders per store (WooCommerce), an order's identity includes its
+store, the webhook source it came from (`orders.store`, '' where ids span every store of the
+platform); an entry's identity follows its order's.
+
 An order's attribution hints are merged key by key (`merged_hints`): a newer snapshot that
 omits them (an update without `attribution`) no longer erases the earlier ones.
 
@@ -96,6 +100,28 @@ ALTER TABLE revenue_entries
         DEFERRABLE INITIALLY IMMEDIATE NOT VALID,
     -- Implied by the guard; one foreign key check per entry is enough.
     DROP CONSTRAINT revenue_entries_tenant_id_order_id_fkey;
+-- Where a platform numbers orders per store (WooCommerce: every shop starts at 1), an order's
+-- identity includes its store: the webhook source it comes from. '' where ids span stores.
+ALTER TABLE orders ADD COLUMN store text NOT NULL DEFAULT '';
+ALTER TABLE revenue_entries ADD COLUMN store text NOT NULL DEFAULT '';
+UPDATE orders o SET store = s.store
+FROM (SELECT DISTINCT ON (e.tenant_id, e.external_order_id) e.tenant_id, e.external_order_id,
+             e.source_id::text AS store
+      FROM webhook_events e WHERE e.provider = 'woocommerce'
+      ORDER BY e.tenant_id, e.external_order_id, e.received_at) AS s
+WHERE o.provider = 'woocommerce' AND o.tenant_id = s.tenant_id
+  AND o.external_order_id = s.external_order_id;
+UPDATE revenue_entries r SET store = o.store
+FROM orders o WHERE o.tenant_id = r.tenant_id AND o.order_id = r.order_id AND o.store <> '';
+-- The store last: a lookup by order id alone (the read API) still uses the key's index.
+ALTER TABLE orders
+    ADD CONSTRAINT orders_store_order UNIQUE (tenant_id, provider, external_order_id, store),
+    DROP CONSTRAINT orders_tenant_id_provider_external_order_id_key;
+ALTER TABLE revenue_entries
+    ADD CONSTRAINT revenue_entries_store_entry
+        UNIQUE (tenant_id, provider, external_entry_id, store),
+    DROP CONSTRAINT revenue_entries_tenant_id_provider_external_entry_id_key;
+
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM revenue_entries r JOIN orders o USING (tenant_id, order_id)
@@ -179,6 +205,8 @@ DECLARE
     v_changed_cancellation integer := 0;
     v_queued timestamptz;
     v_caller_tenant text := coalesce(current_setting('app.tenant_id', true), '');
+    -- The store whose order ids these are ('' where the platform's ids span its stores).
+    v_store text := coalesce(p_order->>'store', '');
 BEGIN
     PERFORM set_config('app.tenant_id', p_tenant::text, true);
     -- One exit, after the block: leave it with EXIT ledger, never RETURN (see the header).
@@ -189,18 +217,18 @@ BEGIN
         SET CONSTRAINTS revenue_entries_order_currency DEFERRED;
         IF (p_order->>'has_snapshot')::boolean THEN
             -- An older snapshot never overwrites a newer one (providers do not keep order).
-            INSERT INTO orders AS o (tenant_id, provider, external_order_id, has_snapshot, currency,
-                total_minor, presentment_currency, presentment_total_minor, ordered_at,
+            INSERT INTO orders AS o (tenant_id, provider, store, external_order_id, has_snapshot,
+                currency, total_minor, presentment_currency, presentment_total_minor, ordered_at,
                 source_updated_at, hints, cancelled_at, visitor_id, checkout_key, cart_key,
                 customer_key)
-            VALUES (p_tenant, p_provider, p_order->>'external_order_id', true,
+            VALUES (p_tenant, p_provider, v_store, p_order->>'external_order_id', true,
                 p_order->>'currency', (p_order->>'total_minor')::bigint,
                 p_order->>'presentment_currency', (p_order->>'presentment_total_minor')::bigint,
                 (p_order->>'ordered_at')::timestamptz, (p_order->>'updated_at')::timestamptz,
                 coalesce(p_order->'hints', '{}'), (p_order->>'cancelled_at')::timestamptz,
                 p_order->>'visitor_id', decode(p_order->>'checkout_key', 'hex'),
                 decode(p_order->>'cart_key', 'hex'), decode(p_order->>'customer_key', 'hex'))
-            ON CONFLICT (tenant_id, provider, external_order_id) DO UPDATE SET
+            ON CONFLICT (tenant_id, provider, store, external_order_id) DO UPDATE SET
                 has_snapshot = true,
                 currency = EXCLUDED.currency,
                 total_minor = EXCLUDED.total_minor,
@@ -266,17 +294,18 @@ BEGIN
                                 OR (p_order->>'updated_at')::timestamptz >= o.source_updated_at,
                                 false)
                     INTO v_snapshot_current FROM orders o
-                WHERE o.tenant_id = p_tenant AND o.provider = p_provider
+                WHERE o.tenant_id = p_tenant AND o.provider = p_provider AND o.store = v_store
                   AND o.external_order_id = p_order->>'external_order_id';
             END IF;
         END IF;
 
         IF v_order IS NULL THEN
             -- A refund can arrive before its order: keep a placeholder the order fills later.
-            INSERT INTO orders AS o (tenant_id, provider, external_order_id, currency, ordered_at)
-            VALUES (p_tenant, p_provider, p_order->>'external_order_id', p_order->>'currency',
-                    (p_order->>'ordered_at')::timestamptz)
-            ON CONFLICT (tenant_id, provider, external_order_id) DO NOTHING;
+            INSERT INTO orders AS o (tenant_id, provider, store, external_order_id, currency,
+                ordered_at)
+            VALUES (p_tenant, p_provider, v_store, p_order->>'external_order_id',
+                    p_order->>'currency', (p_order->>'ordered_at')::timestamptz)
+            ON CONFLICT (tenant_id, provider, store, external_order_id) DO NOTHING;
             -- Writers of one order take turns on its row before they write any entry (a
             -- snapshot's upsert above holds the same lock): a cancellation then sums every
             -- entry written before it, and a refund after it sees the cancellation. KEY SHARE
@@ -286,7 +315,7 @@ BEGIN
                 INTO v_order, v_version, v_cancelled_at, v_currency, v_total,
                      v_presentment_currency, v_presentment_total
             FROM orders o
-            WHERE o.tenant_id = p_tenant AND o.provider = p_provider
+            WHERE o.tenant_id = p_tenant AND o.provider = p_provider AND o.store = v_store
               AND o.external_order_id = p_order->>'external_order_id'
             FOR NO KEY UPDATE;
         END IF;
@@ -327,20 +356,23 @@ BEGIN
             GET DIAGNOSTICS v_converted = ROW_COUNT;
         END IF;
 
-        INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, external_entry_id, kind,
-            amount_minor, currency, sent_amount_minor, sent_currency, occurred_at, event_id)
-        SELECT p_tenant, v_order, p_provider, x.external_id, x.kind,
+        INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, store, external_entry_id,
+            kind, amount_minor, currency, sent_amount_minor, sent_currency, occurred_at, event_id)
+        SELECT p_tenant, v_order, p_provider, v_store, x.external_id, x.kind,
                amount_in_order_currency(x.amount_minor, x.currency, v_currency, v_total,
                                         v_presentment_currency, v_presentment_total),
                v_currency, x.amount_minor, x.currency, x.occurred_at, p_event
         FROM jsonb_to_recordset(coalesce(p_entries, '[]')) AS x(
             external_id text, kind text, amount_minor bigint, currency text,
             occurred_at timestamptz)
-        ON CONFLICT (tenant_id, provider, external_entry_id) DO UPDATE
+        ON CONFLICT (tenant_id, provider, store, external_entry_id) DO UPDATE
             SET amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,
                 sent_amount_minor = EXCLUDED.sent_amount_minor,
                 sent_currency = EXCLUDED.sent_currency
-            WHERE (r.amount_minor, r.currency, r.sent_amount_minor, r.sent_currency)
+            -- An entry belongs to the order that booked it first; another order's event
+            -- (the same id named under another order) never moves or rewrites it.
+            WHERE r.order_id = v_order
+              AND (r.amount_minor, r.currency, r.sent_amount_minor, r.sent_currency)
                   IS DISTINCT FROM (EXCLUDED.amount_minor, EXCLUDED.currency,
                                     EXCLUDED.sent_amount_minor, EXCLUDED.sent_currency)
               AND (
@@ -359,13 +391,13 @@ BEGIN
             SELECT coalesce(sum(r.amount_minor), 0) INTO v_other FROM revenue_entries r
             WHERE r.tenant_id = p_tenant AND r.order_id = v_order AND r.kind <> 'cancellation'
               AND r.currency = v_currency;
-            INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, external_entry_id,
-                kind, amount_minor, currency, sent_amount_minor, sent_currency, occurred_at,
-                event_id)
-            VALUES (p_tenant, v_order, p_provider, 'cancel:' || (p_order->>'external_order_id'),
-                    'cancellation', -v_other, v_currency, -v_other, v_currency, v_cancelled_at,
-                    p_event)
-            ON CONFLICT (tenant_id, provider, external_entry_id) DO UPDATE
+            INSERT INTO revenue_entries AS r (tenant_id, order_id, provider, store,
+                external_entry_id, kind, amount_minor, currency, sent_amount_minor, sent_currency,
+                occurred_at, event_id)
+            VALUES (p_tenant, v_order, p_provider, v_store,
+                    'cancel:' || (p_order->>'external_order_id'), 'cancellation', -v_other,
+                    v_currency, -v_other, v_currency, v_cancelled_at, p_event)
+            ON CONFLICT (tenant_id, provider, store, external_entry_id) DO UPDATE
                 SET amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,
                     sent_amount_minor = EXCLUDED.sent_amount_minor,
                     sent_currency = EXCLUDED.sent_currency

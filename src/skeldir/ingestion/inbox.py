@@ -67,23 +67,34 @@ def ingest_arguments(
     delivery: Delivery,
     stitch_key: bytes | None = None,
 ) -> IngestArguments:
+    store = order_store(delivery.event, source_id)
     return IngestArguments(
         tenant_id,
         source_id,
         provider,
         delivery.topic,
-        delivery.dedupe_key,
+        # Two stores may send the same delivery: their events are not duplicates of each other.
+        f"store:{store}:{delivery.dedupe_key}" if store else delivery.dedupe_key,
         delivery.redacted_payload,
-        order_document(delivery.event, order_stitch(delivery.stitch, stitch_key)),
+        order_document(delivery.event, order_stitch(delivery.stitch, stitch_key), store),
         entry_documents(delivery.event),
     )
 
 
-def order_document(event: CommerceEvent, stitch: dict[str, str | None] | None = None) -> dict:
+def order_store(event: CommerceEvent, source_id: uuid.UUID) -> str:
+    """The store an event's order ids belong to: its source where the platform numbers orders
+    per store, else '' (the ids are unique across the platform's stores)."""
+    return str(source_id) if event.order_ids_per_store else ""
+
+
+def order_document(
+    event: CommerceEvent, stitch: dict[str, str | None] | None = None, store: str = ""
+) -> dict:
     """The ledger's view of an event, as the ingest function reads it."""
     return {
         **(stitch or {}),
         "external_order_id": event.external_order_id,
+        "store": store,
         "has_snapshot": event.has_order_snapshot,
         "currency": event.currency,
         "total_minor": event.total_minor,

@@ -20,7 +20,12 @@ import orjson
 
 from skeldir.db import tenant_transaction
 from skeldir.ingestion.event_log import EventFilter, Keyset
-from skeldir.ingestion.inbox import entry_documents, ledger_refusal, order_document
+from skeldir.ingestion.inbox import (
+    entry_documents,
+    ledger_refusal,
+    order_document,
+    order_store,
+)
 from skeldir.observability import metrics
 from skeldir.webhooks.provider import Delivery, UnprocessableEvent
 from skeldir.webhooks.registry import PROVIDERS, TOPIC_HEADERS
@@ -117,7 +122,8 @@ async def _next_batch(
         conditions.append(f"(received_at, event_id) > (${len(args) - 1}, ${len(args)})")
     args.append(BATCH_SIZE)
     return await conn.fetch(
-        "SELECT event_id, provider, topic, dedupe_key, received_at, payload FROM webhook_events"
+        "SELECT event_id, source_id, provider, topic, dedupe_key, received_at, payload"
+        " FROM webhook_events"
         f" WHERE {' AND '.join(conditions)}"
         f" ORDER BY received_at, event_id LIMIT ${len(args)}",
         *args,
@@ -144,7 +150,9 @@ async def _reparse_one(
                 tenant_id,
                 row["provider"],
                 row["event_id"],
-                order_document(delivery.event),
+                order_document(
+                    delivery.event, store=order_store(delivery.event, row["source_id"])
+                ),
                 entry_documents(delivery.event),
                 chain_stale,
             )

@@ -240,6 +240,7 @@ def _order_event(topic: str, order: Mapping[str, Any]) -> CommerceEvent:
         entries=tuple(entries),
         hints=_hints(order),
         cancelled_at=modified_at if status == CANCELLED_STATUS else None,
+        order_ids_per_store=True,
     )
 
 
