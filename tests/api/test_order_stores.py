@@ -49,9 +49,10 @@ def two_stores(database: Settings):
     async def load() -> None:
         pool = await create_pool(database, max_size=4)
         try:
-            for store, body, topic in ((stores[0], woo_order(1, "10.00"), "order.created"),
-                                       (stores[1], woo_order(1, "25.00"), "order.created"),
-                                       (stores[1], woo_refund(1, "25.00", "5.00"), "order.updated")):
+            deliveries = ((stores[0], woo_order(1, "10.00"), "order.created"),
+                          (stores[1], woo_order(1, "25.00"), "order.created"),
+                          (stores[1], woo_refund(1, "25.00", "5.00"), "order.updated"))
+            for store, body, topic in deliveries:
                 delivery = WooCommerceProvider().parse(body, {"x-wc-webhook-topic": topic})
                 result = await ingest(pool, tenant_id=tenant.tenant_id, source_id=store,
                                       provider="woocommerce", delivery=delivery,

@@ -23,7 +23,8 @@ CREATED = {
         "order_id": "A-1001", "currency": "EUR", "total": "84.90", "status": "paid",
         "created_at": "2026-01-25T12:34:56Z",
         "attribution": {
-            "landing_url": "https://shop.example/pens?utm_source=google&utm_medium=cpc&gclid=Cj0KCQ",
+            "landing_url":
+                "https://shop.example/pens?utm_source=google&utm_medium=cpc&gclid=Cj0KCQ",
             "referrer": "https://www.google.com/", "source_name": "web",
             "utm_campaign": "spring_sale",
         },
