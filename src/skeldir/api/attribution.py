@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from starlette.responses import Response
 
 from skeldir.api.auth import Principal, require_reader
 from skeldir.api.order_schemas import OrderExplanation
@@ -18,7 +19,8 @@ from skeldir.api.report_schemas import ChannelTable
 from skeldir.attribution.explain import explained_path
 from skeldir.db import tenant_transaction
 from skeldir.reporting.channel_reads import channel_rows
-from skeldir.reporting.queries import order_attribution
+from skeldir.api.problems import problem
+from skeldir.reporting.queries import AmbiguousOrder, order_attribution
 
 router = APIRouter(prefix="/api/attribution", tags=["attribution"])
 
@@ -27,19 +29,34 @@ router = APIRouter(prefix="/api/attribution", tags=["attribution"])
     "/orders/{provider}/{external_order_id}",
     summary="One order's revenue, path and credits by model",
     response_model=OrderExplanation,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def get_order_attribution(
     provider: str,
     external_order_id: str,
     request: Request,
     principal: Principal = Depends(require_reader),
-) -> dict:
-    if "\x00" in provider + external_order_id:
+    store: str | None = Query(
+        default=None,
+        max_length=100,
+        description="The store (source id) of the order, where the platform numbers orders per"
+        " store (WooCommerce); needed only when several stores have an order with this id",
+    ),
+) -> dict | Response:
+    if "\x00" in provider + external_order_id + (store or ""):
         # No stored id holds a NUL, and PostgreSQL refuses one even as a query parameter.
         raise HTTPException(404, "no such order for this tenant")
     async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        result = await order_attribution(conn, provider, external_order_id)
+        try:
+            result = await order_attribution(conn, provider, external_order_id, store)
+        except AmbiguousOrder as exc:
+            return problem(
+                409,
+                "Conflict",
+                f"{len(exc.stores)} stores have a {provider} order {external_order_id}:"
+                " name one with ?store=<source id>",
+                stores=exc.stores,
+            )
         if result is None:
             raise HTTPException(404, "no such order for this tenant")
         result["path"] = await explained_path(conn, principal.tenant_id, result.pop("order_id"))

@@ -33,6 +33,10 @@ class PathTouchpoint(BaseModel):
 class OrderExplanation(BaseModel):
     provider: str
     external_order_id: str
+    store: str | None = Field(
+        description="The source (store) the order came from where the platform numbers orders"
+        " per store (WooCommerce); null where order ids span the platform's stores"
+    )
     order_received: bool = Field(description="False while only refunds of the order are known")
     currency: str | None
     gross_cents: int

@@ -142,5 +142,5 @@ router.add_api_route(
     methods=["GET"],
     summary="One order's revenue, path and credits by model",
     response_model=OrderExplanation,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )

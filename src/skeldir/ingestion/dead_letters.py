@@ -188,22 +188,24 @@ async def _replay(
             return ReplayResult(dead_event_id, outcome, row["replayed_event_id"])
         try:
             delivery = _parse(box, tenant_id, row)
+            # `ingest` only needs `fetchrow`: given this transaction's connection, it stores
+            # the event inside the transaction that marks the dead event replayed. The savepoint
+            # keeps that transaction usable when the ledger refuses the event.
+            async with conn.transaction():
+                ingested = await ingest(
+                    conn,
+                    tenant_id=tenant_id,
+                    source_id=row["source_id"],
+                    provider=row["provider"],
+                    delivery=delivery,
+                    chain_stale=chain_stale,
+                    stitch_key=stitch_key,
+                )
         except UnprocessableEvent as exc:
             reason = str(exc)[:MAX_REASON_LENGTH]
             await conn.execute(_STILL_DEAD_SQL, tenant_id, dead_event_id, reason)
             result = ReplayResult(dead_event_id, STILL_DEAD, reason=reason)
         else:
-            # `ingest` only needs `fetchrow`: given this transaction's connection, it stores
-            # the event inside the transaction that marks the dead event replayed.
-            ingested = await ingest(
-                conn,
-                tenant_id=tenant_id,
-                source_id=row["source_id"],
-                provider=row["provider"],
-                delivery=delivery,
-                chain_stale=chain_stale,
-                stitch_key=stitch_key,
-            )
             outcome = REPLAYED if ingested.status == "accepted" else DUPLICATE
             await conn.execute(_REPLAYED_SQL, tenant_id, dead_event_id, ingested.event_id, outcome)
             result = ReplayResult(

@@ -62,3 +62,6 @@ class CommerceEvent:
     has_order_snapshot: bool = True
     # Set when the order is cancelled: its revenue then nets to zero whatever else arrives.
     cancelled_at: datetime | None = None
+    # True where the platform numbers orders per store (WooCommerce: every shop starts at 1):
+    # the order's identity then includes the source the event came from.
+    order_ids_per_store: bool = False

@@ -16,7 +16,7 @@ from skeldir.db import tenant_transaction
 from skeldir.ingestion.event import CommerceEvent
 from skeldir.ingestion.hints import hints_document
 from skeldir.ingestion.stitching import order_stitch
-from skeldir.webhooks.provider import Delivery
+from skeldir.webhooks.provider import Delivery, UnprocessableEvent
 
 _INGEST_SQL = "SELECT * FROM ingest_event($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 # Results carry the ordinal of their event (1-based), so each caller gets its own.
@@ -24,6 +24,16 @@ _INGEST_MANY_SQL = (
     "SELECT ordinal, status, event_id, order_id, needs_chain"
     " FROM ingest_events($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 )
+# What the ledger functions raise for an event they refuse whole (an amount that nothing
+# converts into its order's currency); the message names currencies, never values.
+LEDGER_REFUSED_SQLSTATE = "SKC01"
+
+
+def ledger_refusal(exc: asyncpg.PostgresError) -> UnprocessableEvent | None:
+    """The ledger's refusal as the unprocessable event it is (to dead-letter), else None."""
+    if getattr(exc, "sqlstate", None) != LEDGER_REFUSED_SQLSTATE:
+        return None
+    return UnprocessableEvent(getattr(exc, "message", None) or str(exc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,23 +67,34 @@ def ingest_arguments(
     delivery: Delivery,
     stitch_key: bytes | None = None,
 ) -> IngestArguments:
+    store = order_store(delivery.event, source_id)
     return IngestArguments(
         tenant_id,
         source_id,
         provider,
         delivery.topic,
-        delivery.dedupe_key,
+        # Two stores may send the same delivery: their events are not duplicates of each other.
+        f"store:{store}:{delivery.dedupe_key}" if store else delivery.dedupe_key,
         delivery.redacted_payload,
-        order_document(delivery.event, order_stitch(delivery.stitch, stitch_key)),
+        order_document(delivery.event, order_stitch(delivery.stitch, stitch_key), store),
         entry_documents(delivery.event),
     )
 
 
-def order_document(event: CommerceEvent, stitch: dict[str, str | None] | None = None) -> dict:
+def order_store(event: CommerceEvent, source_id: uuid.UUID) -> str:
+    """The store an event's order ids belong to: its source where the platform numbers orders
+    per store, else '' (the ids are unique across the platform's stores)."""
+    return str(source_id) if event.order_ids_per_store else ""
+
+
+def order_document(
+    event: CommerceEvent, stitch: dict[str, str | None] | None = None, store: str = ""
+) -> dict:
     """The ledger's view of an event, as the ingest function reads it."""
     return {
         **(stitch or {}),
         "external_order_id": event.external_order_id,
+        "store": store,
         "has_snapshot": event.has_order_snapshot,
         "currency": event.currency,
         "total_minor": event.total_minor,
@@ -122,18 +143,24 @@ async def ingest(
 async def ingest_one(
     executor: asyncpg.Pool | asyncpg.Connection, event: IngestArguments, chain_stale: timedelta
 ) -> IngestResult:
-    row = await executor.fetchrow(
-        _INGEST_SQL,
-        event.tenant_id,
-        event.source_id,
-        event.provider,
-        event.topic,
-        event.dedupe_key,
-        event.payload,
-        event.order,
-        event.entries,
-        chain_stale,
-    )
+    try:
+        row = await executor.fetchrow(
+            _INGEST_SQL,
+            event.tenant_id,
+            event.source_id,
+            event.provider,
+            event.topic,
+            event.dedupe_key,
+            event.payload,
+            event.order,
+            event.entries,
+            chain_stale,
+        )
+    except asyncpg.PostgresError as exc:
+        refusal = ledger_refusal(exc)
+        if refusal is None:
+            raise
+        raise refusal from None
     return IngestResult(row["status"], row["event_id"], row["order_id"], row["needs_chain"])
 
 
@@ -141,19 +168,26 @@ async def ingest_many(
     pool: asyncpg.Pool, events: list[IngestArguments], chain_stale: timedelta
 ) -> list[IngestResult]:
     """Every event in one round trip and one transaction: all are stored or none is. Each event
-    sets its own tenant context inside, so events of different tenants may share a call."""
-    rows = await pool.fetch(
-        _INGEST_MANY_SQL,
-        [e.tenant_id for e in events],
-        [e.source_id for e in events],
-        [e.provider for e in events],
-        [e.topic for e in events],
-        [e.dedupe_key for e in events],
-        [_json(e.payload) for e in events],
-        [_json(e.order) for e in events],
-        [_json(e.entries) for e in events],
-        chain_stale,
-    )
+    sets its own tenant context inside, so events of different tenants may share a call. One
+    event the ledger refuses fails the call (the batcher then stores each event alone)."""
+    try:
+        rows = await pool.fetch(
+            _INGEST_MANY_SQL,
+            [e.tenant_id for e in events],
+            [e.source_id for e in events],
+            [e.provider for e in events],
+            [e.topic for e in events],
+            [e.dedupe_key for e in events],
+            [_json(e.payload) for e in events],
+            [_json(e.order) for e in events],
+            [_json(e.entries) for e in events],
+            chain_stale,
+        )
+    except asyncpg.PostgresError as exc:
+        refusal = ledger_refusal(exc)
+        if refusal is None:
+            raise
+        raise refusal from None
     results: list[IngestResult | None] = [None] * len(events)
     for row in rows:
         results[row["ordinal"] - 1] = IngestResult(

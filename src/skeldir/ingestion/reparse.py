@@ -20,7 +20,12 @@ import orjson
 
 from skeldir.db import tenant_transaction
 from skeldir.ingestion.event_log import EventFilter, Keyset
-from skeldir.ingestion.inbox import entry_documents, order_document
+from skeldir.ingestion.inbox import (
+    entry_documents,
+    ledger_refusal,
+    order_document,
+    order_store,
+)
 from skeldir.observability import metrics
 from skeldir.webhooks.provider import Delivery, UnprocessableEvent
 from skeldir.webhooks.registry import PROVIDERS, TOPIC_HEADERS
@@ -117,7 +122,8 @@ async def _next_batch(
         conditions.append(f"(received_at, event_id) > (${len(args) - 1}, ${len(args)})")
     args.append(BATCH_SIZE)
     return await conn.fetch(
-        "SELECT event_id, provider, topic, dedupe_key, received_at, payload FROM webhook_events"
+        "SELECT event_id, source_id, provider, topic, dedupe_key, received_at, payload"
+        " FROM webhook_events"
         f" WHERE {' AND '.join(conditions)}"
         f" ORDER BY received_at, event_id LIMIT ${len(args)}",
         *args,
@@ -134,23 +140,38 @@ async def _reparse_one(
     try:
         delivery = parse_stored(row["provider"], row["topic"], row["dedupe_key"], row["payload"])
     except UnprocessableEvent as exc:
-        summary.failed_count += 1
-        if len(summary.failed) < MAX_FAILURES_LISTED:
-            summary.failed.append(ReparseFailure(row["event_id"], str(exc)))
-        metrics.EVENTS_REPARSED.labels(outcome="failed").inc()
+        _count_failure(summary, row["event_id"], str(exc))
         return False
-    applied = await conn.fetchrow(
-        _APPLY_SQL,
-        tenant_id,
-        row["provider"],
-        row["event_id"],
-        order_document(delivery.event),
-        entry_documents(delivery.event),
-        chain_stale,
-    )
+    try:
+        # A savepoint: the ledger may refuse this event and the batch goes on without it.
+        async with conn.transaction():
+            applied = await conn.fetchrow(
+                _APPLY_SQL,
+                tenant_id,
+                row["provider"],
+                row["event_id"],
+                order_document(
+                    delivery.event, store=order_store(delivery.event, row["source_id"])
+                ),
+                entry_documents(delivery.event),
+                chain_stale,
+            )
+    except asyncpg.PostgresError as exc:
+        refusal = ledger_refusal(exc)
+        if refusal is None:
+            raise
+        _count_failure(summary, row["event_id"], str(refusal))
+        return False
     summary.reparsed += 1
     if applied["changed"]:
         summary.changed_orders.add(applied["order_id"])
         summary.needs_chain |= applied["needs_chain"]
     metrics.EVENTS_REPARSED.labels(outcome="changed" if applied["changed"] else "unchanged").inc()
     return True
+
+
+def _count_failure(summary: ReparseSummary, event_id: uuid.UUID, reason: str) -> None:
+    summary.failed_count += 1
+    if len(summary.failed) < MAX_FAILURES_LISTED:
+        summary.failed.append(ReparseFailure(event_id, reason))
+    metrics.EVENTS_REPARSED.labels(outcome="failed").inc()

@@ -21,8 +21,10 @@ WITH changed AS (
            e.reported_amount_minor AS old_amount, e.reported_reporting_minor AS old_converted,
            e.reported_converted AS was_converted
     FROM revenue_entries e
-    -- The rate stamped when the order was attributed (none yet: counted unconverted).
+    -- The rate stamped when the order was attributed (none yet: counted unconverted), and only
+    -- for entries in the currency it was stamped for.
     LEFT JOIN order_attributions o ON o.tenant_id = e.tenant_id AND o.order_id = e.order_id
+         AND o.currency = e.currency
     WHERE e.tenant_id = $1 AND e.order_id = ANY($2::uuid[])
       AND (e.reported_amount_minor IS DISTINCT FROM e.amount_minor
            OR e.reported_converted IS DISTINCT FROM (o.fx_factor IS NOT NULL)

@@ -7,11 +7,32 @@ import asyncpg
 from skeldir.attribution.packing import unpack
 
 
+class AmbiguousOrder(LookupError):
+    """An order id that names orders of several stores (WooCommerce numbers each from 1)."""
+
+    def __init__(self, stores: list[str]) -> None:
+        super().__init__(f"the order id names orders of {len(stores)} stores")
+        self.stores = stores
+
+
 async def order_attribution(
-    conn: asyncpg.Connection, provider: str, external_order_id: str
+    conn: asyncpg.Connection, provider: str, external_order_id: str, store: str | None = None
 ) -> dict | None:
+    """One order explained; `store` (a source id) names the store where the platform numbers
+    orders per store, and may be left out while only one store has the id."""
+    candidates = await conn.fetch(
+        "SELECT order_id, store FROM orders WHERE provider = $1 AND external_order_id = $2"
+        " AND ($3::text IS NULL OR store = $3) ORDER BY store LIMIT 100",
+        provider,
+        external_order_id,
+        store,
+    )
+    if not candidates:
+        return None
+    if len(candidates) > 1:
+        raise AmbiguousOrder([c["store"] for c in candidates])
     order = await conn.fetchrow(
-        "SELECT o.order_id, o.provider, o.external_order_id, o.currency, o.total_minor,"
+        "SELECT o.order_id, o.provider, o.store, o.external_order_id, o.currency, o.total_minor,"
         " o.presentment_currency, o.presentment_total_minor, o.ordered_at, o.version,"
         " o.has_snapshot, o.cancelled_at, a.reporting_currency, a.fx_rate, a.fx_factor,"
         " coalesce(sum(e.amount_minor) FILTER (WHERE e.kind = 'sale'), 0)::bigint AS gross,"
@@ -25,13 +46,10 @@ async def order_attribution(
         "         AND p.order_id = o.order_id) AS pending"
         " FROM orders o LEFT JOIN revenue_entries e USING (tenant_id, order_id)"
         " LEFT JOIN order_attributions a USING (tenant_id, order_id)"
-        " WHERE o.provider = $1 AND o.external_order_id = $2"
+        " WHERE o.order_id = $1"
         " GROUP BY o.tenant_id, o.order_id, a.tenant_id, a.order_id",
-        provider,
-        external_order_id,
+        candidates[0]["order_id"],
     )
-    if order is None:
-        return None
     row = await conn.fetchrow(
         "SELECT models, model_versions, revenue_minor, channels, credits, computed_at"
         " FROM order_attributions WHERE order_id = $1",
@@ -68,6 +86,7 @@ async def order_attribution(
         "order_id": order["order_id"],
         "provider": order["provider"],
         "external_order_id": order["external_order_id"],
+        "store": order["store"] or None,
         "order_received": order["has_snapshot"],
         "currency": order["currency"],
         "gross_cents": order["gross"],

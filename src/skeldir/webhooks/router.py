@@ -166,37 +166,7 @@ async def _receive(
     try:
         delivery = provider.parse(body, headers)
     except UnprocessableEvent as exc:
-        try:
-            dead_event_id = await record_dead_event(
-                edge.pool,
-                edge.box,
-                tenant_id=source.tenant_id,
-                source_id=source.source_id,
-                provider=source.provider,
-                topic=headers.get(TOPIC_HEADERS.get(label, "")) or delivery_topic(body),
-                reason=str(exc),
-                body=body,
-                headers=_kept_headers(headers),
-            )
-        except DATABASE_UNAVAILABLE_ERRORS:
-            return _unavailable(label)
-        metrics.EVENTS_DEAD_LETTERED.inc()
-        log.warning(
-            "event_dead_lettered",
-            extra={
-                "tenant_id": str(source.tenant_id),
-                "provider": source.provider,
-                "dead_event_id": str(dead_event_id),
-                "reason": str(exc),
-            },
-        )
-        return _outcome(
-            label,
-            "dead_lettered",
-            JSONResponse(
-                {"status": "dead_lettered", "dead_event_id": str(dead_event_id), "reason": str(exc)}
-            ),
-        )
+        return await _dead_letter(edge, source, label, body, headers, str(exc))
 
     try:
         result = await edge.batcher.ingest(
@@ -208,6 +178,8 @@ async def _receive(
                 stitch_key=source.stitch_key,
             )
         )
+    except UnprocessableEvent as exc:  # refused by the ledger (an amount nothing converts)
+        return await _dead_letter(edge, source, label, body, headers, str(exc))
     except DATABASE_UNAVAILABLE_ERRORS:
         return _unavailable(label)
     metrics.INGESTION_DURATION.observe(time.perf_counter() - started)
@@ -228,6 +200,47 @@ async def _receive(
         label,
         result.status,
         JSONResponse({"status": result.status, "event_id": str(result.event_id)}),
+    )
+
+
+async def _dead_letter(
+    edge: WebhookEdge,
+    source: ResolvedSource,
+    label: str,
+    body: bytes,
+    headers: dict[str, str],
+    reason: str,
+) -> Response:
+    try:
+        dead_event_id = await record_dead_event(
+            edge.pool,
+            edge.box,
+            tenant_id=source.tenant_id,
+            source_id=source.source_id,
+            provider=source.provider,
+            topic=headers.get(TOPIC_HEADERS.get(label, "")) or delivery_topic(body),
+            reason=reason,
+            body=body,
+            headers=_kept_headers(headers),
+        )
+    except DATABASE_UNAVAILABLE_ERRORS:
+        return _unavailable(label)
+    metrics.EVENTS_DEAD_LETTERED.inc()
+    log.warning(
+        "event_dead_lettered",
+        extra={
+            "tenant_id": str(source.tenant_id),
+            "provider": source.provider,
+            "dead_event_id": str(dead_event_id),
+            "reason": reason,
+        },
+    )
+    return _outcome(
+        label,
+        "dead_lettered",
+        JSONResponse(
+            {"status": "dead_lettered", "dead_event_id": str(dead_event_id), "reason": reason}
+        ),
     )
 
 

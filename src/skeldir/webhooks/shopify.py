@@ -2,7 +2,9 @@
 
 Shopify signs the raw body with the app's client secret (base64 HMAC-SHA256, no timestamp).
 Order amounts are taken in shop money; `total_price_set` also gives the presentment money
-the buyer saw. Refund transactions carry their own amount and currency.
+the buyer saw. Refund transactions carry their own amount and currency, which may be the
+presentment currency: their `amount_set.shop_money` is taken when present, and otherwise the
+ledger converts by the order's own shop/presentment ratio (see docs/currencies.md).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ _TRANSACTION: Spec = {
     "status": True,
     "amount": True,
     "currency": True,
+    "amount_set": {"shop_money": _MONEY, "presentment_money": _MONEY},
     "created_at": True,
 }
 _ORDER_REFUND: Spec = {"id": True, "created_at": True, "transactions": [_TRANSACTION]}
@@ -225,8 +228,16 @@ def _refund_entries(refund: Mapping[str, Any], where: str) -> list[RevenueEntry]
         if kind != "refund" or status != "success":
             continue
         transaction_id = required_id(transaction, "id", at)
-        currency = required_currency(transaction, "currency", at)
-        amount = required_amount(transaction, "amount", currency, at)
+        shop_money = optional_object(
+            optional_object(transaction, "amount_set", at) or {}, "shop_money", f"{at}.amount_set"
+        )
+        if shop_money is not None:
+            where = f"{at}.amount_set.shop_money"
+            currency = required_currency(shop_money, "currency_code", where)
+            amount = required_amount(shop_money, "amount", currency, where)
+        else:
+            currency = required_currency(transaction, "currency", at)
+            amount = required_amount(transaction, "amount", currency, at)
         if amount < 0:
             raise UnprocessableEvent(f"{at}.amount is negative")
         occurred_at = optional_timestamp(transaction, "created_at", at) or refunded_at

@@ -8,6 +8,7 @@ form-encoded ping that `is_ping` recognises, so the router can answer it 200.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,7 +23,6 @@ from skeldir.ingestion.privacy import (
     scrub_url,
 )
 from skeldir.webhooks.payload import (
-    PRINTABLE_ID,
     header_value,
     load_json_object,
     optional_objects,
@@ -51,7 +51,6 @@ CANCELLED_STATUS = "cancelled"
 
 _SIGNATURE_HEADER = "x-wc-webhook-signature"
 _TOPIC_HEADER = "x-wc-webhook-topic"
-_DELIVERY_ID_HEADER = "x-wc-webhook-delivery-id"
 
 _PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
 _MAX_PING_BYTES = 64
@@ -182,25 +181,19 @@ class WooCommerceProvider:
         event = _order_event(topic, payload)
         return Delivery(
             topic=topic,
-            dedupe_key=_dedupe_key(headers, topic, event),
+            dedupe_key=_dedupe_key(body, topic, event),
             event=event,
             redacted_payload=project(payload, ORDER_SPEC),
             stitch=_stitch(payload),
         )
 
 
-def _dedupe_key(headers: Mapping[str, str], topic: str, event: CommerceEvent) -> str:
-    delivery_id = header_value(headers, _DELIVERY_ID_HEADER)
-    if delivery_id is not None:
-        if not PRINTABLE_ID.fits(delivery_id):
-            raise UnprocessableEvent("delivery id header is malformed")
-        # The id hashes only the webhook id and the current second, so one webhook's
-        # deliveries for different orders within a second share it.
-        return f"delivery:{delivery_id}:{event.external_order_id}"
-    key = f"{topic}:{event.external_order_id}"
-    if event.updated_at is not None:
-        key += f"@{event.updated_at.isoformat()}"
-    return key
+def _dedupe_key(body: bytes, topic: str, event: CommerceEvent) -> str:
+    """What the delivery says, not who sent it when: the delivery id hashes only the webhook id
+    and the current second (two updates of one order within a second share it, and a retry in
+    a later second gets a new one), and date_modified_gmt has whole seconds too. A redelivery
+    carries the same body; a real update changes it."""
+    return f"{topic}:{event.external_order_id}:sha256:{hashlib.sha256(body).hexdigest()}"
 
 
 def _order_event(topic: str, order: Mapping[str, Any]) -> CommerceEvent:
@@ -247,6 +240,7 @@ def _order_event(topic: str, order: Mapping[str, Any]) -> CommerceEvent:
         entries=tuple(entries),
         hints=_hints(order),
         cancelled_at=modified_at if status == CANCELLED_STATUS else None,
+        order_ids_per_store=True,
     )
 
 
