@@ -68,13 +68,12 @@ def load_rates(conn: psycopg.Connection, rates: list[Rate]) -> dict[str, int]:
             )
         # Orders across every tenant: the owner maintains market data for all of them.
         marked = conn.execute(
-            "INSERT INTO pending_orders (tenant_id, order_id, order_version)"
-            " SELECT o.tenant_id, o.order_id, o.version FROM orders o"
-            " JOIN order_attributions a ON a.tenant_id = o.tenant_id AND a.order_id = o.order_id"
+            "SELECT coalesce(sum(mark_orders_pending(s.tenant_id, s.order_ids)), 0) FROM ("
+            " SELECT a.tenant_id, array_agg(a.order_id) AS order_ids FROM order_attributions a"
             " JOIN unnest(%s::date[], %s::text[], %s::text[]) AS r(day, base, quote)"
             "   ON a.currency = r.base AND a.reporting_currency = r.quote AND a.day = r.day"
             " WHERE a.fx_factor IS NULL"
-            " ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()",
+            " GROUP BY a.tenant_id) AS s",
             ([r.day for r in rates], [r.base for r in rates], [r.quote for r in rates]),
-        ).rowcount
+        ).fetchone()[0]
     return {"rates": len(rates), "orders_marked_pending": marked}

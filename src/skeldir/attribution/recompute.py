@@ -4,8 +4,8 @@ A batch reads its pending orders with the version they were marked at, their pat
 touchpoints, classified once by the rules in force), allocates every model for the whole batch
 at once (`batch.allocate_batch`), and writes one row per order through COPY and one
 INSERT ... SELECT, together with the change to the daily channel report. It clears a pending
-mark only if the order was not changed meanwhile; a changed order stays pending for the next
-batch.
+mark only if neither the order nor its mark changed meanwhile (same order version, same mark
+generation); a changed or re-marked order stays pending for the next batch.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ DATA_DRIVEN_MODELS = ("markov", "shapley")
 
 _BATCH_TABLES_SQL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS attribution_batch (
-    idx integer, order_id uuid, order_version bigint, has_snapshot boolean, currency text,
+    idx integer, order_id uuid, order_version bigint, generation bigint, has_snapshot boolean,
+    currency text,
     ordered_at timestamptz, visitor_id text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS attribution_rows (
@@ -49,7 +50,8 @@ SET LOCAL work_mem = '64MB';
 # reference (each matched by its stitch key).
 _TAKE_BATCH_SQL = """
 INSERT INTO attribution_batch
-SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, o.has_snapshot, o.currency,
+SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, p.generation, o.has_snapshot,
+       o.currency,
        o.ordered_at,
        coalesce(
            CASE WHEN o.checkout_key IS NOT NULL THEN
@@ -62,7 +64,7 @@ SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, o.has_snapshot, 
            CASE WHEN o.customer_key IS NOT NULL THEN
                (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
                   AND t.customer_key = o.customer_key ORDER BY t.occurred_at DESC LIMIT 1) END)
-FROM (SELECT order_id, order_version FROM pending_orders WHERE tenant_id = $1
+FROM (SELECT order_id, order_version, generation FROM pending_orders WHERE tenant_id = $1
       ORDER BY marked_at LIMIT $2) AS p
 JOIN orders o ON o.tenant_id = $1 AND o.order_id = p.order_id
 """
@@ -217,6 +219,7 @@ ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
 _CLEAR_PENDING_SQL = """
 DELETE FROM pending_orders p USING attribution_batch b
 WHERE p.tenant_id = $1 AND p.order_id = b.order_id AND p.order_version = b.order_version
+  AND p.generation = b.generation
 """
 
 # Currencies as small integers in COPY rows (index + 1 into this list; 0: none).

@@ -1,0 +1,54 @@
+"""Recompute convergence: every reason to recompute an order is seen by the step that clears it.
+
+A pending mark carries a generation, raised by every re-mark (`mark_orders_pending`, the one
+way to mark an order pending without a new order version). The recompute clears a mark only if
+both its order version and its generation are those it read, so a re-mark made while a batch
+holds the order survives the batch.
+
+Revision ID: 20261207_0009
+Revises: 20261126_0007
+Create Date: 2026-12-07
+"""
+
+from alembic import context, op
+
+revision = "20261207_0009"
+down_revision = "20261126_0007"
+branch_labels = None
+depends_on = None
+
+SCHEMA = r"""
+ALTER TABLE pending_orders ADD COLUMN generation bigint NOT NULL DEFAULT 1;
+"""
+
+FUNCTIONS = r"""
+-- Mark the tenant's orders pending as they stand (late touchpoint, re-attribution, new rate).
+-- A mark already there gets a new generation, so a batch that read the old one keeps it.
+CREATE OR REPLACE FUNCTION mark_orders_pending(p_tenant uuid, p_orders uuid[])
+RETURNS integer
+LANGUAGE sql SECURITY INVOKER SET search_path = public, pg_temp AS $$
+    WITH marked AS (
+        INSERT INTO pending_orders AS p (tenant_id, order_id, order_version)
+        SELECT o.tenant_id, o.order_id, o.version FROM orders o
+        WHERE o.tenant_id = p_tenant AND o.order_id = ANY(p_orders)
+        ON CONFLICT (tenant_id, order_id) DO UPDATE
+            SET generation = p.generation + 1, marked_at = now()
+        RETURNING 1)
+    SELECT count(*)::integer FROM marked
+$$;
+"""
+
+RUNTIME_FUNCTIONS = ("mark_orders_pending(uuid, uuid[])",)
+
+
+def upgrade() -> None:
+    runtime = context.config.attributes["runtime_role"]
+    op.execute(SCHEMA)
+    op.execute(FUNCTIONS)
+    for signature in RUNTIME_FUNCTIONS:
+        op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+        op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{runtime}"')
+
+
+def downgrade() -> None:
+    raise NotImplementedError("forward-only migration")

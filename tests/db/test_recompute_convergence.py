@@ -1,0 +1,119 @@
+"""Every reason to recompute an order reaches the reports: re-marks made while a batch holds
+the order, corrected rates, corrected currencies; on real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from db_helpers import CHAIN_STALE, create_tenant, shopify_delivery
+
+from skeldir.attribution import recompute
+from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
+from skeldir.config import Settings
+from skeldir.crypto import secret_box
+from skeldir.db import tenant_transaction
+from skeldir.ingestion import touchpoints
+from skeldir.ingestion.inbox import ingest
+from skeldir.reporting.refresh import refresh_tenant
+
+pytestmark = pytest.mark.anyio
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+HOUR = timedelta(hours=1)
+SEARCH = "https://shop.example/?utm_source=google&utm_medium=cpc"
+
+
+class Shop:
+    """One tenant, the events its shop and collector send, and its chain run by hand."""
+
+    def __init__(self, database: Settings, pool) -> None:
+        self.database = database
+        self.pool = pool
+        self.tenant = create_tenant(database)
+        self.tenant_id = self.tenant.tenant_id
+
+    async def stitch_key(self) -> bytes:
+        async with tenant_transaction(self.pool, self.tenant_id) as conn:
+            return await touchpoints.tenant_stitch_key(conn, secret_box(self.database),
+                                                      self.tenant_id)
+
+    async def visit(self, visitor: str, url: str, at: datetime) -> touchpoints.Stored:
+        item = {"id": uuid.uuid4().hex, "visitor_id": visitor, "url": url,
+                "occurred_at": at.isoformat()}
+        valid = touchpoints.validate(item, 0, await self.stitch_key(), NOW)
+        assert isinstance(valid, touchpoints.Touchpoint), valid
+        return await touchpoints.store(self.pool, self.tenant_id, [valid], rules_in_force)
+
+    async def order(self, order_id: int, total: str, at: datetime, *, visitor: str | None = None,
+                    currency: str = "USD", topic: str = "orders/create", **extra) -> None:
+        body = {"id": order_id, "currency": currency, "total_price": total,
+                "created_at": at.isoformat(), **extra}
+        if visitor:
+            body["note_attributes"] = [{"name": "skeldir_visitor_id", "value": visitor}]
+        result = await ingest(self.pool, tenant_id=self.tenant_id, source_id=self.tenant.source_id,
+                              provider="shopify",
+                              delivery=shopify_delivery(json.dumps(body).encode(), topic),
+                              chain_stale=CHAIN_STALE, stitch_key=await self.stitch_key())
+        assert result.status == "accepted", result
+
+    async def recompute(self) -> None:
+        job = uuid.uuid4()
+        await start_run(self.pool, self.tenant_id, job)
+        outcome = await recompute_pending(self.pool, self.tenant_id, batch_size=50)
+        await finish_run(self.pool, self.tenant_id, job, outcome)
+
+    async def run_chain(self) -> None:
+        await self.recompute()
+        await refresh_tenant(self.pool, self.tenant_id)
+
+    async def fetch(self, sql: str, *args):
+        async with tenant_transaction(self.pool, self.tenant_id) as conn:
+            return await conn.fetch(sql, *args)
+
+    async def fetchval(self, sql: str, *args):
+        async with tenant_transaction(self.pool, self.tenant_id) as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def last_touch_channels(self, external_order_id: str) -> list[str]:
+        rows = await self.fetch(
+            "SELECT a.channels FROM order_attributions a JOIN orders o USING (tenant_id, order_id)"
+            " WHERE o.external_order_id = $1", external_order_id)
+        return rows[0]["channels"]
+
+
+async def test_a_touchpoint_marked_while_a_batch_holds_its_order_is_recomputed(
+    database, runtime_pool, monkeypatch
+):
+    shop = Shop(database, runtime_pool)
+    await shop.order(8001, "40.00", NOW - HOUR, visitor="v1")
+    await shop.run_chain()
+    assert await shop.last_touch_channels("8001") == ["unknown"]
+    await shop.order(8001, "40.00", NOW - HOUR, visitor="v1", topic="orders/updated",
+                     updated_at=NOW.isoformat(), total_tax="1.00")
+    assert await shop.fetchval("SELECT count(*) FROM pending_orders") == 1
+
+    # The batch has read the order's path and written its credits; before it clears the mark,
+    # another connection commits a late touchpoint of the order's visitor.
+    original_attribute = recompute._attribute
+    late = []
+
+    async def attribute_then_collect(*args, **kwargs):
+        uncounted = await original_attribute(*args, **kwargs)
+        if not late:
+            late.append(await shop.visit("v1", SEARCH, NOW - 2 * HOUR))
+        return uncounted
+
+    monkeypatch.setattr(recompute, "_attribute", attribute_then_collect)
+    async with tenant_transaction(runtime_pool, shop.tenant_id) as conn:
+        assert await recompute._take_batch(conn, shop.tenant_id, 50) == 1
+        await recompute._write_batch(conn, shop.tenant_id)
+    assert late[0].orders_marked == 1
+    assert await shop.fetchval("SELECT count(*) FROM pending_orders") == 1, (
+        "the mark made while the batch held the order must survive the batch")
+
+    monkeypatch.undo()
+    await shop.run_chain()
+    assert await shop.fetchval("SELECT count(*) FROM pending_orders") == 0
+    assert await shop.last_touch_channels("8001") == ["paid_search"]
