@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from db_helpers import CHAIN_STALE, create_tenant, shopify_delivery
 
+from skeldir import fx
 from skeldir.attribution import recompute
 from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
-from skeldir.db import tenant_transaction
+from skeldir.db import owner_connection, tenant_transaction
 from skeldir.ingestion import touchpoints
 from skeldir.ingestion.inbox import ingest
 from skeldir.reporting.refresh import refresh_tenant
@@ -117,3 +119,37 @@ async def test_a_touchpoint_marked_while_a_batch_holds_its_order_is_recomputed(
     await shop.run_chain()
     assert await shop.fetchval("SELECT count(*) FROM pending_orders") == 0
     assert await shop.last_touch_channels("8001") == ["paid_search"]
+
+
+async def daily_revenue(shop: Shop) -> dict[tuple, dict]:
+    rows = await shop.fetch("SELECT * FROM daily_revenue")
+    return {(r["day"], r["currency"].strip()): dict(r) for r in rows}
+
+
+def load_rate(database: Settings, day, base: str, rate: str) -> dict:
+    with owner_connection(database) as conn:
+        return fx.load_rates(conn, [fx.Rate(day, base, "USD", Decimal(rate))])
+
+
+async def test_a_corrected_rate_re_attributes_the_orders_stamped_with_the_old_one(
+    database, runtime_pool
+):
+    shop = Shop(database, runtime_pool)
+    at = datetime(2026, 2, 3, 12, tzinfo=timezone.utc)
+    await shop.order(8101, "100.00", at, currency="EUR")
+    await shop.order(8102, "0.37", at, currency="EUR")
+    load_rate(database, at.date(), "EUR", "1.10")
+    await shop.run_chain()
+    before = (await daily_revenue(shop))[(at.date(), "EUR")]
+    assert before["gross_reporting_minor"] == 11000 + 41  # 0.37 * 1.10 = 0.407
+
+    assert load_rate(database, at.date(), "EUR", "1.10")["orders_marked_pending"] == 0
+    assert load_rate(database, at.date(), "EUR", "1.2345")["orders_marked_pending"] == 2
+    await shop.run_chain()
+    after = (await daily_revenue(shop))[(at.date(), "EUR")]
+    assert after["gross_reporting_minor"] == 12345 + 46  # 0.37 * 1.2345 = 0.456765
+    assert after["net_reporting_minor"] - before["net_reporting_minor"] == (12345 + 46) - (11000 + 41)
+    assert (after["gross_minor"], after["orders"]) == (before["gross_minor"], before["orders"])
+    stamped = await shop.fetch("SELECT DISTINCT fx_rate FROM order_attributions")
+    assert [r["fx_rate"] for r in stamped] == [Decimal("1.2345")]
+    assert await shop.fetchval("SELECT count(*) FROM pending_orders") == 0
