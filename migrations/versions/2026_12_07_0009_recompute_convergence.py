@@ -5,6 +5,9 @@ way to mark an order pending without a new order version). The recompute clears 
 both its order version and its generation are those it read, so a re-mark made while a batch
 holds the order survives the batch.
 
+Each revenue entry also remembers the currency and day under which the daily revenue report
+counted it, so a corrected currency is taken out of the row that counted it.
+
 Revision ID: 20261207_0009
 Revises: 20261126_0007
 Create Date: 2026-12-07
@@ -19,6 +22,16 @@ depends_on = None
 
 SCHEMA = r"""
 ALTER TABLE pending_orders ADD COLUMN generation bigint NOT NULL DEFAULT 1;
+
+-- Where the daily revenue report counted each entry: a corrected currency or day moves the
+-- entry's amounts out of the row that counted them. Entries counted so far were counted
+-- where they stand.
+ALTER TABLE revenue_entries
+    ADD COLUMN reported_currency char(3),
+    ADD COLUMN reported_day date;
+UPDATE revenue_entries
+SET reported_currency = currency, reported_day = (occurred_at AT TIME ZONE 'UTC')::date
+WHERE reported_amount_minor IS NOT NULL;
 """
 
 FUNCTIONS = r"""

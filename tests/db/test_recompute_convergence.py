@@ -16,9 +16,10 @@ from skeldir.attribution import recompute
 from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
-from skeldir.db import owner_connection, tenant_transaction
+from skeldir.db import SET_TENANT_SQL, owner_connection, tenant_transaction
 from skeldir.ingestion import touchpoints
 from skeldir.ingestion.inbox import ingest
+from skeldir.reporting import daily_revenue as daily_revenue_report
 from skeldir.reporting.refresh import refresh_tenant
 
 pytestmark = pytest.mark.anyio
@@ -153,3 +154,46 @@ async def test_a_corrected_rate_re_attributes_the_orders_stamped_with_the_old_on
     stamped = await shop.fetch("SELECT DISTINCT fx_rate FROM order_attributions")
     assert [r["fx_rate"] for r in stamped] == [Decimal("1.2345")]
     assert await shop.fetchval("SELECT count(*) FROM pending_orders") == 0
+
+
+async def daily_revenue_rebuilt(shop: Shop) -> dict[tuple, dict]:
+    """daily_revenue as a rebuild from the ledger computes it (rolled back)."""
+    async with shop.pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute(SET_TENANT_SQL, str(shop.tenant_id))
+            await daily_revenue_report.rebuild(conn, shop.tenant_id)
+            rows = await conn.fetch("SELECT * FROM daily_revenue")
+        finally:
+            await transaction.rollback()
+    return {(r["day"], r["currency"].strip()): dict(r) for r in rows}
+
+
+def figures(rows: dict[tuple, dict]) -> dict[tuple, tuple]:
+    columns = ("gross_minor", "refunds_minor", "net_minor", "orders", "net_reporting_minor",
+               "unconverted_entries")
+    return {key: tuple(row[c] for c in columns) for key, row in rows.items()
+            if any(row[c] for c in columns)}
+
+
+@pytest.mark.parametrize("eur_rate", [None, "1"], ids=["unconverted", "same-converted-amount"])
+async def test_a_corrected_order_currency_leaves_the_row_that_counted_it(
+    database, runtime_pool, eur_rate
+):
+    shop = Shop(database, runtime_pool)
+    at = datetime(2026, 2, 4 if eur_rate is None else 5, 12, tzinfo=timezone.utc)
+    if eur_rate:
+        load_rate(database, at.date(), "EUR", eur_rate)
+    await shop.order(8201, "10.00", at, updated_at=at.isoformat())
+    await shop.run_chain()
+    assert figures(await daily_revenue(shop)) == {(at.date(), "USD"): (1000, 0, 1000, 1, 1000, 0)}
+
+    # The sender corrects the order's currency, the same amount.
+    await shop.order(8201, "10.00", at, currency="EUR", topic="orders/updated",
+                     updated_at=(at + HOUR).isoformat())
+    await shop.run_chain()
+    kept = figures(await daily_revenue(shop))
+    converted = (1000, 0) if eur_rate else (0, 1)
+    assert kept == {(at.date(), "EUR"): (1000, 0, 1000, 1, *converted)}
+    assert kept == figures(await daily_revenue_rebuilt(shop))

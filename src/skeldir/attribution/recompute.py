@@ -80,17 +80,21 @@ _ORDER_ROW = binary_copy.row_type(
     [("idx", "int4"), ("ordered_at", "timestamptz"), ("currency", "int2"), ("has_snapshot", "bool")]
 )
 
-# With what the daily revenue report counted of each entry (-1 / NULL: nothing yet).
+# With what the daily revenue report counted of each entry (-1 / NULL: nothing yet), and
+# whether it counted it under another currency or day than the entry has now.
 _ENTRIES_COPY_SQL = """
 SELECT b.idx, e.amount_minor, e.kind = 'sale',
        coalesce(e.reported_amount_minor, -9223372036854775808),
        coalesce(e.reported_reporting_minor, -9223372036854775808),
        (CASE WHEN e.reported_converted IS NULL THEN -1 WHEN e.reported_converted THEN 1
-             ELSE 0 END)::int2
+             ELSE 0 END)::int2,
+       e.reported_amount_minor IS NOT NULL
+           AND (e.reported_currency, e.reported_day)
+               IS DISTINCT FROM (e.currency, (e.occurred_at AT TIME ZONE 'UTC')::date)
 FROM attribution_batch b
 CROSS JOIN LATERAL (
     SELECT amount_minor, kind, reported_amount_minor, reported_reporting_minor,
-           reported_converted
+           reported_converted, reported_currency, reported_day, currency, occurred_at
     FROM revenue_entries
     WHERE tenant_id = $1 AND order_id = b.order_id OFFSET 0) AS e
 WHERE b.has_snapshot
@@ -103,6 +107,7 @@ _ENTRY_ROW = binary_copy.row_type(
         ("reported_amount", "int8"),
         ("reported_reporting", "int8"),
         ("reported_converted", "int2"),
+        ("reported_elsewhere", "bool"),
     ]
 )
 
@@ -475,7 +480,8 @@ async def _attribute(
 
 def _uncounted(entries: np.ndarray, factor: list[Decimal | None]) -> list[int]:
     """Orders with an entry the daily revenue report counts otherwise than it now stands:
-    its amount, whether it converts, and its amount in the reporting currency."""
+    its amount, whether it converts, its amount in the reporting currency, and its currency
+    and day."""
     order = entries["idx"].astype(np.int64)
     amount = entries["amount"].astype(np.int64)
     converts = np.array([f is not None for f in factor], dtype=bool)[order]
@@ -484,7 +490,8 @@ def _uncounted(entries: np.ndarray, factor: list[Decimal | None]) -> list[int]:
     for i in np.flatnonzero(converts & ~unit).tolist():
         expected[i] = int((amount[i] * factor[order[i]]).to_integral_value(ROUND_HALF_UP))
     stale = (
-        (entries["reported_amount"] != amount)
+        entries["reported_elsewhere"]
+        | (entries["reported_amount"] != amount)
         | (entries["reported_converted"] != converts.astype(np.int16))
         | (entries["reported_reporting"] != expected)
     )
