@@ -29,6 +29,9 @@ ALTER TABLE pending_orders ADD COLUMN generation bigint NOT NULL DEFAULT 1;
 ALTER TABLE revenue_entries
     ADD COLUMN reported_currency char(3),
     ADD COLUMN reported_day date;
+-- The sweeper's scan and the refresh's oldest-first take.
+CREATE INDEX report_dirty_orders_marked ON report_dirty_orders (tenant_id, marked_at);
+
 UPDATE revenue_entries
 SET reported_currency = currency, reported_day = (occurred_at AT TIME ZONE 'UTC')::date
 WHERE reported_amount_minor IS NOT NULL;
@@ -51,6 +54,23 @@ LANGUAGE sql SECURITY INVOKER SET search_path = public, pg_temp AS $$
 $$;
 """
 
+OWNER_FUNCTIONS = r"""
+-- For the sweeper, which serves every tenant: tenant ids only, never their rows. Any kind of
+-- work left marked (orders to attribute, orders the reports have not counted) and no fresh
+-- chain queued: a lost message, a killed worker or a task that gave up leaves such marks.
+CREATE OR REPLACE FUNCTION tenants_needing_recompute(p_grace interval, p_stale interval)
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT w.tenant_id
+    FROM (SELECT p.tenant_id FROM public.pending_orders p WHERE p.marked_at < now() - p_grace
+          UNION
+          SELECT d.tenant_id FROM public.report_dirty_orders d
+          WHERE d.marked_at < now() - p_grace) AS w
+    LEFT JOIN public.chain_state c ON c.tenant_id = w.tenant_id
+    WHERE c.queued_at IS NULL OR c.queued_at < now() - p_stale
+$$;
+"""
+
 RUNTIME_FUNCTIONS = ("mark_orders_pending(uuid, uuid[])",)
 
 
@@ -58,6 +78,7 @@ def upgrade() -> None:
     runtime = context.config.attributes["runtime_role"]
     op.execute(SCHEMA)
     op.execute(FUNCTIONS)
+    op.execute(OWNER_FUNCTIONS)
     for signature in RUNTIME_FUNCTIONS:
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
         op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{runtime}"')

@@ -23,19 +23,22 @@ RETURNING order_id
 class RefreshOutcome:
     orders: int = 0
     rows_by_report: dict[str, int] = field(default_factory=dict)
+    # True when the batch limit stopped the refresh with dirty orders left.
+    more_pending: bool = False
 
 
 async def refresh_tenant(
     pool: asyncpg.Pool, tenant_id: uuid.UUID, *, batch_size: int = 2000, max_batches: int = 100
 ) -> RefreshOutcome:
     """Drain the tenant's dirty orders; each batch updates every report in one transaction."""
-    outcome = RefreshOutcome()
+    outcome = RefreshOutcome(more_pending=True)
     for _ in range(max_batches):
         async with tenant_transaction(pool, tenant_id) as conn:
             order_ids = [
                 r["order_id"] for r in await conn.fetch(_TAKE_DIRTY_SQL, tenant_id, batch_size)
             ]
             if not order_ids:
+                outcome.more_pending = False
                 break
             for report in REFRESHED:
                 rows = await report.refresh(conn, tenant_id, order_ids)

@@ -11,7 +11,7 @@ from skeldir.attribution.recompute import finish_run, recompute_pending, start_r
 from skeldir.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.observability import metrics
 from skeldir.tasks.runtime import runtime
-from skeldir.tasks.scheduling import RECOMPUTE_TASK, claim_and_publish
+from skeldir.tasks.scheduling import RECOMPUTE_TASK, schedule_continuation
 
 # The server away (restart, failover) or a conflict that a retry resolves.
 TRANSIENT_DB_ERRORS = (
@@ -29,18 +29,23 @@ def recompute_window(self, tenant_id: str) -> dict:
     try:
         rt.run(start_run(rt.pool, tenant, job_id))
         outcome = rt.run(
-            recompute_pending(rt.pool, tenant, batch_size=rt.settings.recompute_batch_size)
+            recompute_pending(
+                rt.pool,
+                tenant,
+                batch_size=rt.settings.recompute_batch_size,
+                max_batches=rt.settings.recompute_batches_per_task,
+            )
         )
+        rt.run(finish_run(rt.pool, tenant, job_id, outcome))
     except TRANSIENT_DB_ERRORS as exc:
         _record_failure(rt, tenant, job_id, exc)
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30))
     except Exception as exc:
         _record_failure(rt, tenant, job_id, exc)
         raise
-    rt.run(finish_run(rt.pool, tenant, job_id, outcome))
     metrics.ORDERS_ATTRIBUTED.inc(outcome.orders)
     if outcome.more_pending:
-        claim_and_publish(rt, self.app, tenant, trigger="continuation")
+        schedule_continuation(rt, self.app, tenant)
     return {"batches": outcome.batches, "orders": outcome.orders}
 
 
