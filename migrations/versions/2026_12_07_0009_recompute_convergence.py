@@ -29,6 +29,12 @@ ALTER TABLE pending_orders ADD COLUMN generation bigint NOT NULL DEFAULT 1;
 ALTER TABLE revenue_entries
     ADD COLUMN reported_currency char(3),
     ADD COLUMN reported_day date;
+-- A job left running by a worker that died is marked abandoned (see skeldir.attribution.jobs).
+ALTER TABLE recompute_jobs DROP CONSTRAINT recompute_jobs_status_check;
+ALTER TABLE recompute_jobs ADD CONSTRAINT recompute_jobs_status_check
+    CHECK (status IN ('running', 'succeeded', 'failed', 'abandoned'));
+CREATE INDEX recompute_jobs_running ON recompute_jobs (tenant_id) WHERE status = 'running';
+
 -- The sweeper's scan and the refresh's oldest-first take.
 CREATE INDEX report_dirty_orders_marked ON report_dirty_orders (tenant_id, marked_at);
 
@@ -71,7 +77,33 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 """
 
-RUNTIME_FUNCTIONS = ("mark_orders_pending(uuid, uuid[])",)
+JOB_FUNCTIONS = r"""
+-- Jobs whose row says running but whose advisory lock (held by a live run on a session of its
+-- own; the same two-integer key as skeldir.attribution.jobs.job_lock_key) is free: their worker
+-- died. One tenant's, or every tenant's for the sweeper (NULL); a count, never a row.
+CREATE OR REPLACE FUNCTION abandon_dead_recompute_jobs(p_tenant uuid)
+RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH running AS MATERIALIZED (
+        SELECT j.tenant_id, j.job_id, replace(j.job_id::text, '-', '') AS hex
+        FROM public.recompute_jobs j
+        WHERE j.status = 'running' AND (p_tenant IS NULL OR j.tenant_id = p_tenant)
+    ), dead AS MATERIALIZED (
+        SELECT r.tenant_id, r.job_id FROM running r
+        WHERE pg_try_advisory_xact_lock(('x' || substr(r.hex, 1, 8))::bit(32)::integer,
+                                        ('x' || substr(r.hex, 9, 8))::bit(32)::integer)
+    ), abandoned AS (
+        UPDATE public.recompute_jobs j
+        SET status = 'abandoned', finished_at = now(),
+            error = 'the worker running this job stopped before it finished'
+        FROM dead d
+        WHERE j.tenant_id = d.tenant_id AND j.job_id = d.job_id AND j.status = 'running'
+        RETURNING 1)
+    SELECT count(*)::integer FROM abandoned
+$$;
+"""
+
+RUNTIME_FUNCTIONS = ("mark_orders_pending(uuid, uuid[])", "abandon_dead_recompute_jobs(uuid)")
 
 
 def upgrade() -> None:
@@ -79,6 +111,7 @@ def upgrade() -> None:
     op.execute(SCHEMA)
     op.execute(FUNCTIONS)
     op.execute(OWNER_FUNCTIONS)
+    op.execute(JOB_FUNCTIONS)
     for signature in RUNTIME_FUNCTIONS:
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
         op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{runtime}"')

@@ -14,7 +14,7 @@ from db_helpers import create_tenant, ingest_shopify, order_body
 
 from skeldir.attribution.recompute import recompute_pending
 from skeldir.db import tenant_transaction
-from skeldir.tasks import attribution as attribution_tasks
+from skeldir.attribution import jobs
 from skeldir.tasks import reporting as reporting_tasks
 from skeldir.tasks import runtime as task_runtime
 from skeldir.tasks import scheduling
@@ -107,7 +107,7 @@ def test_a_database_blip_while_finishing_a_run_is_retried(database, worker, monk
     rt = worker()
     tenant = create_tenant(database)
     orders(rt, tenant, 21)
-    original, failures = attribution_tasks.finish_run, []
+    original, failures = jobs.finish_run, []
 
     async def finish_after_one_blip(*args, **kwargs):
         if not failures:
@@ -115,7 +115,7 @@ def test_a_database_blip_while_finishing_a_run_is_retried(database, worker, monk
             raise asyncpg.ConnectionDoesNotExistError("connection was closed")
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(attribution_tasks, "finish_run", finish_after_one_blip)
+    monkeypatch.setattr(jobs, "finish_run", finish_after_one_blip)
     result = rt.app.tasks[scheduling.RECOMPUTE_TASK].apply(args=(str(tenant.tenant_id),))
     assert result.successful(), result.traceback
     assert failures == [1]

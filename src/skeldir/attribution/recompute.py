@@ -332,8 +332,10 @@ def fx_factor(rate: Decimal, currency: str, reporting_currency: str) -> Decimal:
 
 
 async def start_run(pool: asyncpg.Pool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
-    """Record the job and clear the debounce flag, so later events queue a new chain."""
+    """Record the job and clear the debounce flag, so later events queue a new chain; jobs of
+    the tenant left running by a dead worker are marked abandoned first."""
     async with tenant_transaction(pool, tenant_id) as conn:
+        await conn.execute("SELECT abandon_dead_recompute_jobs($1)", tenant_id)
         await conn.execute(
             "UPDATE chain_state SET queued_at = NULL, last_started_at = now() WHERE tenant_id = $1",
             tenant_id,

@@ -7,7 +7,8 @@ import uuid
 import asyncpg
 from celery import shared_task
 
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.attribution.jobs import run_recompute_job
+from skeldir.attribution.recompute import finish_run
 from skeldir.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.observability import metrics
 from skeldir.tasks.runtime import runtime
@@ -27,16 +28,15 @@ def recompute_window(self, tenant_id: str) -> dict:
     tenant = uuid.UUID(tenant_id)
     job_id = uuid.UUID(self.request.id) if self.request.id else uuid.uuid4()
     try:
-        rt.run(start_run(rt.pool, tenant, job_id))
         outcome = rt.run(
-            recompute_pending(
+            run_recompute_job(
                 rt.pool,
                 tenant,
+                job_id,
                 batch_size=rt.settings.recompute_batch_size,
                 max_batches=rt.settings.recompute_batches_per_task,
             )
         )
-        rt.run(finish_run(rt.pool, tenant, job_id, outcome))
     except TRANSIENT_DB_ERRORS as exc:
         _record_failure(rt, tenant, job_id, exc)
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30))
@@ -52,5 +52,5 @@ def recompute_window(self, tenant_id: str) -> dict:
 def _record_failure(rt, tenant: uuid.UUID, job_id: uuid.UUID, exc: BaseException) -> None:
     try:
         rt.run(finish_run(rt.pool, tenant, job_id, None, error=type(exc).__name__))
-    except Exception:  # the database may be what failed; the job row then stays 'running'
+    except Exception:  # the database may be what failed: a later run marks the row abandoned
         pass
