@@ -10,12 +10,16 @@ import asyncpg
 from skeldir.db import tenant_transaction
 from skeldir.reporting.registry import REFRESHED
 
+# The take is materialized: evaluated once. As a subquery the planner may run it again for
+# each row, and each run skips the rows this very statement has already deleted, so one
+# transaction could take every dirty order of the tenant (ties in marked_at are common).
 _TAKE_DIRTY_SQL = """
-DELETE FROM report_dirty_orders
-WHERE tenant_id = $1 AND order_id IN (
+WITH taken AS MATERIALIZED (
     SELECT order_id FROM report_dirty_orders WHERE tenant_id = $1
     ORDER BY marked_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-RETURNING order_id
+DELETE FROM report_dirty_orders d USING taken t
+WHERE d.tenant_id = $1 AND d.order_id = t.order_id
+RETURNING d.order_id
 """
 
 
