@@ -31,6 +31,10 @@ class Settings:
     recompute_batch_size: int = 5000
     # Batches one recompute task attributes before it queues its continuation.
     recompute_batches_per_task: int = 200
+    # How long one recompute or refresh task works for one tenant before it queues the rest
+    # behind other tenants' work (at least one batch): a large backfill delays another
+    # tenant's fresh order by about this much per worker.
+    task_slice_seconds: float = 0.5
     # Dirty orders per report refresh transaction, and transactions per refresh task before it
     # queues its continuation.
     refresh_batch_size: int = 2000
@@ -76,6 +80,9 @@ class Settings:
             ),
             recompute_batches_per_task=int(
                 _env("SKELDIR_RECOMPUTE_BATCHES_PER_TASK", str(cls.recompute_batches_per_task))
+            ),
+            task_slice_seconds=float(
+                _env("SKELDIR_TASK_SLICE_SECONDS", str(cls.task_slice_seconds))
             ),
             refresh_batch_size=int(
                 _env("SKELDIR_REFRESH_BATCH_SIZE", str(cls.refresh_batch_size))
@@ -158,6 +165,7 @@ class Settings:
             "SKELDIR_DB_POOL_SIZE": str(self.db_pool_size),
             "SKELDIR_RECOMPUTE_BATCH_SIZE": str(self.recompute_batch_size),
             "SKELDIR_RECOMPUTE_BATCHES_PER_TASK": str(self.recompute_batches_per_task),
+            "SKELDIR_TASK_SLICE_SECONDS": str(self.task_slice_seconds),
             "SKELDIR_REFRESH_BATCH_SIZE": str(self.refresh_batch_size),
             "SKELDIR_REFRESH_BATCHES_PER_TASK": str(self.refresh_batches_per_task),
             "SKELDIR_SWEEP_INTERVAL_SECONDS": str(self.sweep_interval_seconds),

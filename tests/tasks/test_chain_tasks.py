@@ -5,6 +5,7 @@ PostgreSQL, tasks applied eagerly."""
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from dataclasses import replace
 from datetime import timedelta
 
@@ -138,3 +139,40 @@ def test_a_continuation_the_broker_refuses_is_left_to_the_sweeper(database, work
     assert result.successful(), "the recompute's work is done; the refresh after it must run"
     assert count(rt, tenant, "pending_orders") == 1
     assert tenant.tenant_id in swept(rt), "the claim is released, so the sweeper can reschedule"
+
+
+def test_a_small_tenants_new_order_is_attributed_while_a_large_backfill_runs(
+    database, worker, monkeypatch
+):
+    """One worker, one FIFO queue: each recompute task works one slice (here one batch) and
+    queues the rest behind the chains already queued, so tenants take turns."""
+    rt = worker(recompute_batch_size=2, task_slice_seconds=0)
+    big, small = create_tenant(database), create_tenant(database)
+    queue: deque[uuid.UUID] = deque()
+    monkeypatch.setattr(scheduling, "publish_chain",
+                        lambda app, tenant_id, trigger: queue.append(tenant_id))
+
+    def claim_and_queue(tenant) -> None:  # what the API does after an ingest commits
+        scheduling.claim_and_publish(rt, rt.app, tenant.tenant_id, trigger="ingest")
+
+    orders(rt, big, *range(100, 120))
+    claim_and_queue(big)
+    recompute = rt.app.tasks[scheduling.RECOMPUTE_TASK]
+
+    def run_next() -> uuid.UUID:
+        tenant_id = queue.popleft()
+        assert recompute.apply(args=(str(tenant_id),)).successful()
+        return tenant_id
+
+    assert run_next() == big.tenant_id  # the backfill's first slice
+    orders(rt, small, 1)
+    claim_and_queue(small)
+    ran = []
+    while queue:
+        ran.append(run_next())
+        if ran[-1] == small.tenant_id:
+            assert count(rt, small, "pending_orders") == 0
+            big_left = count(rt, big, "pending_orders")
+    assert big_left >= 16, "the small tenant's order waited for one slice of the backfill only"
+    assert ran.index(small.tenant_id) <= 1 and ran.count(small.tenant_id) == 1
+    assert count(rt, big, "pending_orders") == 0 and len(ran) >= 10

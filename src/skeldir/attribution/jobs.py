@@ -48,13 +48,15 @@ async def run_recompute_job(
     *,
     batch_size: int,
     max_batches: int,
+    max_seconds: float | None = None,
 ) -> RecomputeOutcome:
-    """Record the job, attribute up to `max_batches` batches of pending orders, record the
-    outcome; alive (its lock held) from before its row says running until after it does not."""
+    """Record the job, attribute pending orders for one slice (`max_batches` batches or
+    `max_seconds`), record the outcome; alive (its lock held) from before its row says running until after it does not."""
     async with holding_job_lock(pool, job_id):
         await start_run(pool, tenant_id, job_id)
         outcome = await recompute_pending(
-            pool, tenant_id, batch_size=batch_size, max_batches=max_batches
+            pool, tenant_id, batch_size=batch_size, max_batches=max_batches,
+            max_seconds=max_seconds,
         )
         await finish_run(pool, tenant_id, job_id, outcome)
     return outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -374,10 +375,24 @@ async def finish_run(
 
 
 async def recompute_pending(
-    pool: asyncpg.Pool, tenant_id: uuid.UUID, *, batch_size: int, max_batches: int = 200
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    *,
+    batch_size: int,
+    max_batches: int = 200,
+    max_seconds: float | None = None,
 ) -> RecomputeOutcome:
-    batches = orders = 0
+    """Attribute pending orders batch by batch until none is left, or `max_batches` batches or
+    `max_seconds` (checked after each full batch) are spent: then `more_pending`."""
+    started = time.monotonic()
+    batches = orders = taken = 0
     while batches < max_batches:
+        if (
+            taken == batch_size
+            and max_seconds is not None
+            and time.monotonic() - started >= max_seconds
+        ):
+            break
         async with tenant_transaction(pool, tenant_id) as conn:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(tenant_id))
             taken = await _take_batch(conn, tenant_id, batch_size)

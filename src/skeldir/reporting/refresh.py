@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -32,11 +33,26 @@ class RefreshOutcome:
 
 
 async def refresh_tenant(
-    pool: asyncpg.Pool, tenant_id: uuid.UUID, *, batch_size: int = 2000, max_batches: int = 100
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    *,
+    batch_size: int = 2000,
+    max_batches: int = 100,
+    max_seconds: float | None = None,
 ) -> RefreshOutcome:
-    """Drain the tenant's dirty orders; each batch updates every report in one transaction."""
+    """Drain the tenant's dirty orders; each batch updates every report in one transaction.
+    Stops with `more_pending` after `max_batches` batches or `max_seconds` (checked after each
+    full batch)."""
+    started = time.monotonic()
     outcome = RefreshOutcome(more_pending=True)
+    order_ids: list[uuid.UUID] = []
     for _ in range(max_batches):
+        if (
+            len(order_ids) == batch_size
+            and max_seconds is not None
+            and time.monotonic() - started >= max_seconds
+        ):
+            break
         async with tenant_transaction(pool, tenant_id) as conn:
             order_ids = [
                 r["order_id"] for r in await conn.fetch(_TAKE_DIRTY_SQL, tenant_id, batch_size)

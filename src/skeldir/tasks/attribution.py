@@ -35,6 +35,7 @@ def recompute_window(self, tenant_id: str) -> dict:
                 job_id,
                 batch_size=rt.settings.recompute_batch_size,
                 max_batches=rt.settings.recompute_batches_per_task,
+                max_seconds=rt.settings.task_slice_seconds,
             )
         )
     except TRANSIENT_DB_ERRORS as exc:

@@ -28,6 +28,7 @@ def refresh_for_tenant(self, tenant_id: str) -> dict:
                 tenant,
                 batch_size=rt.settings.refresh_batch_size,
                 max_batches=rt.settings.refresh_batches_per_task,
+                max_seconds=rt.settings.task_slice_seconds,
             )
         )
     except TRANSIENT_DB_ERRORS as exc:
