@@ -48,7 +48,10 @@ SET LOCAL work_mem = '64MB';
 
 # The batch: the oldest pending orders, numbered from 0, with the visitor each is stitched to,
 # in order of trust: checkout token, cart token, the order's own visitor id, the customer
-# reference (each matched by its stitch key).
+# reference (each matched by its stitch key). Claims come unauthenticated (the public collect
+# key), so a claim counts only if it was received before the order was, and of the claims of
+# one key the first received wins: a later claim, whatever time it claims, never moves an
+# order's journey.
 _TAKE_BATCH_SQL = """
 INSERT INTO attribution_batch
 SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, p.generation, o.has_snapshot,
@@ -57,14 +60,17 @@ SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, p.generation, o.
        coalesce(
            CASE WHEN o.checkout_key IS NOT NULL THEN
                (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
-                  AND t.checkout_key = o.checkout_key ORDER BY t.occurred_at DESC LIMIT 1) END,
+                  AND t.checkout_key = o.checkout_key AND t.received_at <= o.created_at
+                ORDER BY t.received_at, t.touchpoint_id LIMIT 1) END,
            CASE WHEN o.cart_key IS NOT NULL THEN
                (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
-                  AND t.cart_key = o.cart_key ORDER BY t.occurred_at DESC LIMIT 1) END,
+                  AND t.cart_key = o.cart_key AND t.received_at <= o.created_at
+                ORDER BY t.received_at, t.touchpoint_id LIMIT 1) END,
            o.visitor_id,
            CASE WHEN o.customer_key IS NOT NULL THEN
                (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
-                  AND t.customer_key = o.customer_key ORDER BY t.occurred_at DESC LIMIT 1) END)
+                  AND t.customer_key = o.customer_key AND t.received_at <= o.created_at
+                ORDER BY t.received_at, t.touchpoint_id LIMIT 1) END)
 FROM (SELECT order_id, order_version, generation FROM pending_orders WHERE tenant_id = $1
       ORDER BY marked_at LIMIT $2) AS p
 JOIN orders o ON o.tenant_id = $1 AND o.order_id = p.order_id
