@@ -29,6 +29,16 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     db_pool_size: int = 32
     recompute_batch_size: int = 5000
+    # Batches one recompute task attributes before it queues its continuation.
+    recompute_batches_per_task: int = 200
+    # How long one recompute or refresh task works for one tenant before it queues the rest
+    # behind other tenants' work (at least one batch): a large backfill delays another
+    # tenant's fresh order by about this much per worker.
+    task_slice_seconds: float = 0.5
+    # Dirty orders per report refresh transaction, and transactions per refresh task before it
+    # queues its continuation.
+    refresh_batch_size: int = 2000
+    refresh_batches_per_task: int = 100
     sweep_interval_seconds: float = 5.0
     # A pending order older than this with no chain queued is rescheduled by the sweeper.
     sweep_grace_seconds: float = 5.0
@@ -67,6 +77,18 @@ class Settings:
             db_pool_size=int(_env("SKELDIR_DB_POOL_SIZE", str(cls.db_pool_size))),
             recompute_batch_size=int(
                 _env("SKELDIR_RECOMPUTE_BATCH_SIZE", str(cls.recompute_batch_size))
+            ),
+            recompute_batches_per_task=int(
+                _env("SKELDIR_RECOMPUTE_BATCHES_PER_TASK", str(cls.recompute_batches_per_task))
+            ),
+            task_slice_seconds=float(
+                _env("SKELDIR_TASK_SLICE_SECONDS", str(cls.task_slice_seconds))
+            ),
+            refresh_batch_size=int(
+                _env("SKELDIR_REFRESH_BATCH_SIZE", str(cls.refresh_batch_size))
+            ),
+            refresh_batches_per_task=int(
+                _env("SKELDIR_REFRESH_BATCHES_PER_TASK", str(cls.refresh_batches_per_task))
             ),
             sweep_interval_seconds=float(
                 _env("SKELDIR_SWEEP_INTERVAL_SECONDS", str(cls.sweep_interval_seconds))
@@ -142,6 +164,10 @@ class Settings:
             "SKELDIR_MAX_BODY_BYTES": str(self.max_body_bytes),
             "SKELDIR_DB_POOL_SIZE": str(self.db_pool_size),
             "SKELDIR_RECOMPUTE_BATCH_SIZE": str(self.recompute_batch_size),
+            "SKELDIR_RECOMPUTE_BATCHES_PER_TASK": str(self.recompute_batches_per_task),
+            "SKELDIR_TASK_SLICE_SECONDS": str(self.task_slice_seconds),
+            "SKELDIR_REFRESH_BATCH_SIZE": str(self.refresh_batch_size),
+            "SKELDIR_REFRESH_BATCHES_PER_TASK": str(self.refresh_batches_per_task),
             "SKELDIR_SWEEP_INTERVAL_SECONDS": str(self.sweep_interval_seconds),
             "SKELDIR_SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
             "SKELDIR_CHAIN_STALE_SECONDS": str(self.chain_stale_seconds),

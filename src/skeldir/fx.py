@@ -1,4 +1,4 @@
-"""Exchange rates: load a CSV of daily rates, and re-attribute the orders that lacked one.
+"""Exchange rates: load a CSV of daily rates, and re-attribute the orders they change.
 
 The CSV has a header `date,base,quote,rate` (rate: units of quote per unit of base, a
 decimal string). Loading is idempotent: a (date, base, quote) loaded again takes the new rate.
@@ -58,7 +58,9 @@ def read_rates(path: Path) -> list[Rate]:
 
 
 def load_rates(conn: psycopg.Connection, rates: list[Rate]) -> dict[str, int]:
-    """Upsert the rates and mark pending every order that had no rate for a loaded pair-day."""
+    """Upsert the rates and mark pending every order a loaded pair-day changes: those with no
+    rate yet, and those stamped with another rate (a corrected rate moves the reports by
+    exactly the difference once they are recomputed)."""
     with conn.transaction():
         with conn.cursor() as cursor:
             cursor.executemany(
@@ -68,13 +70,18 @@ def load_rates(conn: psycopg.Connection, rates: list[Rate]) -> dict[str, int]:
             )
         # Orders across every tenant: the owner maintains market data for all of them.
         marked = conn.execute(
-            "INSERT INTO pending_orders (tenant_id, order_id, order_version)"
-            " SELECT o.tenant_id, o.order_id, o.version FROM orders o"
-            " JOIN order_attributions a ON a.tenant_id = o.tenant_id AND a.order_id = o.order_id"
-            " JOIN unnest(%s::date[], %s::text[], %s::text[]) AS r(day, base, quote)"
+            "SELECT coalesce(sum(mark_orders_pending(s.tenant_id, s.order_ids)), 0) FROM ("
+            " SELECT a.tenant_id, array_agg(a.order_id) AS order_ids FROM order_attributions a"
+            " JOIN unnest(%s::date[], %s::text[], %s::text[], %s::numeric[])"
+            "   AS r(day, base, quote, rate)"
             "   ON a.currency = r.base AND a.reporting_currency = r.quote AND a.day = r.day"
-            " WHERE a.fx_factor IS NULL"
-            " ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()",
-            ([r.day for r in rates], [r.base for r in rates], [r.quote for r in rates]),
-        ).rowcount
+            " WHERE a.fx_factor IS NULL OR a.fx_rate IS DISTINCT FROM r.rate"
+            " GROUP BY a.tenant_id) AS s",
+            (
+                [r.day for r in rates],
+                [r.base for r in rates],
+                [r.quote for r in rates],
+                [r.rate for r in rates],
+            ),
+        ).fetchone()[0]
     return {"rates": len(rates), "orders_marked_pending": marked}

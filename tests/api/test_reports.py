@@ -250,3 +250,22 @@ def test_the_docs_page_loads_nothing_from_outside(client):
     for body in (page.text, script.text):
         assert "http://" not in body and "https://" not in body and "//cdn" not in body
     assert client.get("/redoc").status_code == 404
+
+
+def test_daily_revenue_in_the_reporting_currency_is_null_until_every_entry_converts(client, data):
+    """No EUR rate is loaded: the EUR rows' reporting figures are unknown, never 0."""
+    items, _ = walk(client, data.shop.api_key, "/api/reports/daily-revenue", 50, **WINDOW)
+    reporting = ("gross_reporting_cents", "refunds_reporting_cents",
+                 "cancellations_reporting_cents", "net_reporting_cents")
+    eur = [r for r in items if r["currency"] == "EUR"]
+    usd = [r for r in items if r["currency"] == "USD"]
+    assert eur and usd
+    for row in eur:
+        assert row["unconverted_entries"] > 0
+        assert all(row[field] is None for field in reporting), row
+    for row in usd:
+        assert row["unconverted_entries"] == 0
+        assert row["net_reporting_cents"] == row["net_cents"], row
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["DailyRevenue"]
+    assert all(field not in schema.get("required", []) or "null" in str(schema["properties"][field])
+               for field in reporting)

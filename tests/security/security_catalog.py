@@ -17,6 +17,8 @@ SHARED_RELATIONS = {
 # The only SECURITY DEFINER functions the runtime role may call: lookups made before any tenant
 # context exists, each answering for one tenant's credential hash or with tenant ids alone.
 RUNTIME_DEFINER_FUNCTIONS = {
+    # The sweeper's: marks abandoned the jobs whose run holds no lock; answers a count only.
+    "abandon_dead_recompute_jobs(uuid)",
     "resolve_api_key(uuid,bytea)",
     "resolve_source(uuid,bytea)",
     "resolve_source_by_key(uuid,bytea,text)",

@@ -66,10 +66,12 @@ class DailyRevenue(BaseModel):
     net_cents: int
     orders: int = Field(description="Orders whose sale falls on this day")
     reporting_currency: str
-    gross_reporting_cents: int
-    refunds_reporting_cents: int
-    cancellations_reporting_cents: int
-    net_reporting_cents: int
+    gross_reporting_cents: int | None = Field(
+        description="null while any entry of the row has no known exchange rate (unknown)"
+    )
+    refunds_reporting_cents: int | None = Field(description="null: unknown, as above")
+    cancellations_reporting_cents: int | None = Field(description="null: unknown, as above")
+    net_reporting_cents: int | None = Field(description="null: unknown, as above")
     unconverted_entries: int = Field(
         description="Entries with no known exchange rate: counted in their own currency only"
     )

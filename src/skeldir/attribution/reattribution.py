@@ -15,16 +15,12 @@ from skeldir.db import tenant_transaction
 
 MARK_BATCH_SIZE = 5000
 
-# The next batch of the range's orders ($1 tenant, $2 and $3 the range) after order id $4,
-# marked pending.
-MARK_BATCH_SQL = """
-INSERT INTO pending_orders (tenant_id, order_id, order_version)
-SELECT tenant_id, order_id, version FROM orders
+# The next batch of the range's orders ($1 tenant, $2 and $3 the range) after order id $4.
+NEXT_BATCH_SQL = """
+SELECT order_id FROM orders
 WHERE tenant_id = $1 AND has_snapshot AND ordered_at >= $2 AND ordered_at < $3
   AND order_id > $4
 ORDER BY order_id LIMIT $5
-ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
-RETURNING order_id
 """
 
 
@@ -68,10 +64,17 @@ async def mark_range_pending(
     after, marked = uuid.UUID(int=0), 0
     while True:
         async with tenant_transaction(pool, tenant_id) as conn:
-            rows = await conn.fetch(MARK_BATCH_SQL, tenant_id, since, until, after, MARK_BATCH_SIZE)
-        if not rows:
+            order_ids = [
+                row["order_id"]
+                for row in await conn.fetch(
+                    NEXT_BATCH_SQL, tenant_id, since, until, after, MARK_BATCH_SIZE
+                )
+            ]
+            if order_ids:
+                await conn.execute("SELECT mark_orders_pending($1, $2)", tenant_id, order_ids)
+        if not order_ids:
             return marked
-        after = max(row["order_id"] for row in rows)
-        marked += len(rows)
+        after = order_ids[-1]
+        marked += len(order_ids)
         if on_batch is not None:
-            on_batch(len(rows))
+            on_batch(len(order_ids))

@@ -4,14 +4,15 @@ A batch reads its pending orders with the version they were marked at, their pat
 touchpoints, classified once by the rules in force), allocates every model for the whole batch
 at once (`batch.allocate_batch`), and writes one row per order through COPY and one
 INSERT ... SELECT, together with the change to the daily channel report. It clears a pending
-mark only if the order was not changed meanwhile; a changed order stays pending for the next
-batch.
+mark only if neither the order nor its mark changed meanwhile (same order version, same mark
+generation); a changed or re-marked order stays pending for the next batch.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ DATA_DRIVEN_MODELS = ("markov", "shapley")
 
 _BATCH_TABLES_SQL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS attribution_batch (
-    idx integer, order_id uuid, order_version bigint, has_snapshot boolean, currency text,
+    idx integer, order_id uuid, order_version bigint, generation bigint, has_snapshot boolean,
+    currency text,
     ordered_at timestamptz, visitor_id text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS attribution_rows (
@@ -46,23 +48,30 @@ SET LOCAL work_mem = '64MB';
 
 # The batch: the oldest pending orders, numbered from 0, with the visitor each is stitched to,
 # in order of trust: checkout token, cart token, the order's own visitor id, the customer
-# reference (each matched by its stitch key).
+# reference (each matched by its stitch key). Claims come unauthenticated (the public collect
+# key), so a claim counts only if it was received before the order was, and of the claims of
+# one key the first received wins: a later claim, whatever time it claims, never moves an
+# order's journey.
 _TAKE_BATCH_SQL = """
 INSERT INTO attribution_batch
-SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, o.has_snapshot, o.currency,
+SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, p.generation, o.has_snapshot,
+       o.currency,
        o.ordered_at,
        coalesce(
            CASE WHEN o.checkout_key IS NOT NULL THEN
                (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
-                  AND t.checkout_key = o.checkout_key ORDER BY t.occurred_at DESC LIMIT 1) END,
+                  AND t.checkout_key = o.checkout_key AND t.received_at <= o.created_at
+                ORDER BY t.received_at, t.touchpoint_id LIMIT 1) END,
            CASE WHEN o.cart_key IS NOT NULL THEN
                (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
-                  AND t.cart_key = o.cart_key ORDER BY t.occurred_at DESC LIMIT 1) END,
+                  AND t.cart_key = o.cart_key AND t.received_at <= o.created_at
+                ORDER BY t.received_at, t.touchpoint_id LIMIT 1) END,
            o.visitor_id,
            CASE WHEN o.customer_key IS NOT NULL THEN
                (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
-                  AND t.customer_key = o.customer_key ORDER BY t.occurred_at DESC LIMIT 1) END)
-FROM (SELECT order_id, order_version FROM pending_orders WHERE tenant_id = $1
+                  AND t.customer_key = o.customer_key AND t.received_at <= o.created_at
+                ORDER BY t.received_at, t.touchpoint_id LIMIT 1) END)
+FROM (SELECT order_id, order_version, generation FROM pending_orders WHERE tenant_id = $1
       ORDER BY marked_at LIMIT $2) AS p
 JOIN orders o ON o.tenant_id = $1 AND o.order_id = p.order_id
 """
@@ -78,17 +87,21 @@ _ORDER_ROW = binary_copy.row_type(
     [("idx", "int4"), ("ordered_at", "timestamptz"), ("currency", "int2"), ("has_snapshot", "bool")]
 )
 
-# With what the daily revenue report counted of each entry (-1 / NULL: nothing yet).
+# With what the daily revenue report counted of each entry (-1 / NULL: nothing yet), and
+# whether it counted it under another currency or day than the entry has now.
 _ENTRIES_COPY_SQL = """
 SELECT b.idx, e.amount_minor, e.kind = 'sale',
        coalesce(e.reported_amount_minor, -9223372036854775808),
        coalesce(e.reported_reporting_minor, -9223372036854775808),
        (CASE WHEN e.reported_converted IS NULL THEN -1 WHEN e.reported_converted THEN 1
-             ELSE 0 END)::int2
+             ELSE 0 END)::int2,
+       e.reported_amount_minor IS NOT NULL
+           AND (e.reported_currency, e.reported_day)
+               IS DISTINCT FROM (e.currency, (e.occurred_at AT TIME ZONE 'UTC')::date)
 FROM attribution_batch b
 CROSS JOIN LATERAL (
     SELECT amount_minor, kind, reported_amount_minor, reported_reporting_minor,
-           reported_converted
+           reported_converted, reported_currency, reported_day, currency, occurred_at
     FROM revenue_entries
     WHERE tenant_id = $1 AND order_id = b.order_id OFFSET 0) AS e
 WHERE b.has_snapshot
@@ -101,6 +114,7 @@ _ENTRY_ROW = binary_copy.row_type(
         ("reported_amount", "int8"),
         ("reported_reporting", "int8"),
         ("reported_converted", "int2"),
+        ("reported_elsewhere", "bool"),
     ]
 )
 
@@ -217,6 +231,7 @@ ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
 _CLEAR_PENDING_SQL = """
 DELETE FROM pending_orders p USING attribution_batch b
 WHERE p.tenant_id = $1 AND p.order_id = b.order_id AND p.order_version = b.order_version
+  AND p.generation = b.generation
 """
 
 # Currencies as small integers in COPY rows (index + 1 into this list; 0: none).
@@ -324,8 +339,10 @@ def fx_factor(rate: Decimal, currency: str, reporting_currency: str) -> Decimal:
 
 
 async def start_run(pool: asyncpg.Pool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
-    """Record the job and clear the debounce flag, so later events queue a new chain."""
+    """Record the job and clear the debounce flag, so later events queue a new chain; jobs of
+    the tenant left running by a dead worker are marked abandoned first."""
     async with tenant_transaction(pool, tenant_id) as conn:
+        await conn.execute("SELECT abandon_dead_recompute_jobs($1)", tenant_id)
         await conn.execute(
             "UPDATE chain_state SET queued_at = NULL, last_started_at = now() WHERE tenant_id = $1",
             tenant_id,
@@ -364,10 +381,24 @@ async def finish_run(
 
 
 async def recompute_pending(
-    pool: asyncpg.Pool, tenant_id: uuid.UUID, *, batch_size: int, max_batches: int = 200
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    *,
+    batch_size: int,
+    max_batches: int = 200,
+    max_seconds: float | None = None,
 ) -> RecomputeOutcome:
-    batches = orders = 0
+    """Attribute pending orders batch by batch until none is left, or `max_batches` batches or
+    `max_seconds` (checked after each full batch) are spent: then `more_pending`."""
+    started = time.monotonic()
+    batches = orders = taken = 0
     while batches < max_batches:
+        if (
+            taken == batch_size
+            and max_seconds is not None
+            and time.monotonic() - started >= max_seconds
+        ):
+            break
         async with tenant_transaction(pool, tenant_id) as conn:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(tenant_id))
             taken = await _take_batch(conn, tenant_id, batch_size)
@@ -472,7 +503,8 @@ async def _attribute(
 
 def _uncounted(entries: np.ndarray, factor: list[Decimal | None]) -> list[int]:
     """Orders with an entry the daily revenue report counts otherwise than it now stands:
-    its amount, whether it converts, and its amount in the reporting currency."""
+    its amount, whether it converts, its amount in the reporting currency, and its currency
+    and day."""
     order = entries["idx"].astype(np.int64)
     amount = entries["amount"].astype(np.int64)
     converts = np.array([f is not None for f in factor], dtype=bool)[order]
@@ -481,7 +513,8 @@ def _uncounted(entries: np.ndarray, factor: list[Decimal | None]) -> list[int]:
     for i in np.flatnonzero(converts & ~unit).tolist():
         expected[i] = int((amount[i] * factor[order[i]]).to_integral_value(ROUND_HALF_UP))
     stale = (
-        (entries["reported_amount"] != amount)
+        entries["reported_elsewhere"]
+        | (entries["reported_amount"] != amount)
         | (entries["reported_converted"] != converts.astype(np.int16))
         | (entries["reported_reporting"] != expected)
     )

@@ -161,15 +161,14 @@ async def tenant_stitch_key(conn: asyncpg.Connection, box, tenant_id: uuid.UUID)
 
 
 _MARK_LATE_SQL = """
-INSERT INTO pending_orders AS p (tenant_id, order_id, order_version)
-SELECT o.tenant_id, o.order_id, o.version FROM orders o
-WHERE o.tenant_id = $1 AND o.has_snapshot AND o.ordered_at >= $2
-  AND (o.order_id IN (SELECT a.order_id FROM order_attributions a WHERE a.tenant_id = $1
-                         AND a.visitor_id = ANY($3::text[]))
-       OR o.visitor_id = ANY($3::text[])
-       OR o.checkout_key = ANY($4::bytea[]) OR o.cart_key = ANY($5::bytea[])
-       OR o.customer_key = ANY($6::bytea[]))
-ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
+SELECT mark_orders_pending($1, array(
+    SELECT o.order_id FROM orders o
+    WHERE o.tenant_id = $1 AND o.has_snapshot AND o.ordered_at >= $2
+      AND (o.order_id IN (SELECT a.order_id FROM order_attributions a WHERE a.tenant_id = $1
+                             AND a.visitor_id = ANY($3::text[]))
+           OR o.visitor_id = ANY($3::text[])
+           OR o.checkout_key = ANY($4::bytea[]) OR o.cart_key = ANY($5::bytea[])
+           OR o.customer_key = ANY($6::bytea[]))))
 """
 
 
@@ -225,7 +224,7 @@ async def store(
         new = [t for t in touchpoints if t.touchpoint_id in inserted]
         if not new:
             return Stored(0, 0)
-        status = await conn.execute(
+        marked = await conn.fetchval(
             _MARK_LATE_SQL,
             tenant_id,
             min(t.occurred_at for t in new),
@@ -234,4 +233,4 @@ async def store(
             [t.cart_key for t in new if t.cart_key],
             [t.customer_key for t in new if t.customer_key],
         )
-    return Stored(len(new), int(status.rsplit(" ", 1)[-1]))
+    return Stored(len(new), marked)

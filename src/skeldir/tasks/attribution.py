@@ -7,11 +7,12 @@ import uuid
 import asyncpg
 from celery import shared_task
 
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.attribution.jobs import run_recompute_job
+from skeldir.attribution.recompute import finish_run
 from skeldir.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.observability import metrics
 from skeldir.tasks.runtime import runtime
-from skeldir.tasks.scheduling import RECOMPUTE_TASK, claim_and_publish
+from skeldir.tasks.scheduling import RECOMPUTE_TASK, schedule_continuation
 
 # The server away (restart, failover) or a conflict that a retry resolves.
 TRANSIENT_DB_ERRORS = (
@@ -27,9 +28,15 @@ def recompute_window(self, tenant_id: str) -> dict:
     tenant = uuid.UUID(tenant_id)
     job_id = uuid.UUID(self.request.id) if self.request.id else uuid.uuid4()
     try:
-        rt.run(start_run(rt.pool, tenant, job_id))
         outcome = rt.run(
-            recompute_pending(rt.pool, tenant, batch_size=rt.settings.recompute_batch_size)
+            run_recompute_job(
+                rt.pool,
+                tenant,
+                job_id,
+                batch_size=rt.settings.recompute_batch_size,
+                max_batches=rt.settings.recompute_batches_per_task,
+                max_seconds=rt.settings.task_slice_seconds,
+            )
         )
     except TRANSIENT_DB_ERRORS as exc:
         _record_failure(rt, tenant, job_id, exc)
@@ -37,15 +44,14 @@ def recompute_window(self, tenant_id: str) -> dict:
     except Exception as exc:
         _record_failure(rt, tenant, job_id, exc)
         raise
-    rt.run(finish_run(rt.pool, tenant, job_id, outcome))
     metrics.ORDERS_ATTRIBUTED.inc(outcome.orders)
     if outcome.more_pending:
-        claim_and_publish(rt, self.app, tenant, trigger="continuation")
+        schedule_continuation(rt, self.app, tenant)
     return {"batches": outcome.batches, "orders": outcome.orders}
 
 
 def _record_failure(rt, tenant: uuid.UUID, job_id: uuid.UUID, exc: BaseException) -> None:
     try:
         rt.run(finish_run(rt.pool, tenant, job_id, None, error=type(exc).__name__))
-    except Exception:  # the database may be what failed; the job row then stays 'running'
+    except Exception:  # the database may be what failed: a later run marks the row abandoned
         pass

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from celery import shared_task
 
+from skeldir.attribution.jobs import abandon_dead_jobs
 from skeldir.attribution.learning import learn_weights
 from skeldir.tasks.runtime import runtime
 from skeldir.tasks.scheduling import claim_and_publish
@@ -22,6 +23,9 @@ LEARN_ACTIVE_DAYS = 30
 def sweep_pending(self) -> int:
     rt = runtime()
     settings = rt.settings
+    abandoned = rt.run(abandon_dead_jobs(rt.pool))
+    if abandoned:
+        log.info("sweeper_abandoned_jobs", extra={"jobs": abandoned})
     tenants = rt.run(
         rt.pool.fetch(
             "SELECT tenant_id FROM tenants_needing_recompute($1, $2) AS tenant_id",

@@ -12,7 +12,7 @@ from skeldir.reporting.refresh import refresh_tenant
 from skeldir.reporting.registry import REFRESHED
 from skeldir.tasks.attribution import TRANSIENT_DB_ERRORS
 from skeldir.tasks.runtime import runtime
-from skeldir.tasks.scheduling import REFRESH_TASK
+from skeldir.tasks.scheduling import REFRESH_TASK, schedule_continuation
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +20,19 @@ log = logging.getLogger(__name__)
 @shared_task(name=REFRESH_TASK, bind=True, acks_late=True, max_retries=8)
 def refresh_for_tenant(self, tenant_id: str) -> dict:
     rt = runtime()
+    tenant = uuid.UUID(tenant_id)
     try:
-        outcome = rt.run(refresh_tenant(rt.pool, uuid.UUID(tenant_id)))
+        outcome = rt.run(
+            refresh_tenant(
+                rt.pool,
+                tenant,
+                batch_size=rt.settings.refresh_batch_size,
+                max_batches=rt.settings.refresh_batches_per_task,
+                max_seconds=rt.settings.task_slice_seconds,
+            )
+        )
     except TRANSIENT_DB_ERRORS as exc:
+        # Past the last retry the dirty marks stay, and the sweeper schedules a new chain.
         _count("failure")
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30))
     except Exception:
@@ -39,6 +49,8 @@ def refresh_for_tenant(self, tenant_id: str) -> dict:
                 "rows": rows,
             },
         )
+    if outcome.more_pending:
+        schedule_continuation(rt, self.app, tenant)
     return {"orders": outcome.orders}
 
 

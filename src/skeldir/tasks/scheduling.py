@@ -49,6 +49,18 @@ def claim_and_publish(rt, app: Celery, tenant_id: uuid.UUID, trigger: str) -> bo
     return True
 
 
+def schedule_continuation(rt, app: Celery, tenant_id: uuid.UUID) -> None:
+    """Queue the tenant's next chain for the work a task left; if the broker or the database
+    fails here, the work stays marked and the sweeper schedules it."""
+    try:
+        claim_and_publish(rt, app, tenant_id, trigger="continuation")
+    except Exception as exc:
+        log.warning(
+            "continuation_schedule_failed",
+            extra={"tenant_id": str(tenant_id), "error": repr(exc)[:300]},
+        )
+
+
 async def release_claim(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
         await conn.execute(
