@@ -16,7 +16,7 @@ Create Date: 2026-12-07
 from alembic import context, op
 
 revision = "20261207_0009"
-down_revision = "20261126_0007"
+down_revision = "20261207_0008"
 branch_labels = None
 depends_on = None
 
