@@ -27,7 +27,21 @@ class Settings:
     # Queue names are prefixed so several deployments can share one broker.
     queue_namespace: str = "skeldir"
     max_body_bytes: int = 1024 * 1024
+    # The API's pool for reads, reports, exports and operations; webhooks have a pool of their
+    # own so that no amount of reading can starve ingest.
     db_pool_size: int = 32
+    db_ingest_pool_size: int = 8
+    # A request that finds every connection taken waits this long, then gets 503 + Retry-After.
+    db_acquire_timeout_seconds: float = 5.0
+    # Server-side bounds of every API session (0 turns one off).
+    db_statement_timeout_seconds: float = 60.0
+    db_idle_in_transaction_timeout_seconds: float = 15.0
+    # Exports and re-parses running at once per tenant and API process; more are refused (429).
+    long_operations_per_tenant: int = 2
+    # An export is read into a spooled file (memory up to this size, then disk) and only then
+    # sent, so no transaction waits on a client; a send that stalls this long ends the response.
+    export_spool_memory_bytes: int = 4 * 1024 * 1024
+    export_send_timeout_seconds: float = 30.0
     recompute_batch_size: int = 5000
     sweep_interval_seconds: float = 5.0
     # A pending order older than this with no chain queued is rescheduled by the sweeper.
@@ -65,6 +79,30 @@ class Settings:
             queue_namespace=_env("SKELDIR_QUEUE_NAMESPACE", cls.queue_namespace),
             max_body_bytes=int(_env("SKELDIR_MAX_BODY_BYTES", str(cls.max_body_bytes))),
             db_pool_size=int(_env("SKELDIR_DB_POOL_SIZE", str(cls.db_pool_size))),
+            db_ingest_pool_size=int(
+                _env("SKELDIR_DB_INGEST_POOL_SIZE", str(cls.db_ingest_pool_size))
+            ),
+            db_acquire_timeout_seconds=float(
+                _env("SKELDIR_DB_ACQUIRE_TIMEOUT_SECONDS", str(cls.db_acquire_timeout_seconds))
+            ),
+            db_statement_timeout_seconds=float(
+                _env("SKELDIR_DB_STATEMENT_TIMEOUT_SECONDS", str(cls.db_statement_timeout_seconds))
+            ),
+            db_idle_in_transaction_timeout_seconds=float(
+                _env(
+                    "SKELDIR_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+                    str(cls.db_idle_in_transaction_timeout_seconds),
+                )
+            ),
+            long_operations_per_tenant=int(
+                _env("SKELDIR_LONG_OPERATIONS_PER_TENANT", str(cls.long_operations_per_tenant))
+            ),
+            export_spool_memory_bytes=int(
+                _env("SKELDIR_EXPORT_SPOOL_MEMORY_BYTES", str(cls.export_spool_memory_bytes))
+            ),
+            export_send_timeout_seconds=float(
+                _env("SKELDIR_EXPORT_SEND_TIMEOUT_SECONDS", str(cls.export_send_timeout_seconds))
+            ),
             recompute_batch_size=int(
                 _env("SKELDIR_RECOMPUTE_BATCH_SIZE", str(cls.recompute_batch_size))
             ),
@@ -141,6 +179,15 @@ class Settings:
             "SKELDIR_QUEUE_NAMESPACE": self.queue_namespace,
             "SKELDIR_MAX_BODY_BYTES": str(self.max_body_bytes),
             "SKELDIR_DB_POOL_SIZE": str(self.db_pool_size),
+            "SKELDIR_DB_INGEST_POOL_SIZE": str(self.db_ingest_pool_size),
+            "SKELDIR_DB_ACQUIRE_TIMEOUT_SECONDS": str(self.db_acquire_timeout_seconds),
+            "SKELDIR_DB_STATEMENT_TIMEOUT_SECONDS": str(self.db_statement_timeout_seconds),
+            "SKELDIR_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": str(
+                self.db_idle_in_transaction_timeout_seconds
+            ),
+            "SKELDIR_LONG_OPERATIONS_PER_TENANT": str(self.long_operations_per_tenant),
+            "SKELDIR_EXPORT_SPOOL_MEMORY_BYTES": str(self.export_spool_memory_bytes),
+            "SKELDIR_EXPORT_SEND_TIMEOUT_SECONDS": str(self.export_send_timeout_seconds),
             "SKELDIR_RECOMPUTE_BATCH_SIZE": str(self.recompute_batch_size),
             "SKELDIR_SWEEP_INTERVAL_SECONDS": str(self.sweep_interval_seconds),
             "SKELDIR_SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
