@@ -61,6 +61,9 @@ class Settings:
     # one shop's sale day must not look like an attack.
     rate_limit_webhooks_per_second: float = 10000.0
     rate_limit_webhooks_burst: float = 20000.0
+    # Touchpoints, posted from shoppers' browsers with the public collect key.
+    rate_limit_collect_per_second: float = 1000.0
+    rate_limit_collect_burst: float = 2000.0
     rate_limit_api_per_second: float = 50.0
     rate_limit_api_burst: float = 100.0
     worker_metrics_host: str = "127.0.0.1"
@@ -137,6 +140,14 @@ class Settings:
             rate_limit_webhooks_burst=float(
                 _env("SKELDIR_RATE_LIMIT_WEBHOOKS_BURST", str(cls.rate_limit_webhooks_burst))
             ),
+            rate_limit_collect_per_second=float(
+                _env(
+                    "SKELDIR_RATE_LIMIT_COLLECT_PER_SECOND", str(cls.rate_limit_collect_per_second)
+                )
+            ),
+            rate_limit_collect_burst=float(
+                _env("SKELDIR_RATE_LIMIT_COLLECT_BURST", str(cls.rate_limit_collect_burst))
+            ),
             rate_limit_api_per_second=float(
                 _env("SKELDIR_RATE_LIMIT_API_PER_SECOND", str(cls.rate_limit_api_per_second))
             ),
@@ -199,6 +210,8 @@ class Settings:
             "SKELDIR_INGEST_BATCHES_IN_FLIGHT": str(self.ingest_batches_in_flight),
             "SKELDIR_RATE_LIMIT_WEBHOOKS_PER_SECOND": str(self.rate_limit_webhooks_per_second),
             "SKELDIR_RATE_LIMIT_WEBHOOKS_BURST": str(self.rate_limit_webhooks_burst),
+            "SKELDIR_RATE_LIMIT_COLLECT_PER_SECOND": str(self.rate_limit_collect_per_second),
+            "SKELDIR_RATE_LIMIT_COLLECT_BURST": str(self.rate_limit_collect_burst),
             "SKELDIR_RATE_LIMIT_API_PER_SECOND": str(self.rate_limit_api_per_second),
             "SKELDIR_RATE_LIMIT_API_BURST": str(self.rate_limit_api_burst),
             "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
