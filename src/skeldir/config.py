@@ -27,6 +27,8 @@ class Settings:
     # Queue names are prefixed so several deployments can share one broker.
     queue_namespace: str = "skeldir"
     max_body_bytes: int = 1024 * 1024
+    # Request line and headers together; more is answered 431 before it is parsed further.
+    max_header_bytes: int = 64 * 1024
     # The API's pool for reads, reports, exports and operations; webhooks have a pool of their
     # own so that no amount of reading can starve ingest.
     db_pool_size: int = 32
@@ -81,6 +83,7 @@ class Settings:
             public_url=_env("SKELDIR_PUBLIC_URL", cls.public_url),
             queue_namespace=_env("SKELDIR_QUEUE_NAMESPACE", cls.queue_namespace),
             max_body_bytes=int(_env("SKELDIR_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            max_header_bytes=int(_env("SKELDIR_MAX_HEADER_BYTES", str(cls.max_header_bytes))),
             db_pool_size=int(_env("SKELDIR_DB_POOL_SIZE", str(cls.db_pool_size))),
             db_ingest_pool_size=int(
                 _env("SKELDIR_DB_INGEST_POOL_SIZE", str(cls.db_ingest_pool_size))
@@ -189,6 +192,7 @@ class Settings:
             "SKELDIR_PUBLIC_URL": self.public_url,
             "SKELDIR_QUEUE_NAMESPACE": self.queue_namespace,
             "SKELDIR_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "SKELDIR_MAX_HEADER_BYTES": str(self.max_header_bytes),
             "SKELDIR_DB_POOL_SIZE": str(self.db_pool_size),
             "SKELDIR_DB_INGEST_POOL_SIZE": str(self.db_ingest_pool_size),
             "SKELDIR_DB_ACQUIRE_TIMEOUT_SECONDS": str(self.db_acquire_timeout_seconds),

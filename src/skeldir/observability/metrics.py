@@ -58,6 +58,9 @@ ORDERS_ATTRIBUTED = Counter("orders_attributed_total", "Orders whose allocations
 RATE_LIMITED = Counter(
     "rate_limited_total", "Requests refused because their tenant was over its rate limit", ["kind"]
 )
+HEADERS_TOO_LARGE = Counter(
+    "headers_too_large_total", "Requests refused with 431: request line and headers over the cap"
+)
 AUDIT_WRITE_FAILURES = Counter(
     "audit_write_failures_total", "API requests whose audit row could not be written"
 )
