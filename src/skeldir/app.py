@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -75,6 +75,11 @@ def create_app(settings: Settings) -> FastAPI:
             chain_stale=chain_stale,
             batcher=batcher,
         )
+        metrics_listener = (
+            start_http_server(settings.api_metrics_port, addr=settings.api_metrics_host)[0]
+            if settings.api_metrics_port
+            else None
+        )
         # What startup built lives as long as the process: frozen, it is left out of full
         # collections, which otherwise walked it about once a second under load (~90 ms each).
         gc.collect()
@@ -82,6 +87,9 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            if metrics_listener is not None:
+                metrics_listener.shutdown()
+                metrics_listener.server_close()
             await batcher.close()
             await scheduler.drain()
             await sources.close()
@@ -92,6 +100,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="Skeldir", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
+    # A redirect to the path with or without a slash would echo the path, a webhook's source
+    # token included, in Location, and clients re-send a POST's body to wherever it points.
+    app.router.redirect_slashes = False
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     for error in DATABASE_UNAVAILABLE_ERRORS:
@@ -113,8 +124,10 @@ def create_app(settings: Settings) -> FastAPI:
         await app.state.ingest_pool.fetchval("SELECT 1")
         return JSONResponse({"status": "ok"})
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if not settings.api_metrics_port:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics_endpoint() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

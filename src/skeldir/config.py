@@ -68,6 +68,10 @@ class Settings:
     rate_limit_collect_burst: float = 2000.0
     rate_limit_api_per_second: float = 50.0
     rate_limit_api_burst: float = 100.0
+    # The API's /metrics: on the public port when the port is 0; else only on this listener
+    # (for example 127.0.0.1, reached by the scraper alone), and the public port answers 404.
+    api_metrics_host: str = "127.0.0.1"
+    api_metrics_port: int = 0
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 8001
     log_level: str = "INFO"
@@ -157,6 +161,8 @@ class Settings:
             rate_limit_api_burst=float(
                 _env("SKELDIR_RATE_LIMIT_API_BURST", str(cls.rate_limit_api_burst))
             ),
+            api_metrics_host=_env("SKELDIR_API_METRICS_HOST", cls.api_metrics_host),
+            api_metrics_port=int(_env("SKELDIR_API_METRICS_PORT", str(cls.api_metrics_port))),
             worker_metrics_host=_env("SKELDIR_WORKER_METRICS_HOST", cls.worker_metrics_host),
             worker_metrics_port=int(
                 _env("SKELDIR_WORKER_METRICS_PORT", str(cls.worker_metrics_port))
@@ -218,6 +224,8 @@ class Settings:
             "SKELDIR_RATE_LIMIT_COLLECT_BURST": str(self.rate_limit_collect_burst),
             "SKELDIR_RATE_LIMIT_API_PER_SECOND": str(self.rate_limit_api_per_second),
             "SKELDIR_RATE_LIMIT_API_BURST": str(self.rate_limit_api_burst),
+            "SKELDIR_API_METRICS_HOST": self.api_metrics_host,
+            "SKELDIR_API_METRICS_PORT": str(self.api_metrics_port),
             "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
             "SKELDIR_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "SKELDIR_LOG_LEVEL": self.log_level,
