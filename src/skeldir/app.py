@@ -48,7 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
             settings, max_size=settings.db_ingest_pool_size, server_settings=limits
         )
         box = secret_box(settings)
-        sources = SourceResolver(ingest_pool, box, settings.source_cache_seconds)
+        sources = SourceResolver(
+            ingest_pool, box, settings.source_cache_seconds, settings.database_url
+        )
         await sources.start()
         chain_stale = timedelta(seconds=settings.chain_stale_seconds)
         scheduler = ChainScheduler(ingest_pool, create_celery(settings), chain_stale)
