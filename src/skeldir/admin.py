@@ -14,6 +14,7 @@ from skeldir import keys, money
 from skeldir.crypto import SecretBox
 
 PROVIDERS = ("shopify", "stripe", "woocommerce", "paypal", "standard")
+# Sent by a trigger on every table a source resolution reads (see webhooks.sources).
 SOURCES_CHANGED_CHANNEL = "skeldir_sources_changed"
 
 
@@ -132,7 +133,6 @@ def add_source(
             (tenant_id, source_id, provider, keys.digest(token), label, Jsonb(settings)),
         )
         secret_id = _insert_secret(conn, box, tenant_id, source_id, secret)
-        conn.execute(f"NOTIFY {SOURCES_CHANGED_CHANNEL}")
     return CreatedSource(source_id, secret_id, f"{public_url.rstrip('/')}/hooks/{token}")
 
 
@@ -175,7 +175,6 @@ def rotate_secret(
             if not row:
                 raise AdminError(f"no secret {secret_id} on this source")
             retired.append(row[0])
-        conn.execute(f"NOTIFY {SOURCES_CHANGED_CHANNEL}")
     return {
         "source_id": str(source_id),
         "added_secret_id": str(added) if added else None,

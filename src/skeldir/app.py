@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -24,12 +24,13 @@ from skeldir.api import (
     touchpoints,
 )
 from skeldir.api.audit import AuditLog
+from skeldir.api.long_operations import TenantOperationSlots
 from skeldir.api.problems import http_exception_handler, validation_exception_handler
 from skeldir.api.rate_limits import TenantRateLimits
 from skeldir.api.unavailable import database_unavailable_handler
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
-from skeldir.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
+from skeldir.db import DATABASE_UNAVAILABLE_ERRORS, create_pool, session_limits
 from skeldir.ingestion.batching import IngestBatcher
 from skeldir.tasks.celery_app import create_celery
 from skeldir.tasks.scheduling import ChainScheduler
@@ -40,31 +41,46 @@ from skeldir.webhooks.sources import SourceResolver
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pool = await create_pool(settings)
+        limits = session_limits(settings)
+        pool = await create_pool(settings, server_settings=limits)
+        # Webhooks have their own connections: reads, exports and operations cannot take them.
+        ingest_pool = await create_pool(
+            settings, max_size=settings.db_ingest_pool_size, server_settings=limits
+        )
         box = secret_box(settings)
-        sources = SourceResolver(pool, box, settings.source_cache_seconds)
+        sources = SourceResolver(
+            ingest_pool, box, settings.source_cache_seconds, settings.database_url
+        )
         await sources.start()
         chain_stale = timedelta(seconds=settings.chain_stale_seconds)
-        scheduler = ChainScheduler(pool, create_celery(settings), chain_stale)
+        scheduler = ChainScheduler(ingest_pool, create_celery(settings), chain_stale)
         batcher = IngestBatcher(
-            pool,
+            ingest_pool,
             chain_stale,
             max_batch=settings.ingest_batch_max,
             max_wait=settings.ingest_batch_wait_ms / 1000,
             max_in_flight=settings.ingest_batches_in_flight,
         )
+        app.state.settings = settings
         app.state.pool = pool
+        app.state.ingest_pool = ingest_pool
+        app.state.long_operations = TenantOperationSlots(settings.long_operations_per_tenant)
         app.state.box = box
         app.state.schedule_chain = scheduler.request
         app.state.rate_limits = TenantRateLimits.from_settings(settings)
         app.state.webhook_edge = webhooks.WebhookEdge(
-            pool=pool,
+            pool=ingest_pool,
             box=box,
             sources=sources,
             schedule_chain=scheduler.request,
             max_body_bytes=settings.max_body_bytes,
             chain_stale=chain_stale,
             batcher=batcher,
+        )
+        metrics_listener = (
+            start_http_server(settings.api_metrics_port, addr=settings.api_metrics_host)[0]
+            if settings.api_metrics_port
+            else None
         )
         # What startup built lives as long as the process: frozen, it is left out of full
         # collections, which otherwise walked it about once a second under load (~90 ms each).
@@ -73,15 +89,22 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            if metrics_listener is not None:
+                metrics_listener.shutdown()
+                metrics_listener.server_close()
             await batcher.close()
             await scheduler.drain()
             await sources.close()
+            await ingest_pool.close()
             await pool.close()
 
     # Docs served by docs_page: FastAPI's own load their assets from a CDN.
     app = FastAPI(
         title="Skeldir", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
+    # A redirect to the path with or without a slash would echo the path, a webhook's source
+    # token included, in Location, and clients re-send a POST's body to wherever it points.
+    app.router.redirect_slashes = False
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     for error in DATABASE_UNAVAILABLE_ERRORS:
@@ -97,13 +120,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dashboard.router)
     app.add_middleware(AuditLog)
 
+    # Health is the ingest path's: the pool webhooks use answers, whatever readers do.
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        await app.state.pool.fetchval("SELECT 1")
+        await app.state.ingest_pool.fetchval("SELECT 1")
         return JSONResponse({"status": "ok"})
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if not settings.api_metrics_port:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics_endpoint() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

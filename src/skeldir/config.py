@@ -27,7 +27,23 @@ class Settings:
     # Queue names are prefixed so several deployments can share one broker.
     queue_namespace: str = "skeldir"
     max_body_bytes: int = 1024 * 1024
+    # Request line and headers together; more is answered 431 before it is parsed further.
+    max_header_bytes: int = 64 * 1024
+    # The API's pool for reads, reports, exports and operations; webhooks have a pool of their
+    # own so that no amount of reading can starve ingest.
     db_pool_size: int = 32
+    db_ingest_pool_size: int = 8
+    # A request that finds every connection taken waits this long, then gets 503 + Retry-After.
+    db_acquire_timeout_seconds: float = 5.0
+    # Server-side bounds of every API session (0 turns one off).
+    db_statement_timeout_seconds: float = 60.0
+    db_idle_in_transaction_timeout_seconds: float = 15.0
+    # Exports and re-parses running at once per tenant and API process; more are refused (429).
+    long_operations_per_tenant: int = 2
+    # An export is read into a spooled file (memory up to this size, then disk) and only then
+    # sent, so no transaction waits on a client; a send that stalls this long ends the response.
+    export_spool_memory_bytes: int = 4 * 1024 * 1024
+    export_send_timeout_seconds: float = 30.0
     recompute_batch_size: int = 5000
     # Batches one recompute task attributes before it queues its continuation.
     recompute_batches_per_task: int = 200
@@ -57,8 +73,15 @@ class Settings:
     # one shop's sale day must not look like an attack.
     rate_limit_webhooks_per_second: float = 10000.0
     rate_limit_webhooks_burst: float = 20000.0
+    # Touchpoints, posted from shoppers' browsers with the public collect key.
+    rate_limit_collect_per_second: float = 1000.0
+    rate_limit_collect_burst: float = 2000.0
     rate_limit_api_per_second: float = 50.0
     rate_limit_api_burst: float = 100.0
+    # The API's /metrics: on the public port when the port is 0; else only on this listener
+    # (for example 127.0.0.1, reached by the scraper alone), and the public port answers 404.
+    api_metrics_host: str = "127.0.0.1"
+    api_metrics_port: int = 0
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 8001
     log_level: str = "INFO"
@@ -74,7 +97,32 @@ class Settings:
             public_url=_env("SKELDIR_PUBLIC_URL", cls.public_url),
             queue_namespace=_env("SKELDIR_QUEUE_NAMESPACE", cls.queue_namespace),
             max_body_bytes=int(_env("SKELDIR_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            max_header_bytes=int(_env("SKELDIR_MAX_HEADER_BYTES", str(cls.max_header_bytes))),
             db_pool_size=int(_env("SKELDIR_DB_POOL_SIZE", str(cls.db_pool_size))),
+            db_ingest_pool_size=int(
+                _env("SKELDIR_DB_INGEST_POOL_SIZE", str(cls.db_ingest_pool_size))
+            ),
+            db_acquire_timeout_seconds=float(
+                _env("SKELDIR_DB_ACQUIRE_TIMEOUT_SECONDS", str(cls.db_acquire_timeout_seconds))
+            ),
+            db_statement_timeout_seconds=float(
+                _env("SKELDIR_DB_STATEMENT_TIMEOUT_SECONDS", str(cls.db_statement_timeout_seconds))
+            ),
+            db_idle_in_transaction_timeout_seconds=float(
+                _env(
+                    "SKELDIR_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+                    str(cls.db_idle_in_transaction_timeout_seconds),
+                )
+            ),
+            long_operations_per_tenant=int(
+                _env("SKELDIR_LONG_OPERATIONS_PER_TENANT", str(cls.long_operations_per_tenant))
+            ),
+            export_spool_memory_bytes=int(
+                _env("SKELDIR_EXPORT_SPOOL_MEMORY_BYTES", str(cls.export_spool_memory_bytes))
+            ),
+            export_send_timeout_seconds=float(
+                _env("SKELDIR_EXPORT_SEND_TIMEOUT_SECONDS", str(cls.export_send_timeout_seconds))
+            ),
             recompute_batch_size=int(
                 _env("SKELDIR_RECOMPUTE_BATCH_SIZE", str(cls.recompute_batch_size))
             ),
@@ -121,12 +169,22 @@ class Settings:
             rate_limit_webhooks_burst=float(
                 _env("SKELDIR_RATE_LIMIT_WEBHOOKS_BURST", str(cls.rate_limit_webhooks_burst))
             ),
+            rate_limit_collect_per_second=float(
+                _env(
+                    "SKELDIR_RATE_LIMIT_COLLECT_PER_SECOND", str(cls.rate_limit_collect_per_second)
+                )
+            ),
+            rate_limit_collect_burst=float(
+                _env("SKELDIR_RATE_LIMIT_COLLECT_BURST", str(cls.rate_limit_collect_burst))
+            ),
             rate_limit_api_per_second=float(
                 _env("SKELDIR_RATE_LIMIT_API_PER_SECOND", str(cls.rate_limit_api_per_second))
             ),
             rate_limit_api_burst=float(
                 _env("SKELDIR_RATE_LIMIT_API_BURST", str(cls.rate_limit_api_burst))
             ),
+            api_metrics_host=_env("SKELDIR_API_METRICS_HOST", cls.api_metrics_host),
+            api_metrics_port=int(_env("SKELDIR_API_METRICS_PORT", str(cls.api_metrics_port))),
             worker_metrics_host=_env("SKELDIR_WORKER_METRICS_HOST", cls.worker_metrics_host),
             worker_metrics_port=int(
                 _env("SKELDIR_WORKER_METRICS_PORT", str(cls.worker_metrics_port))
@@ -162,7 +220,17 @@ class Settings:
             "SKELDIR_PUBLIC_URL": self.public_url,
             "SKELDIR_QUEUE_NAMESPACE": self.queue_namespace,
             "SKELDIR_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "SKELDIR_MAX_HEADER_BYTES": str(self.max_header_bytes),
             "SKELDIR_DB_POOL_SIZE": str(self.db_pool_size),
+            "SKELDIR_DB_INGEST_POOL_SIZE": str(self.db_ingest_pool_size),
+            "SKELDIR_DB_ACQUIRE_TIMEOUT_SECONDS": str(self.db_acquire_timeout_seconds),
+            "SKELDIR_DB_STATEMENT_TIMEOUT_SECONDS": str(self.db_statement_timeout_seconds),
+            "SKELDIR_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": str(
+                self.db_idle_in_transaction_timeout_seconds
+            ),
+            "SKELDIR_LONG_OPERATIONS_PER_TENANT": str(self.long_operations_per_tenant),
+            "SKELDIR_EXPORT_SPOOL_MEMORY_BYTES": str(self.export_spool_memory_bytes),
+            "SKELDIR_EXPORT_SEND_TIMEOUT_SECONDS": str(self.export_send_timeout_seconds),
             "SKELDIR_RECOMPUTE_BATCH_SIZE": str(self.recompute_batch_size),
             "SKELDIR_RECOMPUTE_BATCHES_PER_TASK": str(self.recompute_batches_per_task),
             "SKELDIR_TASK_SLICE_SECONDS": str(self.task_slice_seconds),
@@ -178,8 +246,12 @@ class Settings:
             "SKELDIR_INGEST_BATCHES_IN_FLIGHT": str(self.ingest_batches_in_flight),
             "SKELDIR_RATE_LIMIT_WEBHOOKS_PER_SECOND": str(self.rate_limit_webhooks_per_second),
             "SKELDIR_RATE_LIMIT_WEBHOOKS_BURST": str(self.rate_limit_webhooks_burst),
+            "SKELDIR_RATE_LIMIT_COLLECT_PER_SECOND": str(self.rate_limit_collect_per_second),
+            "SKELDIR_RATE_LIMIT_COLLECT_BURST": str(self.rate_limit_collect_burst),
             "SKELDIR_RATE_LIMIT_API_PER_SECOND": str(self.rate_limit_api_per_second),
             "SKELDIR_RATE_LIMIT_API_BURST": str(self.rate_limit_api_burst),
+            "SKELDIR_API_METRICS_HOST": self.api_metrics_host,
+            "SKELDIR_API_METRICS_PORT": str(self.api_metrics_port),
             "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
             "SKELDIR_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "SKELDIR_LOG_LEVEL": self.log_level,

@@ -59,26 +59,69 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     owner), and that round trip would double the cost of a one-statement ingest."""
 
 
+class BoundedPool(asyncpg.Pool):
+    """A pool whose every acquire, `pool.fetch*` included, gives up after `acquire_timeout`
+    seconds with TimeoutError (a database-unavailable error: the API answers 503 with
+    Retry-After) instead of queueing a request behind connections that are all taken."""
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None):
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+def session_limits(settings: Settings) -> dict[str, str]:
+    """Server-side bounds of an API session: no statement runs longer than
+    `db_statement_timeout_seconds`, and no transaction stays open and idle (a client that
+    stopped reading, a stalled task) longer than `db_idle_in_transaction_timeout_seconds`."""
+    return {
+        "statement_timeout": _milliseconds(settings.db_statement_timeout_seconds),
+        "idle_in_transaction_session_timeout": _milliseconds(
+            settings.db_idle_in_transaction_timeout_seconds
+        ),
+    }
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(0, round(seconds * 1000)))
+
+
 async def create_pool(
-    settings: Settings, *, max_size: int | None = None, plan_every_query: bool = False
-) -> asyncpg.Pool:
+    settings: Settings,
+    *,
+    max_size: int | None = None,
+    plan_every_query: bool = False,
+    server_settings: dict[str, str] | None = None,
+) -> BoundedPool:
     """The runtime role's pool. `plan_every_query` suits batch work (the worker): a generic plan
     cached while tables were nearly empty can pick an index that scans a whole tenant later
     (sizes tie, so the choice is arbitrary); planning each batch query costs little there."""
     if not settings.database_url:
         raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
     size = max_size or settings.db_pool_size
-    return await asyncpg.create_pool(
+    pool = BoundedPool(
         settings.database_url,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         min_size=min(2, size),
         max_size=size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connect=None,
+        setup=None,
         init=_init_connection,
         reset=_keep_session,
         # Statements are few and fixed; caching their plans is the point of a pool.
         statement_cache_size=256,
         command_timeout=60,
-        server_settings={"plan_cache_mode": "force_custom_plan"} if plan_every_query else {},
+        server_settings={
+            **({"plan_cache_mode": "force_custom_plan"} if plan_every_query else {}),
+            **(server_settings or {}),
+        },
     )
+    pool.acquire_timeout = settings.db_acquire_timeout_seconds or None
+    return await pool
 
 
 @asynccontextmanager

@@ -101,7 +101,11 @@ def test_the_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("SKELDIR_RATE_LIMIT_WEBHOOKS_BURST", "200")
     monkeypatch.setenv("SKELDIR_RATE_LIMIT_API_PER_SECOND", "0")
     monkeypatch.setenv("SKELDIR_RATE_LIMIT_API_BURST", "7.5")
+    monkeypatch.setenv("SKELDIR_RATE_LIMIT_COLLECT_PER_SECOND", "30")
+    monkeypatch.setenv("SKELDIR_RATE_LIMIT_COLLECT_BURST", "60")
     configured = Settings.from_env()
+    assert (configured.rate_limit_collect_per_second, configured.rate_limit_collect_burst) == (
+        30, 60)
     assert (configured.rate_limit_webhooks_per_second, configured.rate_limit_webhooks_burst,
             configured.rate_limit_api_per_second, configured.rate_limit_api_burst) == (
         100, 200, 0, 7.5)
@@ -122,6 +126,7 @@ def client(database: Settings):
         database, broker_url="memory://",
         rate_limit_api_per_second=0.01, rate_limit_api_burst=BURST,
         rate_limit_webhooks_per_second=0.01, rate_limit_webhooks_burst=BURST,
+        rate_limit_collect_per_second=0.01, rate_limit_collect_burst=BURST,
     )
     with TestClient(create_app(limited)) as test_client:
         yield test_client
@@ -161,6 +166,41 @@ def test_a_flooding_tenant_is_refused_while_another_is_served(client, database):
     collected = client.post("/api/touchpoints", json={"touchpoints": [visit]},
                             headers=bearer(flooder.collect_key))
     assert collected.status_code == 200, collected.text
+
+
+VISIT = {"id": "t-1", "visitor_id": "v-1", "occurred_at": "2026-03-01T10:00:00Z",
+         "url": "https://shop.example/"}
+
+
+def test_a_key_of_the_wrong_scope_is_refused_without_spending_the_budget(client, database):
+    # The collect key is public (it is in the shop's pages): whoever copies it must not be able
+    # to drive the admin key into 429s, nor a webhook key the collection budget.
+    shop = create_tenant(database, "copied collect key")
+    before = rate_limited_total(client, "api")
+    for _ in range(3 * BURST):
+        refused = client.get("/api/status", headers=bearer(shop.collect_key))
+        assert refused.status_code == 403, refused.text
+        refused = client.post("/api/touchpoints", json={"touchpoints": [VISIT]},
+                              headers=bearer(shop.webhook_key))
+        assert refused.status_code == 403, refused.text
+    assert [client.get("/api/status", headers=bearer(shop.api_key)).status_code
+            for _ in range(BURST)] == [200] * BURST
+    assert rate_limited_total(client, "api") == before
+    assert [client.post("/api/touchpoints", json={"touchpoints": [VISIT]},
+                        headers=bearer(shop.collect_key)).status_code
+            for _ in range(BURST)] == [200] * BURST
+
+
+def test_collection_has_a_budget_of_its_own(client, database):
+    shop = create_tenant(database, "busy pages")
+    collected = [client.post("/api/touchpoints", json={"touchpoints": [VISIT]},
+                             headers=bearer(shop.collect_key)) for _ in range(2 * BURST)]
+    assert [r.status_code for r in collected[:BURST]] == [200] * BURST
+    for response in collected[BURST:]:
+        assert_too_many_requests(response)
+    # Its pages spent the collection budget, not the API's.
+    assert [client.get("/api/status", headers=bearer(shop.api_key)).status_code
+            for _ in range(BURST)] == [200] * BURST
 
 
 def bearer(key: str) -> dict[str, str]:

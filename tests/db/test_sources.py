@@ -6,10 +6,11 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import psycopg
 import pytest
 from db_helpers import SHOPIFY_SECRET
 
-from skeldir import admin
+from skeldir import admin, api_keys
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
 from skeldir.db import owner_connection
@@ -24,7 +25,8 @@ def token_of(url: str) -> str:
 
 async def test_source_resolves_by_token_and_by_tenant_key(database: Settings, runtime_pool, tenant_factory):
     tenant = tenant_factory()
-    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60)
+    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
+                              listen_dsn=database.database_url)
     by_token = await resolver.by_token(token_of(tenant.source_url))
     by_key = await resolver.by_tenant_key(tenant.webhook_key, "shopify")
     assert by_token == by_key
@@ -40,7 +42,8 @@ async def test_rotation_adds_a_secret_and_retirement_removes_the_old_one(
     database: Settings, runtime_pool, tenant_factory
 ):
     tenant = tenant_factory()
-    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60)
+    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
+                              listen_dsn=database.database_url)
     await resolver.start()
     try:
         token = token_of(tenant.source_url)
@@ -79,6 +82,72 @@ async def _eventually(resolver: SourceResolver, token: str, check, attempts: int
             return found
         await asyncio.sleep(0.02)
     raise AssertionError(f"resolver still answers {found!r} after {attempts} polls")
+
+
+async def _eventually_key(resolver: SourceResolver, key: str, check, seconds: float = 1.0):
+    """The tenant-key lookup once `check` holds, within `seconds` (the promise is one second)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        found = await resolver.by_tenant_key(key, "shopify")
+        if check(found):
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"resolver still answers {found!r} after {seconds}s")
+        await asyncio.sleep(0.02)
+
+
+async def test_a_revoked_webhook_key_stops_resolving_within_a_second(
+    database: Settings, runtime_pool, tenant_factory
+):
+    tenant = tenant_factory()
+    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
+                              listen_dsn=database.database_url)
+    await resolver.start()
+    try:
+        assert await resolver.by_tenant_key(tenant.webhook_key, "shopify") is not None  # cached
+        listed = await api_keys.list_keys(runtime_pool, tenant.tenant_id)
+        webhook_key_id = next(k["key_id"] for k in listed if k["scope"] == "webhook")
+        await api_keys.revoke_key(runtime_pool, tenant.tenant_id, uuid.UUID(webhook_key_id))
+        await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
+    finally:
+        await resolver.close()
+
+
+async def test_a_lost_listener_bypasses_the_cache_then_listens_again(
+    database: Settings, admin_url: str, runtime_pool, tenant_factory
+):
+    tenant = tenant_factory()
+    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
+                              listen_dsn=database.database_url)
+    await resolver.start()
+    try:
+        assert await resolver.by_tenant_key(tenant.webhook_key, "shopify") is not None
+        listener_pid = resolver._listener.get_server_pid()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (listener_pid,))
+        # Whatever happens while nobody listens is seen: nothing is answered from the cache.
+        with owner_connection(database) as conn:
+            conn.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s"
+                         " AND scope = 'webhook'", (tenant.tenant_id,))
+            conn.commit()
+        await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (resolver.listening and resolver._listener.get_server_pid() != listener_pid):
+            assert asyncio.get_running_loop().time() < deadline, "the resolver never listened again"
+            await asyncio.sleep(0.05)
+        # Listening again: a change made now reaches it by notification.
+        with owner_connection(database) as conn:
+            conn.execute("UPDATE api_keys SET revoked_at = NULL WHERE tenant_id = %s"
+                         " AND scope = 'webhook'", (tenant.tenant_id,))
+            conn.commit()
+        await _eventually_key(resolver, tenant.webhook_key, lambda found: found is not None)
+        with owner_connection(database) as conn:
+            conn.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s"
+                         " AND scope = 'webhook'", (tenant.tenant_id,))
+            conn.commit()
+        await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
+    finally:
+        await resolver.close()
 
 
 def test_operator_errors_are_clear(database: Settings, tenant_factory):

@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -81,7 +81,7 @@ class Tenant:
 
 
 class FaultSystem:
-    def __init__(self, services_dir: Path, app_dir: Path) -> None:
+    def __init__(self, services_dir: Path, app_dir: Path, **overrides: object) -> None:
         self.postgres = EmbeddedPostgres(services_dir)
         self.redis = EmbeddedRedis(services_dir)
         self.app_dir = app_dir
@@ -91,6 +91,7 @@ class FaultSystem:
         self.worker_log = app_dir / "worker.log"
         self.port = free_port_pair()
         self.settings: Settings | None = None
+        self.overrides = overrides
 
     @property
     def api_url(self) -> str:
@@ -121,6 +122,7 @@ class FaultSystem:
             chain_stale_seconds=5.0,
             worker_metrics_port=self.port + 1,
         )
+        self.settings = replace(self.settings, **self.overrides)
         migrate.upgrade(self.settings)
         self.start_api()
         self.start_worker()
@@ -272,11 +274,12 @@ def _tail(path: Path) -> str:
         return "(no log)"
 
 
-def start_fault_system() -> Iterator[FaultSystem]:
+def start_fault_system(**overrides: object) -> Iterator[FaultSystem]:
+    """A started system; `overrides` replace fields of its Settings."""
     # mkdtemp under /tmp: as root, the services' own user must reach their data dir.
     services_dir = Path(tempfile.mkdtemp(prefix="skt-faults-"))
     app_dir = Path(tempfile.mkdtemp(prefix="skt-faults-app-"))
-    system = FaultSystem(services_dir, app_dir)
+    system = FaultSystem(services_dir, app_dir, **overrides)
     try:
         system.start()
         yield system

@@ -290,3 +290,24 @@ async def test_it_is_unprivileged_and_owns_nothing_anywhere(database: Settings,
         assert not await conn.fetchval("SELECT has_schema_privilege('public', 'CREATE')")
         assert not await conn.fetchval(
             "SELECT has_database_privilege(current_database(), 'CREATE')")
+
+
+async def test_the_learners_tenant_list_reaches_back_no_further_than_its_window(
+        database: Settings, runtime_pool, tenant_factory) -> None:
+    # Without a tenant context the runtime role may list tenant ids for the learner, but only
+    # those active in its 30-day window, however far back the caller asks.
+    dormant, active = tenant_factory("dormant"), tenant_factory("active")
+    with owner_connection(database) as conn:
+        conn.execute(
+            "INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at,"
+            " received_at) VALUES (%s, 'old', 'v', now() - interval '40 days',"
+            " now() - interval '40 days'), (%s, 'new', 'v', now(), now()),"
+            # A browser's clock is the sender's to choose: a recent occurred_at on an old
+            # delivery does not make a tenant active.
+            " (%s, 'forged', 'v', now(), now() - interval '40 days')",
+            (dormant.tenant_id, active.tenant_id, dormant.tenant_id))
+        conn.commit()
+    listed = {row[0] for row in await runtime_pool.fetch(
+        "SELECT * FROM tenants_with_touchpoints('-infinity')")}
+    assert active.tenant_id in listed
+    assert dormant.tenant_id not in listed

@@ -45,9 +45,11 @@ async def _require(request: Request, scopes: frozenset[str], denied: str) -> Pri
         raise _unauthorized()
     # The audit log records every request a valid key made, refused ones included.
     request.state.principal = principal
-    rate_limits.enforce(request, rate_limits.API, principal.tenant_id)
+    # Scope first: a key that may not call this (the public collect key, say) is refused
+    # without spending the tenant's API budget, or anyone holding it could exhaust that budget.
     if principal.scope not in scopes:
         raise HTTPException(403, denied)
+    rate_limits.enforce(request, rate_limits.API, principal.tenant_id)
     return principal
 
 

@@ -16,7 +16,18 @@ router = APIRouter(include_in_schema=False)
 
 _SCRIPT = files("skeldir.api.static").joinpath("docs.js").read_bytes()
 # Only this page's own script and styles run here, whatever a response holds.
-_POLICY = "default-src 'self'; style-src 'unsafe-inline'; img-src 'none'; object-src 'none'"
+_POLICY = (
+    "default-src 'self'; style-src 'unsafe-inline'; img-src 'none'; object-src 'none';"
+    " frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+# The page takes an API key: no other site may frame it (clickjacking), and no browser may
+# guess a type other than the one given.
+_HEADERS = {
+    "Content-Security-Policy": _POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -53,9 +64,9 @@ td input { display: block; margin-top: .2em; width: 95%; }
 
 @router.get("/docs")
 async def docs_page() -> HTMLResponse:
-    return HTMLResponse(_PAGE, headers={"Content-Security-Policy": _POLICY})
+    return HTMLResponse(_PAGE, headers=_HEADERS)
 
 
 @router.get("/docs.js")
 async def docs_script() -> Response:
-    return Response(_SCRIPT, media_type="application/javascript")
+    return Response(_SCRIPT, media_type="application/javascript", headers=_HEADERS)

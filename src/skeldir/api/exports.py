@@ -1,20 +1,32 @@
-"""Export endpoints: channel performance and per-order allocations as CSV or Parquet files,
-streamed as they are read (see reporting.exports)."""
+"""Export endpoints: channel performance and per-order allocations as CSV or Parquet files.
+
+An export is encoded as it is read (see reporting.exports) into a spooled file, and sent once
+its transaction has ended: a client that reads slowly, or never, holds a file for at most the
+send timeout, never a database connection or transaction. A tenant runs a bounded number of
+exports at once (api.long_operations).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from enum import Enum
+from typing import IO
 
 import asyncpg
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from skeldir.api.auth import Principal, require_reader
 from skeldir.api.problem_responses import READER_ERRORS
 from skeldir.api.report_params import EXPORT_MAX_DAYS, DayRange, day_range, optional_model
 from skeldir.db import tenant_transaction
 from skeldir.reporting import exports
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/exports", tags=["exports"])
 
@@ -31,7 +43,7 @@ _MEDIA_TYPES = {
 _ENCODERS = {FileFormat.csv: exports.csv_bytes, FileFormat.parquet: exports.parquet_bytes}
 _FILE_RESPONSE = {
     200: {
-        "description": "The file, streamed (no Content-Length)",
+        "description": "The file",
         "content": {media_type: {} for media_type in _MEDIA_TYPES.values()},
     },
     **READER_ERRORS,
@@ -41,29 +53,99 @@ export_days = day_range(EXPORT_MAX_DAYS)
 RowSource = Callable[[asyncpg.Connection], AsyncIterator[exports.Chunk]]
 
 
-def _stream(
+_SEND_PIECE_BYTES = 64 * 1024
+
+
+class SpooledFileResponse(Response):
+    """Sends a spooled file in pieces; a piece the client does not take within `send_timeout`
+    seconds ends the response (the connection is closed), so a reader that stalls frees its
+    file and its tenant's slot."""
+
+    def __init__(
+        self,
+        spool: IO[bytes],
+        *,
+        send_timeout: float,
+        media_type: str,
+        headers: dict[str, str],
+        on_done: Callable[[], None],
+    ) -> None:
+        super().__init__(media_type=media_type, headers=headers)
+        self.spool = spool
+        self.send_timeout = send_timeout
+        self.on_done = on_done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._send_within(send, {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+            })
+            self.spool.seek(0)
+            while piece := self.spool.read(_SEND_PIECE_BYTES):
+                await self._send_within(
+                    send, {"type": "http.response.body", "body": piece, "more_body": True}
+                )
+            await self._send_within(send, {"type": "http.response.body", "body": b""})
+        except TimeoutError:
+            log.warning("export_send_timed_out", extra={"seconds": self.send_timeout})
+        finally:
+            self.spool.close()
+            self.on_done()
+
+    async def _send_within(self, send: Send, message: dict) -> None:
+        await asyncio.wait_for(send(message), self.send_timeout or None)
+
+
+async def _spool(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    encoded: Callable[[asyncpg.Connection], AsyncIterator[bytes]],
+    memory_bytes: int,
+) -> IO[bytes]:
+    spool = tempfile.SpooledTemporaryFile(max_size=memory_bytes)
+    try:
+        async with tenant_transaction(pool, principal.tenant_id) as conn:
+            async for piece in encoded(conn):
+                spool.write(piece)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+async def _export(
     request: Request,
     principal: Principal,
     export: exports.Export,
     file_format: FileFormat,
     rows: RowSource,
     filename: str,
-) -> StreamingResponse:
-    pool = request.app.state.pool
+) -> Response:
+    state = request.app.state
+    settings = state.settings
     encode = _ENCODERS[file_format]
 
-    # The transaction opens when the first byte is asked for and stays open to the last: the
-    # server-side cursor lives in it. Parameters were checked before, so a refusal is a status.
-    async def body() -> AsyncIterator[bytes]:
-        async with tenant_transaction(pool, principal.tenant_id) as conn:
-            chunks = exports.counted(rows(conn), export, file_format.value)
-            async for piece in encode(export, chunks):
-                yield piece
+    def encoded(conn: asyncpg.Connection) -> AsyncIterator[bytes]:
+        return encode(export, exports.counted(rows(conn), export, file_format.value))
 
-    return StreamingResponse(
-        body(),
+    slots = state.long_operations
+    slots.take(principal.tenant_id, "exports")
+    try:
+        spool = await _spool(state.pool, principal, encoded, settings.export_spool_memory_bytes)
+    except BaseException:
+        slots.give_back(principal.tenant_id)
+        raise
+    return SpooledFileResponse(
+        spool,
+        send_timeout=settings.export_send_timeout_seconds,
         media_type=_MEDIA_TYPES[file_format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}.{file_format.value}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}.{file_format.value}"',
+            "Content-Length": str(spool.tell()),
+        },
+        on_done=lambda: slots.give_back(principal.tenant_id),
     )
 
 
@@ -84,8 +166,8 @@ async def channel_performance(
     principal: Principal = Depends(require_reader),
     days: DayRange = Depends(export_days),
     model: str | None = Depends(optional_model),
-) -> StreamingResponse:
-    return _stream(
+) -> Response:
+    return await _export(
         request,
         principal,
         exports.CHANNEL_PERFORMANCE,
@@ -107,8 +189,8 @@ async def allocations(
     principal: Principal = Depends(require_reader),
     days: DayRange = Depends(export_days),
     model: str | None = Depends(optional_model),
-) -> StreamingResponse:
-    return _stream(
+) -> Response:
+    return await _export(
         request,
         principal,
         exports.ALLOCATIONS,

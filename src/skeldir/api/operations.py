@@ -194,12 +194,13 @@ async def reparse_events(
     principal: Principal = Depends(require_admin),
 ) -> ReparseResult:
     filters = _filter(selection.provider, selection.topic, selection.start, selection.end)
-    summary = await reparse.reparse_events(
-        request.app.state.pool,
-        principal.tenant_id,
-        filters,
-        chain_stale=request.app.state.webhook_edge.chain_stale,
-    )
+    with request.app.state.long_operations.slot(principal.tenant_id, "reparse"):
+        summary = await reparse.reparse_events(
+            request.app.state.pool,
+            principal.tenant_id,
+            filters,
+            chain_stale=request.app.state.webhook_edge.chain_stale,
+        )
     if summary.needs_chain:
         await _schedule(request, principal.tenant_id, "reparse")
     return ReparseResult(

@@ -21,9 +21,9 @@ from skeldir.config import Settings
 from skeldir.observability import metrics
 
 WEBHOOKS = "webhooks"
-# Touchpoints come from shoppers' page views, machine-paced like webhooks: a bucket of their
-# own with the webhook limits, so a busy shop's pages neither meet the API's limit nor starve
-# its webhooks.
+# Touchpoints come from shoppers' page views with the public collect key: a bucket of their
+# own with limits of their own, so a busy shop's pages (or anyone who copied that key) neither
+# meet the API's limit nor starve its webhooks.
 COLLECT = "collect"
 API = "api"
 # More tenants than this in one process's memory evicts the least recently seen first.
@@ -110,8 +110,8 @@ class TenantRateLimits:
                     clock=clock,
                 ),
                 COLLECT: TokenBuckets(
-                    settings.rate_limit_webhooks_per_second,
-                    settings.rate_limit_webhooks_burst,
+                    settings.rate_limit_collect_per_second,
+                    settings.rate_limit_collect_burst,
                     clock=clock,
                 ),
                 API: TokenBuckets(

@@ -36,9 +36,9 @@ async def _collector(request: Request) -> uuid.UUID:
     if principal is None:
         raise HTTPException(401, "a valid collect key is required", headers=_CORS)
     request.state.principal = principal
-    rate_limits.enforce(request, rate_limits.COLLECT, principal.tenant_id, headers=_CORS)
     if principal.scope not in ("collect", "admin"):
         raise HTTPException(403, "this key cannot write touchpoints", headers=_CORS)
+    rate_limits.enforce(request, rate_limits.COLLECT, principal.tenant_id, headers=_CORS)
     return principal.tenant_id
 
 

@@ -21,6 +21,7 @@ import uvicorn
 from skeldir import admin, attribution_admin, fx, migrate
 from skeldir.attribution import reattribution
 from skeldir.app import create_app
+from skeldir.api.header_cap import capped_http_protocol
 from skeldir.attribution.channel_rules import RuleSetError
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
@@ -130,7 +131,7 @@ def api(ctx: click.Context, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=capped_http_protocol(settings.max_header_bytes),
         timeout_graceful_shutdown=10,
     )
 

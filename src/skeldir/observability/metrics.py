@@ -53,9 +53,13 @@ REPORT_REFRESH = Counter(
 )
 ORDERS_ATTRIBUTED = Counter("orders_attributed_total", "Orders whose allocations a recompute wrote")
 
-# kind: "webhooks" or "api" (see api.rate_limits).
+# kind: "webhooks", "collect" or "api" (see api.rate_limits); "exports" or "reparse" when a
+# tenant already runs its share of long operations (see api.long_operations).
 RATE_LIMITED = Counter(
     "rate_limited_total", "Requests refused because their tenant was over its rate limit", ["kind"]
+)
+HEADERS_TOO_LARGE = Counter(
+    "headers_too_large_total", "Requests refused with 431: request line and headers over the cap"
 )
 AUDIT_WRITE_FAILURES = Counter(
     "audit_write_failures_total", "API requests whose audit row could not be written"

@@ -127,10 +127,13 @@ async def counted(chunks: AsyncIterator[Chunk], export: Export, fmt: str) -> Asy
 
 
 async def csv_bytes(export: Export, chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
-    """A header line, then each chunk's lines (RFC 4180, UTF-8, days as YYYY-MM-DD)."""
+    """A header line, then each chunk's lines (RFC 4180, UTF-8, days as YYYY-MM-DD). Every text
+    cell is quoted: a spreadsheet set to a `;` separator (the default in much of Europe) would
+    split an unquoted cell that holds one. Numbers are not, so they stay numbers."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(name for name, _type in export.columns)
+    # The header is ours (plain names), so it is written as plain as ever.
+    csv.writer(buffer).writerow(name for name, _type in export.columns)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
     yield _drain_text(buffer)
     async for chunk in chunks:
         writer.writerows([[_inert(value) for value in row] for row in chunk])
@@ -143,6 +146,8 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _inert(value: object) -> object:
+    if isinstance(value, date):
+        return value.isoformat()
     return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 

@@ -68,6 +68,8 @@ def _edge(request: Request) -> WebhookEdge:
     return request.app.state.webhook_edge
 
 
+# With a trailing slash (a URL pasted into a provider's form) it is the same URL, never a redirect.
+@router.post("/hooks/{source_token}/", include_in_schema=False)
 @router.post("/hooks/{source_token}", include_in_schema=True, summary="Webhook URL of one source")
 async def receive_by_source_token(source_token: str, request: Request) -> Response:
     edge = _edge(request)

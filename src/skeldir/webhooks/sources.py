@@ -1,11 +1,18 @@
 """Resolve a webhook request to its tenant, source and signing secrets, cached in process.
 
-The cache is cleared when an operator changes a source (PostgreSQL NOTIFY) and entries also
-expire, so a retired secret stops verifying promptly even if a notification is missed.
+The cache is cleared by a notification that a trigger sends whenever a key, source, secret or
+tenant changes (PostgreSQL NOTIFY on a connection of its own), so a revocation takes effect at
+once. The cache is used only while that connection listens: when it is lost (a database restart)
+every lookup goes to the database until it listens again, and the cache starts empty then, since
+notifications sent meanwhile were never heard. Entries also expire, for secrets whose retirement
+was scheduled for later.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,6 +22,12 @@ import asyncpg
 from skeldir import keys
 from skeldir.admin import SOURCES_CHANGED_CHANNEL
 from skeldir.crypto import SecretBox
+from skeldir.db import DATABASE_UNAVAILABLE_ERRORS
+
+log = logging.getLogger(__name__)
+
+# Between attempts to listen again after the listening connection was lost.
+RELISTEN_INTERVAL_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,22 +42,64 @@ class ResolvedSource:
 
 
 class SourceResolver:
-    def __init__(self, pool: asyncpg.Pool, box: SecretBox, ttl_seconds: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, box: SecretBox, ttl_seconds: float, listen_dsn: str
+    ) -> None:
         self._pool = pool
         self._box = box
         self._ttl = ttl_seconds
+        self._listen_dsn = listen_dsn
         self._cache: dict[tuple, tuple[float, ResolvedSource | None]] = {}
         self._listener: asyncpg.Connection | None = None
+        self._watcher: asyncio.Task | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
 
     async def start(self) -> None:
-        self._listener = await self._pool.acquire()
-        await self._listener.add_listener(SOURCES_CHANGED_CHANNEL, self._on_change)
+        """Listen (failing as startup fails when the database is away), then keep listening."""
+        lost = await self._listen()
+        self._watcher = asyncio.create_task(self._keep_listening(lost))
 
     async def close(self) -> None:
-        if self._listener is not None:
-            await self._listener.remove_listener(SOURCES_CHANGED_CHANNEL, self._on_change)
-            await self._pool.release(self._listener)
-            self._listener = None
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await self._stop_listening()
+
+    async def _listen(self) -> asyncio.Event:
+        lost = asyncio.Event()
+        listener = await asyncpg.connect(self._listen_dsn, timeout=5)
+        listener.add_termination_listener(lambda _conn: lost.set())
+        await listener.add_listener(SOURCES_CHANGED_CHANNEL, self._on_change)
+        self._listener = listener
+        # Whatever changed while nobody listened is unknown: start from nothing.
+        self._cache.clear()
+        return lost
+
+    async def _keep_listening(self, lost: asyncio.Event) -> None:
+        while True:
+            await lost.wait()
+            log.warning("source_listener_lost")
+            await self._stop_listening()
+            while True:
+                await asyncio.sleep(RELISTEN_INTERVAL_SECONDS)
+                try:
+                    lost = await self._listen()
+                except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError):
+                    continue
+                log.info("source_listener_restored")
+                break
+
+    async def _stop_listening(self) -> None:
+        listener, self._listener = self._listener, None
+        self._cache.clear()
+        if listener is not None and not listener.is_closed():
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=2)
 
     def _on_change(self, *_args: object) -> None:
         self._cache.clear()
@@ -76,7 +131,8 @@ class SourceResolver:
         self, cache_key: tuple, query: str, tenant_id: uuid.UUID, *args: object
     ) -> ResolvedSource | None:
         now = time.monotonic()
-        hit = self._cache.get(cache_key)
+        listening = self.listening
+        hit = self._cache.get(cache_key) if listening else None
         if hit is not None and hit[0] > now:
             return hit[1]
         row = await self._pool.fetchrow(query, tenant_id, *args)
@@ -95,7 +151,9 @@ class SourceResolver:
                 if row["stitch_key"]
                 else None,
             )
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[cache_key] = (now + self._ttl, resolved)
+        # Not while deaf: a change made now would never clear this entry.
+        if listening and self.listening:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[cache_key] = (now + self._ttl, resolved)
         return resolved
