@@ -22,6 +22,7 @@ from skeldir import admin, attribution_admin, fx, migrate
 from skeldir.attribution import reattribution
 from skeldir.app import create_app
 from skeldir.attribution.channel_rules import RuleSetError
+from skeldir.cli.group import GroupWithGlobalOptions, settings_of
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
 from skeldir.db import create_pool, owner_connection
@@ -33,7 +34,7 @@ T = TypeVar("T")
 
 
 def _settings(ctx: click.Context) -> Settings:
-    return ctx.obj
+    return settings_of(ctx)
 
 
 def operator_settings(ctx: click.Context) -> Settings:
@@ -81,19 +82,11 @@ def emit(payload: dict, as_json: bool) -> None:
             click.echo(f"{key}: {value}")
 
 
-@click.group()
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="SKELDIR_DATA_DIR",
-    default=Path(".skeldir"),
-    show_default=True,
-    help="Where embedded services keep data.",
-)
+@click.group(cls=GroupWithGlobalOptions)
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path) -> None:
+def main(ctx: click.Context) -> None:
     """Skeldir: verified commerce webhooks in, exact attribution and fresh reports out."""
-    ctx.obj = Settings.from_env(data_dir=data_dir)
+    settings_of(ctx)
 
 
 @main.command()
