@@ -5,23 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
+from cli_commands import leaf_commands
 from skeldir.cli import main
 from skeldir.config import Settings
 from skeldir.launcher import runtime_file
-
-
-def leaf_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found = []
-    for name, command in group.commands.items():
-        if isinstance(command, click.Group):
-            found += leaf_commands(command, (*path, name))
-        else:
-            found.append((*path, name))
-    return found
 
 
 @pytest.mark.parametrize("command", leaf_commands(main), ids=" ".join)

@@ -12,7 +12,8 @@ import click
 import httpx
 import psycopg
 
-from skeldir.cli.root import emit, main, operator_errors, operator_settings
+from skeldir.cli.output import emit
+from skeldir.cli.root import main, operator_errors, operator_settings
 from skeldir.demo.deliveries import new_secrets
 from skeldir.demo.journeys import MIN_VISITORS, Day, Identify, demo_day
 from skeldir.demo.sender import (
