@@ -52,6 +52,9 @@ class Settings:
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 8001
     log_level: str = "INFO"
+    # Longest wait for PostgreSQL to answer a new connection of an operator command or doctor:
+    # a host that accepts TCP but never answers must not hang them.
+    db_connect_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -110,6 +113,9 @@ class Settings:
                 _env("SKELDIR_WORKER_METRICS_PORT", str(cls.worker_metrics_port))
             ),
             log_level=_env("SKELDIR_LOG_LEVEL", cls.log_level),
+            db_connect_timeout_seconds=int(
+                _env("SKELDIR_DB_CONNECT_TIMEOUT_SECONDS", str(cls.db_connect_timeout_seconds))
+            ),
         )
         return replace(base, **overrides) if overrides else base
 
@@ -157,6 +163,7 @@ class Settings:
             "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
             "SKELDIR_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "SKELDIR_LOG_LEVEL": self.log_level,
+            "SKELDIR_DB_CONNECT_TIMEOUT_SECONDS": str(self.db_connect_timeout_seconds),
         }
         return {k: v for k, v in pairs.items() if v is not None}
 
