@@ -259,3 +259,32 @@ def test_wrong_keys_are_refused_and_a_read_key_arrives_in_the_fragment(system, s
     expect(linked.page.locator("#dead-events button.replay")).to_have_count(0)
     linked.assert_only_own_origin()
     assert linked.errors == [], (linked.errors, linked.refused)
+
+
+def test_learned_weights_are_shown_once_learned(system, shop, browser):
+    start, end = (TODAY - timedelta(days=29)).date().isoformat(), TODAY.date().isoformat()
+    learned = httpx.post(f"{system.api_url}/api/attribution/weights/learn", timeout=30,
+                         headers={"Authorization": f"Bearer {shop['api_key']}"})
+    assert learned.status_code == 200, learned.text
+    poll("markov and shapley reported",
+         lambda: api_get(system, shop["api_key"], "/api/reports/models",
+                         **{"from": start, "to": end}).json()["models"],
+         lambda models: models == MODELS)
+    expected = {w["model"]: w for w in learned.json()["learned"]}
+
+    watched = Watched(browser, system.api_url)
+    page = watched.page
+    page.goto(f"{system.api_url}/#key={shop['api_key']}")
+    expect(page.locator("#weights table thead th[data-model]")).to_have_count(2)
+    cells = page.eval_on_selector_all(
+        "#weights tbody tr[data-channel] td[data-model]",
+        "cells => cells.map(c => [c.dataset.model, c.parentElement.dataset.channel,"
+        " Number(c.dataset.weight)])")
+    shown = {(model, channel): weight for model, channel, weight in cells}
+    for model, weights in expected.items():
+        for channel, weight in weights["weights"].items():
+            assert shown[(model, channel)] == pytest.approx(weight)
+        expect(page.locator(f'#weights p[data-model="{model}"]')).to_contain_text(
+            f"v{weights['version']}")
+    watched.assert_only_own_origin()
+    assert watched.errors == [], (watched.errors, watched.refused)

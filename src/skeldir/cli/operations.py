@@ -70,7 +70,9 @@ def _keyset_after(cursor: str | None) -> Keyset | None:
         values = decode_cursor(cursor, 2)
         return None if values is None else (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
     except (HTTPException, TypeError, ValueError):
-        raise click.BadParameter("not a cursor this command printed", param_hint="--cursor") from None
+        raise click.BadParameter(
+            "not a cursor this command printed", param_hint="--cursor"
+        ) from None
 
 
 def _print_listing(

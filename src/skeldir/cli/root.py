@@ -66,6 +66,22 @@ def run_as_runtime(settings: Settings, action: Callable[..., Awaitable[T]]) -> T
     return asyncio.run(with_pool())
 
 
+async def follow_worker(pool, tenant_id: uuid.UUID, timeout: int) -> None:
+    """Wait, with a progress bar, until the worker has attributed every pending order."""
+    deadline = time.monotonic() + timeout
+    remaining = await reattribution.pending_orders(pool, tenant_id)
+    with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
+        while remaining:
+            if time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"{remaining} orders still pending after {timeout}s: is a worker running?"
+                )
+            await asyncio.sleep(0.5)
+            now_pending = await reattribution.pending_orders(pool, tenant_id)
+            bar.update(max(0, remaining - now_pending))
+            remaining = now_pending
+
+
 @contextmanager
 def operator_errors() -> Iterator[None]:
     """An operator's mistake (bad input, unknown tenant) as a one-line error, not a traceback."""
@@ -348,10 +364,15 @@ def channels_set(ctx: click.Context, tenant_id: uuid.UUID, rules_file: Path, as_
         document = json.loads(rules_file.read_text(encoding="utf-8"))
         with owner_connection(settings) as conn:
             stored = attribution_admin.set_channel_rules(conn, tenant_id, document)
-    result = {"version": stored.version, "fingerprint": stored.fingerprint, "changed": stored.changed}
+    result = {
+        "version": stored.version,
+        "fingerprint": stored.fingerprint,
+        "changed": stored.changed,
+    }
     if stored.changed:
         result["next"] = (
-            f"re-attribute history with `skeldir recompute --tenant {tenant_id} --from ... --to ...`"
+            f"re-attribute history with"
+            f" `skeldir recompute --tenant {tenant_id} --from ... --to ...`"
         )
     emit(result, as_json)
 
@@ -420,20 +441,8 @@ def recompute(
             await reattribution.mark_range_pending(
                 pool, tenant_id, first, last, on_batch=bar.update
             )
-        if not wait or not total:
-            return total
-        deadline = time.monotonic() + timeout
-        remaining = await reattribution.pending_orders(pool, tenant_id)
-        with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
-            while remaining:
-                if time.monotonic() > deadline:
-                    raise click.ClickException(
-                        f"{remaining} orders still pending after {timeout}s: is a worker running?"
-                    )
-                await asyncio.sleep(0.5)
-                now_pending = await reattribution.pending_orders(pool, tenant_id)
-                bar.update(max(0, remaining - now_pending))
-                remaining = now_pending
+        if wait and total:
+            await follow_worker(pool, tenant_id, timeout)
         return total
 
     total = run_as_runtime(settings, mark_and_follow)

@@ -357,6 +357,43 @@ function moneyCell(model, cents, currency) {
     cents === null ? "–" : formatMinor(cents, currency));
 }
 
+// ---- learned weights ----
+
+const DATA_DRIVEN_MODELS = ["markov", "shapley"];
+
+// Asked only for the models with figures in the comparison: those have learned weights, so the
+// page never asks for weights that do not exist yet.
+async function learnedWeights(models) {
+  return Promise.all(DATA_DRIVEN_MODELS.filter((m) => models.includes(m))
+    .map((model) => api(query("/api/attribution/weights", { model }))));
+}
+
+function renderWeights(found) {
+  const container = $("weights");
+  if (!found.length) {
+    container.replaceChildren(el("p", { class: "empty" }, "No Markov or Shapley figures in these "
+      + "days: their weights are learned once enough journeys have converted."));
+    return;
+  }
+  const channels = [...new Set(found.flatMap((w) => Object.keys(w.weights)))].sort(channelOrder);
+  const header = el("tr", {}, el("th", {}, "Channel"),
+    ...found.map((w) => el("th", { class: "num", "data-model": w.model, scope: "col" },
+      `${modelLabel(w.model)} v${w.version}`)));
+  const body = channels.map((channel) => el("tr", { "data-channel": channel },
+    el("th", { scope: "row" }, el("span", { class: `swatch ${colourClass(channel)}` }), channel),
+    ...found.map((w) => el("td", { class: "num", "data-model": w.model,
+      "data-weight": w.weights[channel] ?? 0 }, formatShare(w.weights[channel] ?? 0)))));
+  const notes = found.map((w) => el("p", { class: "muted", "data-model": w.model },
+    `${modelLabel(w.model)} v${w.version}: learned ${ago(w.learned_at)} from `
+    + `${plural(w.journeys, "journey")}, ${formatCount(w.conversions)} converting.`));
+  container.replaceChildren(el("div", { class: "scroll" }, el("table", { class: "table weights" },
+    el("thead", {}, header), el("tbody", {}, ...body))), ...notes);
+}
+
+function formatShare(weight) {
+  return `${(weight * 100).toFixed(1)} %`;
+}
+
 // ---- events ----
 
 function renderEvents(items) {
@@ -421,11 +458,13 @@ async function refresh() {
   }
   state.refreshing = true;
   const range = { from: state.from, to: state.to };
+  const comparison = api(query("/api/reports/models", range));
   const tasks = {
     status: api("/api/status").then(renderStatus),
     chart: allPages("/api/reports/channels", { model: state.model, ...range, limit: 1000 })
       .then(renderChart),
-    models: api(query("/api/reports/models", range)).then(renderModels),
+    models: comparison.then(renderModels),
+    weights: comparison.then((report) => learnedWeights(report.models)).then(renderWeights),
     events: api(query("/api/events", { limit: 10 })).then((page) => renderEvents(page.items)),
     dead: api(query("/api/dead-events", { status: "dead", limit: 10 }))
       .then((page) => renderDeadEvents(page.items)),
