@@ -21,7 +21,7 @@ const EXPONENTS = {
 };
 const SVG_NS = "http://www.w3.org/2000/svg";
 
-const state = { key: null, scope: null, model: DEFAULT_MODEL, from: null, to: null,
+const state = { key: null, scope: null, tenantId: null, offeredKey: null, model: DEFAULT_MODEL, from: null, to: null,
   clockOffsetMs: 0, refreshing: false, refreshAgain: false, timer: null };
 
 // ---- formatting ----
@@ -492,6 +492,9 @@ async function login(key) {
   sessionStorage.setItem(KEY_STORAGE, key);
   state.key = key;
   state.scope = status.scope;
+  state.tenantId = status.tenant_id;
+  state.offeredKey = null;
+  $("switch").hidden = true;
   $("session-scope").textContent = `${status.scope} key`;
   $("session-tenant").textContent = `tenant ${status.tenant_id}`;
   $("session").hidden = false;
@@ -507,7 +510,8 @@ async function login(key) {
 function logout(message) {
   sessionStorage.removeItem(KEY_STORAGE);
   clearInterval(state.timer);
-  Object.assign(state, { key: null, scope: null, timer: null });
+  Object.assign(state, { key: null, scope: null, tenantId: null, offeredKey: null, timer: null });
+  $("switch").hidden = true;
   // Nothing of this tenant's stays in the page for the next key to glimpse.
   $("chart").replaceChildren();
   $("models").replaceChildren();
@@ -527,6 +531,32 @@ function keyFromFragment() {
   const key = new URLSearchParams(location.hash.slice(1)).get("key");
   if (key) history.replaceState(null, "", location.pathname + location.search);
   return key;
+}
+
+// A key that arrives in a link while another tenant's key is in use switches only when the
+// user agrees: a link someone sent must not silently show their tenant's figures as one's own.
+async function offerKey(key) {
+  if (!state.key) return login(key).catch((error) => logout(loginMessage(error)));
+  if (key === state.key) return;
+  let status;
+  try {
+    status = await api("/api/status", { key });
+  } catch (error) {
+    show($("error"), `The key in the link was not used: ${loginMessage(error)}`);
+    return;
+  }
+  if (status.tenant_id === state.tenantId) return login(key);
+  state.offeredKey = key;
+  $("switch-text").textContent = `The link you opened carries a ${status.scope} key of tenant `
+    + `${status.tenant_id}. You are logged in to tenant ${state.tenantId}. Switch tenant?`;
+  $("switch").hidden = false;
+}
+
+function answerSwitch(accepted) {
+  const key = state.offeredKey;
+  state.offeredKey = null;
+  $("switch").hidden = true;
+  if (accepted && key) login(key).catch((error) => logout(loginMessage(error)));
 }
 
 function setUpControls() {
@@ -573,23 +603,29 @@ async function start() {
   // A `#key=` link opened in a tab that already shows the page changes only the fragment.
   window.addEventListener("hashchange", () => {
     const key = keyFromFragment();
-    if (key) login(key).catch((error) => logout(loginMessage(error)));
+    if (key) offerKey(key);
   });
+  $("switch-yes").addEventListener("click", () => answerSwitch(true));
+  $("switch-no").addEventListener("click", () => answerSwitch(false));
   $("dead-events").addEventListener("click", (event) => {
     const button = event.target.closest("button.replay");
     if (button) replay(button);
   });
 
-  const key = keyFromFragment() || sessionStorage.getItem(KEY_STORAGE);
-  if (!key) {
+  const linked = keyFromFragment();
+  const stored = sessionStorage.getItem(KEY_STORAGE);
+  if (!linked && !stored) {
     logout("");
     return;
   }
-  try {
-    await login(key);
-  } catch (error) {
-    logout(loginMessage(error));
+  if (stored) {
+    try {
+      await login(stored);
+    } catch (error) {
+      logout(loginMessage(error));
+    }
   }
+  if (linked) await offerKey(linked);
 }
 
 start();
