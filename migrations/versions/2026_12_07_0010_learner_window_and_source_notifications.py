@@ -21,7 +21,7 @@ Create Date: 2026-12-07
 from alembic import op
 
 revision = "20261207_0010"
-down_revision = "20261126_0007"
+down_revision = "20261207_0009"
 branch_labels = None
 depends_on = None
 

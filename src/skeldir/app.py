@@ -22,6 +22,7 @@ from skeldir.api import (
     operations,
     reports,
     touchpoints,
+    weights,
 )
 from skeldir.api.audit import AuditLog
 from skeldir.api.long_operations import TenantOperationSlots
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_exception_handler(error, database_unavailable_handler)
     app.include_router(webhooks.router)
     app.include_router(attribution.router)
+    app.include_router(weights.router)
     app.include_router(reports.router)
     app.include_router(exports.router)
     app.include_router(docs_page.router)

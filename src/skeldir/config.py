@@ -85,6 +85,12 @@ class Settings:
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 8001
     log_level: str = "INFO"
+    # Longest wait for PostgreSQL to answer a new connection of an operator command or doctor:
+    # a host that accepts TCP but never answers must not hang them.
+    db_connect_timeout_seconds: int = 10
+    # A tenant's first Markov and Shapley weights are learned as soon as its lookback window
+    # holds this many converting journeys, not at the next scheduled run (0: wait for it).
+    learn_min_conversions: int = 20
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -190,6 +196,12 @@ class Settings:
                 _env("SKELDIR_WORKER_METRICS_PORT", str(cls.worker_metrics_port))
             ),
             log_level=_env("SKELDIR_LOG_LEVEL", cls.log_level),
+            db_connect_timeout_seconds=int(
+                _env("SKELDIR_DB_CONNECT_TIMEOUT_SECONDS", str(cls.db_connect_timeout_seconds))
+            ),
+            learn_min_conversions=int(
+                _env("SKELDIR_LEARN_MIN_CONVERSIONS", str(cls.learn_min_conversions))
+            ),
         )
         return replace(base, **overrides) if overrides else base
 
@@ -255,6 +267,8 @@ class Settings:
             "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
             "SKELDIR_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "SKELDIR_LOG_LEVEL": self.log_level,
+            "SKELDIR_DB_CONNECT_TIMEOUT_SECONDS": str(self.db_connect_timeout_seconds),
+            "SKELDIR_LEARN_MIN_CONVERSIONS": str(self.learn_min_conversions),
         }
         return {k: v for k, v in pairs.items() if v is not None}
 

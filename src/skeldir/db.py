@@ -142,5 +142,9 @@ def owner_connection(
     """A connection as the owner role, for migrations and operator commands."""
     if not settings.owner_database_url:
         raise DatabaseNotConfigured("SKELDIR_OWNER_DATABASE_URL is not set and no data dir is up")
-    with psycopg.connect(settings.owner_database_url, autocommit=autocommit) as conn:
+    with psycopg.connect(
+        settings.owner_database_url,
+        autocommit=autocommit,
+        connect_timeout=settings.db_connect_timeout_seconds,
+    ) as conn:
         yield conn

@@ -314,7 +314,9 @@ def _runtime_connection(settings: Settings) -> Iterator[psycopg.Connection]:
     if not settings.database_url:
         raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
     with psycopg.connect(
-        settings.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+        settings.database_url,
+        autocommit=True,
+        connect_timeout=settings.db_connect_timeout_seconds,
     ) as conn:
         yield conn
 

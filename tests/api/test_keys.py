@@ -151,7 +151,8 @@ def test_the_cli_manages_keys_with_the_same_rules(client, database):
     assert created.exit_code == 0, created.output
     made = json.loads(created.output)
     assert client.get(REPORT, headers=bearer(made["api_key"])).status_code == 200
-    listed = json.loads(run(database, "key", "list", "--tenant", str(tenant.tenant_id)).output)
+    listed = json.loads(run(database, "key", "list", "--tenant", str(tenant.tenant_id),
+                            "--json").output)["items"]
     assert made["key_id"] in {k["key_id"] for k in listed} and made["api_key"] not in json.dumps(listed)
     revoked = run(database, "key", "revoke", "--tenant", str(tenant.tenant_id), made["key_id"], "--json")
     assert revoked.exit_code == 0 and json.loads(revoked.output)["revoked_at"]

@@ -250,14 +250,23 @@ def test_the_cli_lists_replays_and_reparses(client, database, monkeypatch):
     tenant_arg = ("--tenant", str(tenant.tenant_id))
     monkeypatch.setattr(ShopifyProvider, "parse", refusing_parser)
     first = deliver(client, tenant, order_body(760), event_id="c760")["dead_event_id"]
-    deliver(client, tenant, order_body(761), topic="orders/paid", event_id="p761")
+    second_dead = deliver(client, tenant, order_body(761), topic="orders/paid",
+                          event_id="p761")["dead_event_id"]
     monkeypatch.setattr(ShopifyProvider, "parse", REAL_PARSE)
 
     listed = run(database, "dead-events", "list", *tenant_arg, "--limit", "1", "--json")
     assert listed.exit_code == 0, listed.output
     document = json.loads(listed.stdout)
-    assert len(document["items"]) == 1 and document["more"]
-    assert run(database, "dead-events", "replay", *tenant_arg).exit_code == 2
+    assert len(document["items"]) == 1 and document["next_cursor"]
+    second = run(database, "dead-events", "list", *tenant_arg, "--limit", "1", "--json",
+                 "--cursor", document["next_cursor"])
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["next_cursor"] is None
+    assert {json.loads(second.stdout)["items"][0]["dead_event_id"],
+            document["items"][0]["dead_event_id"]} == {first, second_dead}
+    neither = run(database, "dead-events", "replay", *tenant_arg)
+    assert neither.exit_code == 2 and "give DEAD_EVENT_IDS or --all" in neither.output
+    assert "not both" not in neither.output
 
     one = run(database, "dead-events", "replay", *tenant_arg, first, "--json")
     assert one.exit_code == 0, one.output
@@ -272,7 +281,7 @@ def test_the_cli_lists_replays_and_reparses(client, database, monkeypatch):
 
     events = run(database, "events", "list", *tenant_arg, "--topic", "orders/paid")
     assert events.exit_code == 0, events.output
-    assert events.stdout.count("\n") == 1 and "761" in events.stdout
+    assert events.stdout.count("\n") == 2 and "761" in events.stdout  # a header and one row
 
     monkeypatch.setattr(ShopifyProvider, "parse", halving_parser)
     reparsed = run(database, "events", "reparse", *tenant_arg, "--from", "2000-01-01", "--json")

@@ -3,53 +3,16 @@ and the recompute then credits every order under eight models, exactly."""
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import datetime, timedelta, timezone
-
 import pytest
 
-from db_helpers import CHAIN_STALE, create_tenant, model_allocations, shopify_delivery
-from skeldir.attribution.learning import learn_weights
-from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
+from db_helpers import create_tenant, model_allocations
+from learning_journeys import EMAIL, SEARCH, SOCIAL, converting_journeys, order, run_chain, visit
+from skeldir.attribution.learning import learn_first_weights, learn_now, learn_weights
+from skeldir.attribution.reattribution import pending_orders
 from skeldir.config import Settings
-from skeldir.crypto import secret_box
 from skeldir.db import tenant_transaction
-from skeldir.ingestion import touchpoints
-from skeldir.ingestion.inbox import ingest
-from skeldir.reporting.refresh import refresh_tenant
 
 pytestmark = pytest.mark.anyio
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-SEARCH = "https://shop.example/?utm_source=google&utm_medium=cpc"
-EMAIL = "https://shop.example/?utm_source=newsletter&utm_medium=email"
-SOCIAL = "https://shop.example/?utm_source=facebook&utm_medium=social"
-
-
-async def visit(pool, database, tenant, visitor: str, url: str, hours_ago: float, **extra) -> None:
-    async with tenant_transaction(pool, tenant.tenant_id) as conn:
-        key = await touchpoints.tenant_stitch_key(conn, secret_box(database), tenant.tenant_id)
-    item = {"id": uuid.uuid4().hex, "visitor_id": visitor, "url": url,
-            "occurred_at": (NOW - timedelta(hours=hours_ago)).isoformat(), **extra}
-    assert (await touchpoints.store(pool, tenant.tenant_id, [touchpoints.validate(item, 0, key, NOW)], rules_in_force)).new == 1
-
-
-async def order(pool, database, tenant, order_id: int, visitor: str, total: str) -> None:
-    body = json.dumps({"id": order_id, "currency": "USD", "total_price": total,
-                       "created_at": (NOW - timedelta(minutes=5)).isoformat(),
-                       "note_attributes": [{"name": "skeldir_visitor_id", "value": visitor}]}).encode()
-    async with tenant_transaction(pool, tenant.tenant_id) as conn:
-        key = await touchpoints.tenant_stitch_key(conn, secret_box(database), tenant.tenant_id)
-    result = await ingest(pool, tenant_id=tenant.tenant_id, source_id=tenant.source_id, provider="shopify",
-                          delivery=shopify_delivery(body), chain_stale=CHAIN_STALE, stitch_key=key)
-    assert result.status == "accepted"
-
-
-async def run_chain(pool, tenant) -> None:
-    job = uuid.uuid4()
-    await start_run(pool, tenant.tenant_id, job)
-    await finish_run(pool, tenant.tenant_id, job, await recompute_pending(pool, tenant.tenant_id, batch_size=50))
-    await refresh_tenant(pool, tenant.tenant_id)
 
 
 async def test_learned_weights_credit_orders_under_the_data_driven_models(database: Settings, runtime_pool):
@@ -92,3 +55,39 @@ async def test_learned_weights_credit_orders_under_the_data_driven_models(databa
 
     again = {item.model: item.version for item in await learn_weights(pool, tenant.tenant_id)}
     assert again == {"markov": 2, "shapley": 2}
+
+
+async def test_learning_now_marks_the_windows_orders_for_re_attribution(database: Settings,
+                                                                       runtime_pool):
+    tenant = create_tenant(database)
+    await converting_journeys(runtime_pool, database, tenant, 3, first_order=5300)
+    assert await pending_orders(runtime_pool, tenant.tenant_id) == 0
+    outcome = await learn_now(runtime_pool, tenant.tenant_id)
+    assert {w.model: w.version for w in outcome.learned} == {"markov": 1, "shapley": 1}
+    assert outcome.orders_marked == 3 and outcome.first_day <= outcome.last_day
+    assert await pending_orders(runtime_pool, tenant.tenant_id) == 3
+    await run_chain(runtime_pool, tenant)
+    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+        by_model = await model_allocations(conn, "5300")
+    assert by_model["markov"]["model_version"] == 1 and by_model["shapley"]["model_version"] == 1
+
+
+async def test_nothing_is_learned_or_marked_without_a_converting_journey(database: Settings,
+                                                                        runtime_pool):
+    tenant = create_tenant(database)
+    await visit(runtime_pool, database, tenant, "only-browses", SOCIAL, 2)
+    outcome = await learn_now(runtime_pool, tenant.tenant_id)
+    assert (outcome.learned, outcome.orders_marked) == ([], 0)
+
+
+async def test_a_new_tenant_learns_its_first_weights_once_it_has_enough_conversions(
+        database: Settings, runtime_pool):
+    tenant = create_tenant(database)
+    await converting_journeys(runtime_pool, database, tenant, 2, first_order=5400)
+    assert await learn_first_weights(runtime_pool, tenant.tenant_id, min_conversions=3) is None
+    await converting_journeys(runtime_pool, database, tenant, 1, first_order=5410)
+    first = await learn_first_weights(runtime_pool, tenant.tenant_id, min_conversions=3)
+    assert first is not None and {w.version for w in first.learned} == {1}
+    assert first.orders_marked == 3
+    # Once weights exist, the schedule learns the next version, not every recompute.
+    assert await learn_first_weights(runtime_pool, tenant.tenant_id, min_conversions=3) is None

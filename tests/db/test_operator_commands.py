@@ -34,7 +34,8 @@ def test_channel_rules_are_versioned_and_validated(database: Settings, tmp_path)
     same = json.loads(run(database, "channels", "set", "--tenant", str(tenant.tenant_id), str(rules),
                           "--json").output)
     assert (same["version"], same["changed"]) == (1, False)
-    shown = json.loads(run(database, "channels", "show", "--tenant", str(tenant.tenant_id)).output)
+    shown = json.loads(run(database, "channels", "show", "--tenant", str(tenant.tenant_id),
+                           "--json").output)
     assert shown["version"] == 1 and any(r["channel"] == "affiliate" for r in shown["rules"]["rules"])
 
     rules.write_text(json.dumps({"version": 1, "extends": "default",

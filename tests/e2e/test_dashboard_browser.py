@@ -259,3 +259,74 @@ def test_wrong_keys_are_refused_and_a_read_key_arrives_in_the_fragment(system, s
     expect(linked.page.locator("#dead-events button.replay")).to_have_count(0)
     linked.assert_only_own_origin()
     assert linked.errors == [], (linked.errors, linked.refused)
+
+
+def test_learned_weights_are_shown_once_learned(system, shop, browser):
+    start, end = (TODAY - timedelta(days=29)).date().isoformat(), TODAY.date().isoformat()
+    learned = httpx.post(f"{system.api_url}/api/attribution/weights/learn", timeout=30,
+                         headers={"Authorization": f"Bearer {shop['api_key']}"})
+    assert learned.status_code == 200, learned.text
+    poll("markov and shapley reported",
+         lambda: api_get(system, shop["api_key"], "/api/reports/models",
+                         **{"from": start, "to": end}).json()["models"],
+         lambda models: models == MODELS)
+    expected = {w["model"]: w for w in learned.json()["learned"]}
+
+    watched = Watched(browser, system.api_url)
+    page = watched.page
+    page.goto(f"{system.api_url}/#key={shop['api_key']}")
+    expect(page.locator("#weights table thead th[data-model]")).to_have_count(2)
+    cells = page.eval_on_selector_all(
+        "#weights tbody tr[data-channel] td[data-model]",
+        "cells => cells.map(c => [c.dataset.model, c.parentElement.dataset.channel,"
+        " Number(c.dataset.weight)])")
+    shown = {(model, channel): weight for model, channel, weight in cells}
+    for model, weights in expected.items():
+        for channel, weight in weights["weights"].items():
+            assert shown[(model, channel)] == pytest.approx(weight)
+        expect(page.locator(f'#weights p[data-model="{model}"]')).to_contain_text(
+            f"v{weights['version']}")
+    watched.assert_only_own_origin()
+    assert watched.errors == [], (watched.errors, watched.refused)
+
+
+def test_a_link_with_another_tenants_key_asks_before_switching(system, shop, browser):
+    other = system.cli("tenant", "create", "someone else's shop", "--json")
+    created = httpx.post(f"{system.api_url}/api/keys", json={"scope": "read"}, timeout=10,
+                         headers={"Authorization": f"Bearer {shop['api_key']}"})
+    own_read_key = created.json()["api_key"]
+    watched = Watched(browser, system.api_url)
+    page = watched.page
+    page.goto(f"{system.api_url}/#key={shop['api_key']}")
+    tenant = page.locator("#session-tenant")
+    expect(tenant).to_have_text(f"tenant {shop['tenant_id']}")
+
+    # Another tenant's link, opened in this tab: the page asks, and staying changes nothing.
+    page.evaluate("key => { location.hash = 'key=' + key; }", other["api_key"])
+    prompt = page.locator("#switch")
+    expect(prompt).to_be_visible()
+    expect(prompt).to_contain_text(other["tenant_id"])
+    expect(tenant).to_have_text(f"tenant {shop['tenant_id']}")
+    assert "key=" not in page.url
+    page.click("#switch-no")
+    expect(prompt).to_be_hidden()
+    expect(tenant).to_have_text(f"tenant {shop['tenant_id']}")
+    assert page.evaluate("sessionStorage.getItem('skeldir.apiKey')") == shop["api_key"]
+
+    # A reload with the key stored and another tenant's key in the link asks too.
+    page.goto(f"{system.api_url}/?again#key={other['api_key']}")
+    expect(prompt).to_be_visible()
+    expect(tenant).to_have_text(f"tenant {shop['tenant_id']}")
+    page.click("#switch-yes")
+    expect(tenant).to_have_text(f"tenant {other['tenant_id']}")
+    expect(prompt).to_be_hidden()
+
+    # A key of the tenant already shown switches without asking (only the scope changes).
+    page.goto(f"{system.api_url}/#key={shop['api_key']}")
+    page.click("#switch-yes")
+    expect(tenant).to_have_text(f"tenant {shop['tenant_id']}")
+    page.evaluate("key => { location.hash = 'key=' + key; }", own_read_key)
+    expect(page.locator("#session-scope")).to_have_text("read key")
+    expect(prompt).to_be_hidden()
+    watched.assert_only_own_origin()
+    assert watched.errors == [], (watched.errors, watched.refused)

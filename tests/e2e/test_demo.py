@@ -75,6 +75,18 @@ def test_every_platforms_orders_are_attributed(system, demo):
         assert view["models"]["linear"]["allocated_cents"] == view["revenue_cents"]
 
 
+def test_the_demo_learns_so_every_order_has_all_eight_models(system, demo):
+    comparison = report(system, demo, "/api/reports/models")
+    assert comparison["models"] == ["first_touch", "last_touch", "last_non_direct", "linear",
+                                    "time_decay", "position_based", "markov", "shapley"]
+    for totals in comparison["totals"]:
+        assert totals["net_cents"]["markov"] == totals["net_cents"]["linear"]
+    weights = httpx.get(f"{system.api_url}/api/attribution/weights", params={"model": "markov"},
+                        headers={"Authorization": f"Bearer {demo['api_key']}"}, timeout=10)
+    assert weights.status_code == 200, weights.text
+    assert weights.json()["version"] >= 1 and weights.json()["conversions"] > 0
+
+
 def without_deployment_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SKELDIR_")}
 

@@ -58,9 +58,9 @@ def test_sigterm_stops_everything_and_a_second_up_keeps_the_data():
 
             second, ready = start_up(data_dir, log)
             try:
-                listed = cli(data_dir, "source", "list", "--tenant", tenant_id)
+                listed = cli(data_dir, "source", "list", "--tenant", tenant_id, "--json")
                 assert listed.returncode == 0, listed.stderr
-                assert json.loads(listed.stdout) == []
+                assert json.loads(listed.stdout) == {"items": []}
                 assert httpx.get(ready["api_url"] + "/healthz", timeout=5).status_code == 200
             finally:
                 second.send_signal(signal.SIGINT)

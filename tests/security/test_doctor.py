@@ -326,3 +326,34 @@ def test_an_unreachable_runtime_role_fails_every_check_that_needs_it(throwaway: 
     assert report.failing == {"runtime role attributes", "runtime role owns nothing",
                               "runtime role creates nothing", "owner role"}, report.output
     assert report.results["owner role"]["detail"].startswith("not checked")
+
+
+def test_a_database_host_that_never_answers_fails_within_the_connect_timeout(
+        database: Settings) -> None:
+    # A real listening socket that completes TCP handshakes (the kernel's backlog) and never
+    # says a word, as a firewall or a hung server would.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/nothing"
+        env = {"SKELDIR_OWNER_DATABASE_URL": url, "SKELDIR_DATABASE_URL": url,
+               "SKELDIR_BROKER_URL": "memory://",
+               "SKELDIR_PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
+               "SKELDIR_SECRET_KEY": database.secret_key,
+               "SKELDIR_DB_CONNECT_TIMEOUT_SECONDS": "2"}
+        finished: list[Doctor] = []
+
+        def doctor() -> None:
+            result = CliRunner().invoke(
+                main, ["--data-dir", str(database.data_dir), "doctor", "--json"], env=env)
+            finished.append(Doctor(result.exit_code, result.output))
+
+        runner = threading.Thread(target=doctor, daemon=True)
+        runner.start()
+        runner.join(timeout=30)
+        assert not runner.is_alive(), "doctor still waits on a host that never answers after 30 s"
+    report = finished[0]
+    assert report.exit_code == 1
+    assert "cannot connect as the owner role" in report.results["row-level security"]["detail"]
+    assert "cannot connect as the runtime role" in (
+        report.results["runtime role attributes"]["detail"])

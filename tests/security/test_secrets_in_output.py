@@ -123,10 +123,12 @@ def test_no_secret_reaches_logs_answers_metrics_or_the_audit_log(
                                          provider, "--secret", SECRETS[provider], "--json"))["url"]
             for provider in PROVIDERS}
     shopify_source = next(source["source_id"] for source in json.loads(skeldir(
-        "source", "list", "--tenant", tenant_id)) if source["provider"] == "shopify")
+        "source", "list", "--tenant", tenant_id, "--json"))["items"]
+        if source["provider"] == "shopify")
     said["source rotate"] = skeldir("source", "rotate", "--tenant", tenant_id, "--source",
                                     shopify_source, "--secret", ROTATED_SECRET)
     said["source list"] = skeldir("source", "list", "--tenant", tenant_id)
+    said["source list --json"] = skeldir("source", "list", "--tenant", tenant_id, "--json")
 
     responses = []
 
@@ -173,6 +175,7 @@ def test_no_secret_reaches_logs_answers_metrics_or_the_audit_log(
     ]:
         assert send(method, path, **kwargs).status_code == status, (method, path)
     said["key list"] = skeldir("key", "list", "--tenant", tenant_id)
+    said["key list --json"] = skeldir("key", "list", "--tenant", tenant_id, "--json")
 
     run_worker_chain(database, tenant_id)
     said["api /metrics"] = send("GET", "/metrics").text

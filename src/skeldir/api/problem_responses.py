@@ -26,7 +26,8 @@ _WHEN = {
     401: "No valid API key (`Authorization: Bearer <key>`)",
     403: "The key's scope does not allow this request",
     404: "No such resource for this tenant",
-    409: "The request names more than one resource (an order id of several stores: add `store`)",
+    409: "The request names more than one resource (an order id of several stores: add `store`),"
+         " or the tenant's data does not allow it yet (no converting journey to learn from)",
     413: "The body is over the size limit",
     422: "A parameter or body field does not match its type or pattern",
     429: "The tenant is over its rate limit; retry after `Retry-After` seconds",

@@ -6,6 +6,7 @@ Each module below adds its commands to the one group, `main`, defined in `root`.
 from skeldir.cli import demo  # noqa: F401
 from skeldir.cli import doctor  # noqa: F401
 from skeldir.cli import keys  # noqa: F401
+from skeldir.cli import learn  # noqa: F401
 from skeldir.cli import operations  # noqa: F401
 from skeldir.cli.root import main
 

@@ -12,12 +12,14 @@ import click
 import httpx
 import psycopg
 
-from skeldir.cli.root import emit, main, operator_errors, operator_settings
+from skeldir.cli.output import emit
+from skeldir.cli.root import main, operator_errors, operator_settings
 from skeldir.demo.deliveries import new_secrets
 from skeldir.demo.journeys import MIN_VISITORS, Day, Identify, demo_day
 from skeldir.demo.sender import (
     DemoError,
     check_api,
+    learn_weights,
     send_touchpoints,
     send_webhooks,
     wait_until_reported,
@@ -116,6 +118,12 @@ def _send_and_wait(
         else:
             _say(f"every order attributed and reported ({time.monotonic() - started:.1f}s)")
 
+    wait_until_reported(client, public_url, tenant.api_key, timeout, progress)
+    learned = learn_weights(client, public_url, tenant.api_key)
+    _say(
+        f"learned the Markov and Shapley weights from {learned['learned'][0]['journeys']}"
+        f" journeys; re-attributing {learned['orders_marked']} orders under all eight models"
+    )
     wait_until_reported(client, public_url, tenant.api_key, timeout, progress)
 
 

@@ -8,7 +8,8 @@ import sys
 import click
 
 from skeldir import doctor as checks
-from skeldir.cli.root import emit, main, operator_settings
+from skeldir.cli.output import emit
+from skeldir.cli.root import main, operator_settings
 
 _LABELS = {checks.OK: "ok  ", checks.WARN: "warn", checks.FAIL: "FAIL"}
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import click
 
 from skeldir import api_keys
-from skeldir.cli.root import emit, main, operator_errors, operator_settings, run_as_runtime
+from skeldir.cli.output import emit, json_option, table
+from skeldir.cli.root import main, operator_errors, operator_settings, run_as_runtime
 
 
 @main.group()
@@ -20,7 +20,7 @@ def key() -> None:
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.option("--scope", required=True, type=click.Choice(api_keys.SCOPES))
 @click.option("--label", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def key_create(
     ctx: click.Context, tenant_id: uuid.UUID, scope: str, label: str | None, as_json: bool
@@ -44,18 +44,23 @@ def key_create(
 
 @key.command("list")
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@json_option
 @click.pass_context
-def key_list(ctx: click.Context, tenant_id: uuid.UUID) -> None:
+def key_list(ctx: click.Context, tenant_id: uuid.UUID, as_json: bool) -> None:
     """List the tenant's keys (never the keys themselves)."""
     settings = operator_settings(ctx)
-    items = run_as_runtime(settings, lambda pool: api_keys.list_keys(pool, tenant_id))
-    click.echo(json.dumps(items, indent=2))
+    with operator_errors():
+        items = run_as_runtime(settings, lambda pool: api_keys.list_keys(pool, tenant_id))
+    if as_json:
+        emit({"items": items}, as_json=True)
+    else:
+        table(items, ("key_id", "scope", "label", "created_at", "revoked_at", "last_used_at"))
 
 
 @key.command("revoke")
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.argument("key_id", type=click.UUID)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def key_revoke(ctx: click.Context, tenant_id: uuid.UUID, key_id: uuid.UUID, as_json: bool) -> None:
     """Revoke KEY_ID at once."""

@@ -15,11 +15,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import click
+from fastapi import HTTPException
 
+from skeldir.api.pagination import decode_cursor, page
+from skeldir.cli.output import json_option, table
 from skeldir.cli.root import main, operator_errors, operator_settings, run_as_runtime
 from skeldir.crypto import secret_box
 from skeldir.ingestion import dead_letters, event_log, reparse
-from skeldir.ingestion.event_log import EventFilter
+from skeldir.ingestion.event_log import EventFilter, Keyset
 from skeldir.webhooks.registry import PROVIDERS
 
 MAX_LIST = 1000
@@ -61,16 +64,36 @@ def _document(item) -> dict:
     }
 
 
-def _print_listing(items: list, limit: int, as_json: bool, columns: tuple[str, ...]) -> None:
-    shown, more = items[:limit], len(items) > limit
+def _keyset_after(cursor: str | None) -> Keyset | None:
+    """The position a `next_cursor` names (the API's cursors, which the CLI prints too)."""
+    try:
+        values = decode_cursor(cursor, 2)
+        return None if values is None else (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
+    except (HTTPException, TypeError, ValueError):
+        raise click.BadParameter(
+            "not a cursor this command printed", param_hint="--cursor"
+        ) from None
+
+
+def _print_listing(
+    items: list, limit: int, as_json: bool, columns: tuple[str, ...], id_field: str
+) -> None:
+    shown, next_cursor = page(
+        items, limit, lambda item: (item.received_at.isoformat(), str(getattr(item, id_field)))
+    )
     if as_json:
-        click.echo(json.dumps({"items": [_document(i) for i in shown], "more": more}, default=str))
+        document = {"items": [_document(i) for i in shown], "next_cursor": next_cursor}
+        click.echo(json.dumps(document, default=str))
         return
-    for item in shown:
-        document = _document(item)
-        click.echo("\t".join("" if document[c] is None else str(document[c]) for c in columns))
-    if more:
-        click.echo(f"more than {limit} match: narrow the filters or raise --limit", err=True)
+    table([_document(i) for i in shown], columns)
+    if next_cursor:
+        click.echo(f"more match: the next page is --cursor {next_cursor}", err=True)
+
+
+def _cursor_option(command: Callable) -> Callable:
+    return click.option(
+        "--cursor", default=None, help="Start after this page: the next_cursor a listing printed."
+    )(command)
 
 
 @main.group()
@@ -82,30 +105,41 @@ def events() -> None:
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @_filter_options
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_LIST))
-@click.option("--json", "as_json", is_flag=True)
+@_cursor_option
+@json_option
 @click.pass_context
 def events_list(
-    ctx: click.Context, tenant_id: uuid.UUID, provider, topic, start, end, limit: int, as_json: bool
+    ctx: click.Context,
+    tenant_id: uuid.UUID,
+    provider,
+    topic,
+    start,
+    end,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
 ) -> None:
     """List events, newest first: received_at, event_id, provider, topic, order."""
     filters = _filter(provider, topic, start, end)
+    after = _keyset_after(cursor)
     settings = operator_settings(ctx)
     items = run_as_runtime(
         settings,
-        lambda pool: event_log.list_events(pool, tenant_id, filters, limit=limit + 1),
+        lambda pool: event_log.list_events(pool, tenant_id, filters, limit=limit + 1, after=after),
     )
     _print_listing(
         items,
         limit,
         as_json,
         ("received_at", "event_id", "provider", "topic", "external_order_id"),
+        "event_id",
     )
 
 
 @events.command("reparse")
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @_filter_options
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def events_reparse(
     ctx: click.Context, tenant_id: uuid.UUID, provider, topic, start, end, as_json: bool
@@ -160,7 +194,8 @@ def dead_events() -> None:
     help="dead: not replayed yet; replayed: stored by a replay.",
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_LIST))
-@click.option("--json", "as_json", is_flag=True)
+@_cursor_option
+@json_option
 @click.pass_context
 def dead_events_list(
     ctx: click.Context,
@@ -171,15 +206,17 @@ def dead_events_list(
     end,
     status: str | None,
     limit: int,
+    cursor: str | None,
     as_json: bool,
 ) -> None:
     """List dead events, newest first: received_at, id, provider, topic, replayed_at, reason."""
     filters = _filter(provider, topic, start, end)
+    after = _keyset_after(cursor)
     settings = operator_settings(ctx)
     items = run_as_runtime(
         settings,
         lambda pool: dead_letters.list_dead_events(
-            pool, tenant_id, filters, status=status, limit=limit + 1
+            pool, tenant_id, filters, status=status, limit=limit + 1, after=after
         ),
     )
     _print_listing(
@@ -187,6 +224,7 @@ def dead_events_list(
         limit,
         as_json,
         ("received_at", "dead_event_id", "provider", "topic", "replayed_at", "reason"),
+        "dead_event_id",
     )
 
 
@@ -204,7 +242,7 @@ def dead_events_list(
     type=click.IntRange(1, dead_letters.MAX_BULK_REPLAY),
     help="With --all: most dead events replayed (never replayed ones first).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def dead_events_replay(
     ctx: click.Context,
@@ -220,7 +258,9 @@ def dead_events_replay(
 ) -> None:
     """Replay DEAD_EVENT_IDS (or --all that match) with the current parser. Signatures and
     timestamps are not checked again: they were verified when the deliveries arrived."""
-    if bool(dead_event_ids) == replay_all:
+    if not dead_event_ids and not replay_all:
+        raise click.UsageError("give DEAD_EVENT_IDS or --all")
+    if dead_event_ids and replay_all:
         raise click.UsageError("give DEAD_EVENT_IDS or --all, not both")
     if dead_event_ids and any(v is not None for v in (provider, topic, start, end)):
         raise click.UsageError("--provider, --topic, --from and --to select events for --all")
@@ -259,10 +299,14 @@ def dead_events_replay(
         ]
         click.echo(json.dumps({"items": items, **counts}, default=str))
     else:
-        for r in results:
-            click.echo(
-                "\t".join(str(v) for v in (r.dead_event_id, r.outcome, r.event_id or r.reason))
-            )
+        table(
+            [
+                {"dead_event_id": r.dead_event_id, "outcome": r.outcome,
+                 "event_id_or_reason": r.event_id or r.reason}
+                for r in results
+            ],
+            ("dead_event_id", "outcome", "event_id_or_reason"),
+        )
         click.echo(", ".join(f"{outcome}: {n}" for outcome, n in counts.items()))
     if counts[dead_letters.REPLAYED]:
         click.echo(_LEFT_PENDING, err=True)

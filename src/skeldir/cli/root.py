@@ -22,7 +22,9 @@ from skeldir import admin, attribution_admin, fx, migrate
 from skeldir.attribution import reattribution
 from skeldir.app import create_app
 from skeldir.api.header_cap import capped_http_protocol
-from skeldir.attribution.channel_rules import RuleSetError
+from skeldir.attribution.channel_rules import RuleSetError, default_rule_set
+from skeldir.cli.group import GroupWithGlobalOptions, settings_of
+from skeldir.cli.output import emit, json_option, readable, table
 from skeldir.config import Settings
 from skeldir.crypto import secret_box
 from skeldir.db import create_pool, owner_connection
@@ -34,7 +36,7 @@ T = TypeVar("T")
 
 
 def _settings(ctx: click.Context) -> Settings:
-    return ctx.obj
+    return settings_of(ctx)
 
 
 def operator_settings(ctx: click.Context) -> Settings:
@@ -65,6 +67,22 @@ def run_as_runtime(settings: Settings, action: Callable[..., Awaitable[T]]) -> T
     return asyncio.run(with_pool())
 
 
+async def follow_worker(pool, tenant_id: uuid.UUID, timeout: int) -> None:
+    """Wait, with a progress bar, until the worker has attributed every pending order."""
+    deadline = time.monotonic() + timeout
+    remaining = await reattribution.pending_orders(pool, tenant_id)
+    with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
+        while remaining:
+            if time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"{remaining} orders still pending after {timeout}s: is a worker running?"
+                )
+            await asyncio.sleep(0.5)
+            now_pending = await reattribution.pending_orders(pool, tenant_id)
+            bar.update(max(0, remaining - now_pending))
+            remaining = now_pending
+
+
 @contextmanager
 def operator_errors() -> Iterator[None]:
     """An operator's mistake (bad input, unknown tenant) as a one-line error, not a traceback."""
@@ -74,27 +92,11 @@ def operator_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def emit(payload: dict, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(payload))
-    else:
-        for key, value in payload.items():
-            click.echo(f"{key}: {value}")
-
-
-@click.group()
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="SKELDIR_DATA_DIR",
-    default=Path(".skeldir"),
-    show_default=True,
-    help="Where embedded services keep data.",
-)
+@click.group(cls=GroupWithGlobalOptions)
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path) -> None:
+def main(ctx: click.Context) -> None:
     """Skeldir: verified commerce webhooks in, exact attribution and fresh reports out."""
-    ctx.obj = Settings.from_env(data_dir=data_dir)
+    settings_of(ctx)
 
 
 @main.command()
@@ -147,12 +149,13 @@ def worker(ctx: click.Context, beat: bool) -> None:
 
 
 @main.command("migrate")
+@json_option
 @click.pass_context
-def migrate_command(ctx: click.Context) -> None:
+def migrate_command(ctx: click.Context, as_json: bool) -> None:
     """Apply database migrations as the owner role."""
     settings = operator_settings(ctx)
     migrate.upgrade(settings)
-    click.echo("migrations at head")
+    emit({"migrations": "at head", "head": migrate.heads(settings)}, as_json)
 
 
 @main.group()
@@ -163,7 +166,7 @@ def tenant() -> None:
 @tenant.command("create")
 @click.argument("name")
 @click.option("--reporting-currency", default="USD", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_json: bool) -> None:
     """Create a tenant; its keys are printed once and stored hashed."""
@@ -188,7 +191,7 @@ def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_jso
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.option("--lookback-days", type=int, default=None, help="Attribution window [30].")
 @click.option("--half-life-days", type=float, default=None, help="Time-decay half-life [7].")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def tenant_configure(
     ctx: click.Context,
@@ -227,7 +230,7 @@ def source() -> None:
     default=None,
     help="Accepted clock skew of signed timestamps (Stripe, PayPal, Standard) [300].",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def source_add(
     ctx: click.Context,
@@ -275,7 +278,7 @@ def source_add(
     type=int,
     help="Seconds a retired secret still verifies (providers switch over slowly).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def source_rotate(
     ctx: click.Context,
@@ -308,12 +311,23 @@ def source_rotate(
 
 @source.command("list")
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@json_option
 @click.pass_context
-def source_list(ctx: click.Context, tenant_id: uuid.UUID) -> None:
-    """List a tenant's sources and the state of their secrets (never the secrets)."""
+def source_list(ctx: click.Context, tenant_id: uuid.UUID, as_json: bool) -> None:
+    """List a tenant's sources and the state of their secrets (never the secrets): one line per
+    secret."""
     settings = operator_settings(ctx)
     with owner_connection(settings) as conn:
-        click.echo(json.dumps(admin.list_sources(conn, tenant_id), indent=2))
+        sources = admin.list_sources(conn, tenant_id)
+    if as_json:
+        emit({"items": sources}, as_json=True)
+        return
+    rows = [
+        {**source, "secret_id": secret["secret_id"], "secret_retired_at": secret["retired_at"]}
+        for source in sources
+        for secret in source["secrets"] or [{"secret_id": None, "retired_at": None}]
+    ]
+    table(rows, ("source_id", "provider", "label", "disabled_at", "secret_id", "secret_retired_at"))
 
 
 @main.group("fx")
@@ -323,7 +337,7 @@ def fx_group() -> None:
 
 @fx_group.command("load")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def fx_load(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     """Load daily rates (CSV: date,base,quote,rate); orders that lacked one are re-attributed."""
@@ -342,7 +356,7 @@ def channels() -> None:
 @channels.command("set")
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.argument("rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def channels_set(ctx: click.Context, tenant_id: uuid.UUID, rules_file: Path, as_json: bool) -> None:
     """Store RULES_FILE (JSON, see docs/channel-rules.md) as the tenant's next rules version."""
@@ -351,30 +365,50 @@ def channels_set(ctx: click.Context, tenant_id: uuid.UUID, rules_file: Path, as_
         document = json.loads(rules_file.read_text(encoding="utf-8"))
         with owner_connection(settings) as conn:
             stored = attribution_admin.set_channel_rules(conn, tenant_id, document)
-    emit(
-        {
-            "version": stored.version,
-            "fingerprint": stored.fingerprint,
-            "changed": stored.changed,
-            "next": "re-attribute history with `skeldir recompute --tenant ... --from ... --to ...`",
-        },
-        as_json,
-    )
+    result = {
+        "version": stored.version,
+        "fingerprint": stored.fingerprint,
+        "changed": stored.changed,
+    }
+    if stored.changed:
+        result["next"] = (
+            f"re-attribute history with"
+            f" `skeldir recompute --tenant {tenant_id} --from ... --to ...`"
+        )
+    emit(result, as_json)
 
 
 @channels.command("show")
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
+@json_option
 @click.pass_context
-def channels_show(ctx: click.Context, tenant_id: uuid.UUID) -> None:
-    """Print the tenant's rules in force (the defaults when none were set)."""
+def channels_show(ctx: click.Context, tenant_id: uuid.UUID, as_json: bool) -> None:
+    """Print the tenant's rules in force (the defaults when none were set); with --json, the
+    stored document (version 0 and "default" when none was set)."""
     settings = operator_settings(ctx)
     with owner_connection(settings) as conn:
         found = attribution_admin.channel_rules(conn, tenant_id)
-    click.echo(
-        json.dumps(
-            {"version": found[0] if found else 0, "rules": found[1] if found else "default"},
-            indent=2,
-        )
+    if as_json:
+        emit({"version": found[0] if found else 0, "rules": found[1] if found else "default"}, True)
+        return
+    document = found[1] if found else default_rule_set().to_document()
+    click.echo(f"version: {found[0] if found else '0 (the defaults)'}")
+    click.echo(f"channels: {readable(document['channels'])}")
+    click.echo(f"fallback: {document.get('fallback') or 'unknown'}")
+    table(
+        [
+            {
+                "rule": number,
+                "channel": rule["channel"],
+                "when": "; ".join(
+                    f"{name} {json.dumps(condition)}"
+                    for name, condition in rule.items()
+                    if name not in ("channel", "description")
+                ),
+            }
+            for number, rule in enumerate(document["rules"], start=1)
+        ],
+        ("rule", "channel", "when"),
     )
 
 
@@ -391,9 +425,10 @@ def channels_show(ctx: click.Context, tenant_id: uuid.UUID) -> None:
 @click.option(
     "--timeout", default=3600, show_default=True, type=int, help="Seconds to wait at most."
 )
+@json_option
 @click.pass_context
 def recompute(
-    ctx: click.Context, tenant_id: uuid.UUID, start, end, wait: bool, timeout: int
+    ctx: click.Context, tenant_id: uuid.UUID, start, end, wait: bool, timeout: int, as_json: bool
 ) -> None:
     """Re-attribute a date range of a tenant's orders (after rules, weights or rates changed)."""
     settings = operator_settings(ctx)
@@ -401,26 +436,20 @@ def recompute(
     if last < first:
         raise click.UsageError("--to is before --from")
     # One pool for the whole command: counting, marking and following the worker.
-    async def mark_and_follow(pool) -> str:
+    async def mark_and_follow(pool) -> int:
         total = await reattribution.orders_in_range(pool, tenant_id, first, last)
         with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
             await reattribution.mark_range_pending(
                 pool, tenant_id, first, last, on_batch=bar.update
             )
-        if not wait or not total:
-            return f"{total} orders marked; the worker re-attributes them"
-        deadline = time.monotonic() + timeout
-        remaining = await reattribution.pending_orders(pool, tenant_id)
-        with click.progressbar(length=remaining, label="re-attributing", file=sys.stderr) as bar:
-            while remaining:
-                if time.monotonic() > deadline:
-                    raise click.ClickException(
-                        f"{remaining} orders still pending after {timeout}s: is a worker running?"
-                    )
-                await asyncio.sleep(0.5)
-                now_pending = await reattribution.pending_orders(pool, tenant_id)
-                bar.update(max(0, remaining - now_pending))
-                remaining = now_pending
-        return f"{total} orders re-attributed"
+        if wait and total:
+            await follow_worker(pool, tenant_id, timeout)
+        return total
 
-    click.echo(run_as_runtime(settings, mark_and_follow))
+    total = run_as_runtime(settings, mark_and_follow)
+    if as_json:
+        emit({"orders_marked": total, "re_attributed": wait}, as_json=True)
+    elif wait:
+        click.echo(f"{total} orders re-attributed")
+    else:
+        click.echo(f"{total} orders marked; the worker re-attributes them")

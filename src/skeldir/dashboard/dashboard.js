@@ -21,7 +21,7 @@ const EXPONENTS = {
 };
 const SVG_NS = "http://www.w3.org/2000/svg";
 
-const state = { key: null, scope: null, model: DEFAULT_MODEL, from: null, to: null,
+const state = { key: null, scope: null, tenantId: null, offeredKey: null, model: DEFAULT_MODEL, from: null, to: null,
   clockOffsetMs: 0, refreshing: false, refreshAgain: false, timer: null };
 
 // ---- formatting ----
@@ -357,6 +357,43 @@ function moneyCell(model, cents, currency) {
     cents === null ? "–" : formatMinor(cents, currency));
 }
 
+// ---- learned weights ----
+
+const DATA_DRIVEN_MODELS = ["markov", "shapley"];
+
+// Asked only for the models with figures in the comparison: those have learned weights, so the
+// page never asks for weights that do not exist yet.
+async function learnedWeights(models) {
+  return Promise.all(DATA_DRIVEN_MODELS.filter((m) => models.includes(m))
+    .map((model) => api(query("/api/attribution/weights", { model }))));
+}
+
+function renderWeights(found) {
+  const container = $("weights");
+  if (!found.length) {
+    container.replaceChildren(el("p", { class: "empty" }, "No Markov or Shapley figures in these "
+      + "days: their weights are learned once enough journeys have converted."));
+    return;
+  }
+  const channels = [...new Set(found.flatMap((w) => Object.keys(w.weights)))].sort(channelOrder);
+  const header = el("tr", {}, el("th", {}, "Channel"),
+    ...found.map((w) => el("th", { class: "num", "data-model": w.model, scope: "col" },
+      `${modelLabel(w.model)} v${w.version}`)));
+  const body = channels.map((channel) => el("tr", { "data-channel": channel },
+    el("th", { scope: "row" }, el("span", { class: `swatch ${colourClass(channel)}` }), channel),
+    ...found.map((w) => el("td", { class: "num", "data-model": w.model,
+      "data-weight": w.weights[channel] ?? 0 }, formatShare(w.weights[channel] ?? 0)))));
+  const notes = found.map((w) => el("p", { class: "muted", "data-model": w.model },
+    `${modelLabel(w.model)} v${w.version}: learned ${ago(w.learned_at)} from `
+    + `${plural(w.journeys, "journey")}, ${formatCount(w.conversions)} converting.`));
+  container.replaceChildren(el("div", { class: "scroll" }, el("table", { class: "table weights" },
+    el("thead", {}, header), el("tbody", {}, ...body))), ...notes);
+}
+
+function formatShare(weight) {
+  return `${(weight * 100).toFixed(1)} %`;
+}
+
 // ---- events ----
 
 function renderEvents(items) {
@@ -421,11 +458,13 @@ async function refresh() {
   }
   state.refreshing = true;
   const range = { from: state.from, to: state.to };
+  const comparison = api(query("/api/reports/models", range));
   const tasks = {
     status: api("/api/status").then(renderStatus),
     chart: allPages("/api/reports/channels", { model: state.model, ...range, limit: 1000 })
       .then(renderChart),
-    models: api(query("/api/reports/models", range)).then(renderModels),
+    models: comparison.then(renderModels),
+    weights: comparison.then((report) => learnedWeights(report.models)).then(renderWeights),
     events: api(query("/api/events", { limit: 10 })).then((page) => renderEvents(page.items)),
     dead: api(query("/api/dead-events", { status: "dead", limit: 10 }))
       .then((page) => renderDeadEvents(page.items)),
@@ -453,6 +492,9 @@ async function login(key) {
   sessionStorage.setItem(KEY_STORAGE, key);
   state.key = key;
   state.scope = status.scope;
+  state.tenantId = status.tenant_id;
+  state.offeredKey = null;
+  $("switch").hidden = true;
   $("session-scope").textContent = `${status.scope} key`;
   $("session-tenant").textContent = `tenant ${status.tenant_id}`;
   $("session").hidden = false;
@@ -468,7 +510,8 @@ async function login(key) {
 function logout(message) {
   sessionStorage.removeItem(KEY_STORAGE);
   clearInterval(state.timer);
-  Object.assign(state, { key: null, scope: null, timer: null });
+  Object.assign(state, { key: null, scope: null, tenantId: null, offeredKey: null, timer: null });
+  $("switch").hidden = true;
   // Nothing of this tenant's stays in the page for the next key to glimpse.
   $("chart").replaceChildren();
   $("models").replaceChildren();
@@ -488,6 +531,32 @@ function keyFromFragment() {
   const key = new URLSearchParams(location.hash.slice(1)).get("key");
   if (key) history.replaceState(null, "", location.pathname + location.search);
   return key;
+}
+
+// A key that arrives in a link while another tenant's key is in use switches only when the
+// user agrees: a link someone sent must not silently show their tenant's figures as one's own.
+async function offerKey(key) {
+  if (!state.key) return login(key).catch((error) => logout(loginMessage(error)));
+  if (key === state.key) return;
+  let status;
+  try {
+    status = await api("/api/status", { key });
+  } catch (error) {
+    show($("error"), `The key in the link was not used: ${loginMessage(error)}`);
+    return;
+  }
+  if (status.tenant_id === state.tenantId) return login(key);
+  state.offeredKey = key;
+  $("switch-text").textContent = `The link you opened carries a ${status.scope} key of tenant `
+    + `${status.tenant_id}. You are logged in to tenant ${state.tenantId}. Switch tenant?`;
+  $("switch").hidden = false;
+}
+
+function answerSwitch(accepted) {
+  const key = state.offeredKey;
+  state.offeredKey = null;
+  $("switch").hidden = true;
+  if (accepted && key) login(key).catch((error) => logout(loginMessage(error)));
 }
 
 function setUpControls() {
@@ -534,23 +603,29 @@ async function start() {
   // A `#key=` link opened in a tab that already shows the page changes only the fragment.
   window.addEventListener("hashchange", () => {
     const key = keyFromFragment();
-    if (key) login(key).catch((error) => logout(loginMessage(error)));
+    if (key) offerKey(key);
   });
+  $("switch-yes").addEventListener("click", () => answerSwitch(true));
+  $("switch-no").addEventListener("click", () => answerSwitch(false));
   $("dead-events").addEventListener("click", (event) => {
     const button = event.target.closest("button.replay");
     if (button) replay(button);
   });
 
-  const key = keyFromFragment() || sessionStorage.getItem(KEY_STORAGE);
-  if (!key) {
+  const linked = keyFromFragment();
+  const stored = sessionStorage.getItem(KEY_STORAGE);
+  if (!linked && !stored) {
     logout("");
     return;
   }
-  try {
-    await login(key);
-  } catch (error) {
-    logout(loginMessage(error));
+  if (stored) {
+    try {
+      await login(stored);
+    } catch (error) {
+      logout(loginMessage(error));
+    }
   }
+  if (linked) await offerKey(linked);
 }
 
 start();

@@ -117,6 +117,20 @@ def wait_until_reported(
         time.sleep(0.25)
 
 
+def learn_weights(client: httpx.Client, public_url: str, api_key: str) -> dict:
+    """Learn the Markov and Shapley weights now (`POST /api/attribution/weights/learn`), so the
+    demo's orders are credited under all eight models; the chain then re-attributes them."""
+    response = _request(
+        client,
+        "POST",
+        f"{public_url}/api/attribution/weights/learn",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    if response.status_code != 200:
+        raise DemoError(f"learning the weights answered {response.status_code}: {response.text}")
+    return response.json()
+
+
 def _request(client: httpx.Client, method: str, url: str, **options) -> httpx.Response:
     try:
         return client.request(method, url, **options)

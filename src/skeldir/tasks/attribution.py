@@ -8,11 +8,13 @@ import asyncpg
 from celery import shared_task
 
 from skeldir.attribution.jobs import run_recompute_job
+from skeldir.attribution.learning import learn_first_weights
 from skeldir.attribution.recompute import finish_run
 from skeldir.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.observability import metrics
+from skeldir.tasks.maintenance import log_learned
 from skeldir.tasks.runtime import runtime
-from skeldir.tasks.scheduling import RECOMPUTE_TASK, schedule_continuation
+from skeldir.tasks.scheduling import RECOMPUTE_TASK, claim_and_publish, schedule_continuation
 
 # The server away (restart, failover) or a conflict that a retry resolves.
 TRANSIENT_DB_ERRORS = (
@@ -47,6 +49,19 @@ def recompute_window(self, tenant_id: str) -> dict:
     metrics.ORDERS_ATTRIBUTED.inc(outcome.orders)
     if outcome.more_pending:
         schedule_continuation(rt, self.app, tenant)
+    elif rt.settings.learn_min_conversions:
+        try:
+            first = rt.run(
+                learn_first_weights(
+                    rt.pool, tenant, min_conversions=rt.settings.learn_min_conversions
+                )
+            )
+        except TRANSIENT_DB_ERRORS:
+            first = None  # the tenant's next recompute tries again
+        if first is not None:
+            log_learned(tenant, first.learned)
+            if first.orders_marked:
+                claim_and_publish(rt, self.app, tenant, trigger="learned")
     return {"batches": outcome.batches, "orders": outcome.orders}
 
 

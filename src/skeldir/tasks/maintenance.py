@@ -4,12 +4,13 @@ a killed worker, and the learner of the data-driven models' weights."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from celery import shared_task
 
 from skeldir.attribution.jobs import abandon_dead_jobs
-from skeldir.attribution.learning import learn_weights
+from skeldir.attribution.learning import Learned, learn_weights
 from skeldir.tasks.runtime import runtime
 from skeldir.tasks.scheduling import claim_and_publish
 
@@ -50,15 +51,19 @@ def learn_weights_for_all(self) -> int:
         rt.pool.fetch("SELECT * FROM tenants_with_touchpoints($1) AS tenant_id", since)
     )
     for row in tenants:
-        for learned in rt.run(learn_weights(rt.pool, row["tenant_id"])):
-            log.info(
-                "model_weights_learned",
-                extra={
-                    "tenant_id": str(row["tenant_id"]),
-                    "model": learned.model,
-                    "version": learned.version,
-                    "paths": learned.paths,
-                    "conversions": learned.conversions,
-                },
-            )
+        log_learned(row["tenant_id"], rt.run(learn_weights(rt.pool, row["tenant_id"])))
     return len(tenants)
+
+
+def log_learned(tenant_id: uuid.UUID, learned: list[Learned]) -> None:
+    for weights in learned:
+        log.info(
+            "model_weights_learned",
+            extra={
+                "tenant_id": str(tenant_id),
+                "model": weights.model,
+                "version": weights.version,
+                "paths": weights.paths,
+                "conversions": weights.conversions,
+            },
+        )

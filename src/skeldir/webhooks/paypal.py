@@ -45,7 +45,12 @@ from skeldir.webhooks.provider import (
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.webhooks.signing import base64_bytes, check_freshness, usable_secrets
+from skeldir.webhooks.signing import (
+    StaleTimestamp,
+    base64_bytes,
+    check_freshness,
+    usable_secrets,
+)
 
 CAPTURE_COMPLETED = "PAYMENT.CAPTURE.COMPLETED"
 CAPTURE_REFUNDED = "PAYMENT.CAPTURE.REFUNDED"
@@ -180,7 +185,12 @@ class PayPalProvider:
         webhook_ids = _webhook_ids(secrets)
         if not body:
             raise SignatureError("body is empty")
-        check_freshness(sent_at, context)
+        try:
+            check_freshness(sent_at, context)
+        except StaleTimestamp:
+            # Checked before the certificate fetch, so a replayed old delivery costs nothing;
+            # nobody proved to be PayPal yet, so the reason stays the generic one.
+            raise SignatureError("signed timestamp is outside the tolerance") from None
         # Every cheap check comes first: only a plausible delivery costs a fetch.
         public_key = self._certificates.public_key(cert_url, context.now)
         matched = False

@@ -41,6 +41,7 @@ from skeldir.webhooks.registry import (
     SIGNATURE_HEADERS,
     TOPIC_HEADERS,
 )
+from skeldir.webhooks.signing import StaleTimestamp
 from skeldir.webhooks.sources import ResolvedSource, SourceResolver
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,10 @@ async def _receive(
             # Only for a known source: an unknown one must never make us fetch a certificate.
             await asyncio.to_thread(provider.verify, body, headers, secrets, verification)
         verified = source is not None
+    except StaleTimestamp as exc:
+        # Raised only after a signature matched one of the source's secrets (decoys never
+        # match), so this answer tells the sender nothing it could not sign itself.
+        return _outcome(label, "unauthorized", _stale_timestamp(exc))
     except SignatureError:
         verified = False
     if not verified:
@@ -292,6 +297,18 @@ _KEPT_HEADER_PREFIXES = (
 def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
     """Headers a replay needs (signature material included); never cookies or client addresses."""
     return {k: v[:1000] for k, v in headers.items() if k.startswith(_KEPT_HEADER_PREFIXES)}
+
+
+def _stale_timestamp(exc: StaleTimestamp) -> Response:
+    direction = "behind" if exc.skew_seconds > 0 else "ahead of"
+    return problem(
+        401,
+        "Unauthorized",
+        f"the signature matches, but its signed timestamp is {abs(exc.skew_seconds):.0f} s"
+        f" {direction} this server's clock, beyond the source's tolerance of"
+        f" {exc.tolerance:g} s: check the clocks of the sender and of this server (NTP), or"
+        " connect the source with a larger --tolerance-seconds",
+    )
 
 
 def _unavailable(provider: str) -> Response:

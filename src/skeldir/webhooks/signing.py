@@ -75,8 +75,19 @@ def tolerance_seconds(context: VerificationContext) -> float:
     return value
 
 
+class StaleTimestamp(SignatureError):
+    """A correct signature over a timestamp too far from this server's clock. Schemes check it
+    after the signature, so only a sender that holds the secret learns this reason."""
+
+    def __init__(self, skew_seconds: float, tolerance: float) -> None:
+        super().__init__(f"signed timestamp is outside the tolerance ({tolerance:g} s)")
+        self.skew_seconds = skew_seconds
+        self.tolerance = tolerance
+
+
 def check_freshness(timestamp: float, context: VerificationContext) -> None:
-    """SignatureError unless the signed `timestamp` (unix seconds) is within the tolerance of
+    """StaleTimestamp unless the signed `timestamp` (unix seconds) is within the tolerance of
     the context's clock, either way: a replayed old delivery and a future one both fail."""
-    if abs(context.now - timestamp) > tolerance_seconds(context):
-        raise SignatureError("signed timestamp is outside the tolerance")
+    tolerance = tolerance_seconds(context)
+    if abs(context.now - timestamp) > tolerance:
+        raise StaleTimestamp(context.now - timestamp, tolerance)

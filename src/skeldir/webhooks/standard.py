@@ -52,6 +52,7 @@ from skeldir.webhooks.signing import (
     base64_bytes,
     check_freshness,
     check_hmac_sha256,
+    tolerance_seconds,
     usable_secrets,
 )
 
@@ -111,7 +112,7 @@ class StandardWebhooksProvider:
         context = context or VerificationContext()
         message_id = _message_id(headers, SignatureError)
         timestamp = _timestamp(header_value(headers, "webhook-timestamp"))
-        check_freshness(timestamp, context)
+        tolerance_seconds(context)
         received = _v1_signatures(header_value(headers, "webhook-signature"))
         keys = [signing_key(secret) for secret in usable_secrets(secrets)]
         usable_keys = [key for key in keys if key is not None]
@@ -119,6 +120,7 @@ class StandardWebhooksProvider:
             raise SignatureError("no signing secret is a whsec_ base64 key")
         signed = f"{message_id}.{timestamp}.".encode("ascii") + body
         check_hmac_sha256(received, signed, usable_keys)
+        check_freshness(timestamp, context)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
         dedupe_key = f"webhook:{_message_id(headers, UnprocessableEvent)}"

@@ -49,7 +49,12 @@ from skeldir.webhooks.provider import (
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.webhooks.signing import check_freshness, check_hmac_sha256, usable_secrets
+from skeldir.webhooks.signing import (
+    check_freshness,
+    check_hmac_sha256,
+    tolerance_seconds,
+    usable_secrets,
+)
 
 # Event type -> the kind of object it carries in data.object.
 _OBJECT_KINDS = {
@@ -201,10 +206,11 @@ class StripeProvider:
     ) -> None:
         context = context or VerificationContext()
         timestamp, received = _signature_header(header_value(headers, _SIGNATURE_HEADER))
-        check_freshness(timestamp, context)
+        tolerance_seconds(context)
         if not body:
             raise SignatureError("body is empty")
         check_hmac_sha256(received, b"%d." % timestamp + body, usable_secrets(secrets))
+        check_freshness(timestamp, context)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
         payload = load_json_object(body)
