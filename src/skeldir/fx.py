@@ -68,15 +68,23 @@ def load_rates(conn: psycopg.Connection, rates: list[Rate]) -> dict[str, int]:
                 " ON CONFLICT (day, base, quote) DO UPDATE SET rate = EXCLUDED.rate, loaded_at = now()",
                 [(r.day, r.base, r.quote, r.rate) for r in rates],
             )
-        # Orders across every tenant: the owner maintains market data for all of them.
+        # Orders across every tenant: the owner maintains market data for all of them. Chosen
+        # from the orders, not from their attributions: an order whose first attribution a
+        # batch is writing now (without this rate) has no committed attribution to find, and
+        # its mark, raised here, makes that batch leave it pending.
         marked = conn.execute(
             "SELECT coalesce(sum(mark_orders_pending(s.tenant_id, s.order_ids)), 0) FROM ("
-            " SELECT a.tenant_id, array_agg(a.order_id) AS order_ids FROM order_attributions a"
+            " SELECT o.tenant_id, array_agg(o.order_id) AS order_ids FROM orders o"
+            " JOIN tenants t ON t.tenant_id = o.tenant_id"
             " JOIN unnest(%s::date[], %s::text[], %s::text[], %s::numeric[])"
             "   AS r(day, base, quote, rate)"
-            "   ON a.currency = r.base AND a.reporting_currency = r.quote AND a.day = r.day"
-            " WHERE a.fx_factor IS NULL OR a.fx_rate IS DISTINCT FROM r.rate"
-            " GROUP BY a.tenant_id) AS s",
+            "   ON o.currency = r.base AND t.reporting_currency = r.quote"
+            "  AND (o.ordered_at AT TIME ZONE 'UTC')::date = r.day"
+            " LEFT JOIN order_attributions a"
+            "   ON a.tenant_id = o.tenant_id AND a.order_id = o.order_id"
+            " WHERE o.has_snapshot"
+            "   AND (a.order_id IS NULL OR a.fx_factor IS NULL OR a.fx_rate IS DISTINCT FROM r.rate)"
+            " GROUP BY o.tenant_id) AS s",
             (
                 [r.day for r in rates],
                 [r.base for r in rates],
