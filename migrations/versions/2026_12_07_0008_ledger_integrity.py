@@ -202,6 +202,7 @@ DECLARE
     v_presentment_total bigint;
     v_unconvertible text;
     v_converted integer := 0;
+    v_replaced_sales text[] := '{}';
     v_changed_cancellation integer := 0;
     v_queued timestamptz;
     v_caller_tenant text := coalesce(current_setting('app.tenant_id', true), '');
@@ -320,6 +321,14 @@ BEGIN
             FOR NO KEY UPDATE;
         END IF;
 
+        -- A current snapshot replaces its sale entry: what it replaces is neither checked nor
+        -- booked again below (a corrected currency changes the sale, not converts it).
+        IF v_snapshot_current THEN
+            SELECT coalesce(array_agg(x.external_id), '{}') INTO v_replaced_sales
+            FROM jsonb_to_recordset(coalesce(p_entries, '[]')) AS x(external_id text, kind text)
+            WHERE x.kind = 'sale';
+        END IF;
+
         -- Every entry is booked in the order's currency (see amount_in_order_currency). An
         -- amount nothing converts is refused whole: the caller dead-letters the event.
         SELECT x.currency INTO v_unconvertible
@@ -330,6 +339,7 @@ BEGIN
         IF v_unconvertible IS NULL AND v_snapshot_applied THEN
             SELECT r.sent_currency INTO v_unconvertible FROM revenue_entries r
             WHERE r.tenant_id = p_tenant AND r.order_id = v_order AND r.kind <> 'cancellation'
+              AND NOT (r.kind = 'sale' AND r.external_entry_id = ANY(v_replaced_sales))
               AND amount_in_order_currency(r.sent_amount_minor, r.sent_currency, v_currency,
                       v_total, v_presentment_currency, v_presentment_total) IS NULL
             LIMIT 1;
@@ -349,6 +359,7 @@ BEGIN
                     v_currency, v_total, v_presentment_currency, v_presentment_total),
                 currency = v_currency
             WHERE r.tenant_id = p_tenant AND r.order_id = v_order AND r.kind <> 'cancellation'
+              AND NOT (r.kind = 'sale' AND r.external_entry_id = ANY(v_replaced_sales))
               AND (r.currency IS DISTINCT FROM v_currency OR r.sent_currency <> v_currency)
               AND (r.amount_minor, r.currency) IS DISTINCT FROM
                   (amount_in_order_currency(r.sent_amount_minor, r.sent_currency, v_currency,
