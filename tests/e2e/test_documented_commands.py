@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 SHELL_BLOCK = re.compile(r"^( *)```(?:sh|bash|shell)\n(.*?)^\1```", re.S | re.M)
 SECRET = "shpss_documented_commands"
+WOOCOMMERCE_SECRET = "wc-documented-commands"
 ORDER_ID = 990001  # the order docs/api.md explains
 
 # A logical line (continuations joined) matching one of these does not run.
@@ -94,10 +95,24 @@ def shop(system: RunningSystem) -> dict[str, str]:
             "Content-Type": "application/json", "X-Shopify-Hmac-Sha256": signed(body)})
         assert answer.json()["status"] == "dead_lettered", answer.text
         dead.append(answer.json()["dead_event_id"])
+    # docs/api.md reads WooCommerce order 1 of a named store.
+    store = system.cli("source", "add", "--tenant", tenant["tenant_id"], "--provider",
+                       "woocommerce", "--secret", WOOCOMMERCE_SECRET, "--json")
+    woo_order = json.dumps({"id": 1, "status": "processing", "currency": "USD", "total": "12.50",
+                            "date_created_gmt": ordered_at.strftime("%Y-%m-%dT%H:%M:%S"),
+                            "date_modified_gmt": ordered_at.strftime("%Y-%m-%dT%H:%M:%S"),
+                            "refunds": [], "meta_data": []}).encode()
+    woo = httpx.post(store["url"], content=woo_order, timeout=10, headers={
+        "Content-Type": "application/json", "X-WC-Webhook-Topic": "order.created",
+        "X-WC-Webhook-Resource": "order", "X-WC-Webhook-Delivery-ID": "docs-1",
+        "X-WC-Webhook-Signature": base64.b64encode(hmac.new(
+            WOOCOMMERCE_SECRET.encode(), woo_order, hashlib.sha256).digest()).decode()})
+    assert woo.json()["status"] == "accepted", woo.text
     spare = httpx.post(f"{system.api_url}/api/keys", json={"scope": "read"}, timeout=10,
                        headers={"Authorization": f"Bearer {tenant['api_key']}"}).json()
     wait_until_fresh(system, tenant["api_key"])
-    return {**tenant, **source, "dead": dead, "spare_key_id": spare["key_id"]}
+    return {**tenant, **source, "dead": dead, "spare_key_id": spare["key_id"],
+            "store_id": store["source_id"]}
 
 
 def placeholders(system: RunningSystem, shop: dict) -> dict[str, str]:
@@ -170,6 +185,7 @@ def shell_env(system: RunningSystem, shop: dict, workdir: Path) -> dict[str, str
         "ADMIN_KEY": shop["api_key"],
         "TENANT": shop["tenant_id"],
         "DEAD_EVENT_ID": shop["dead"][2],
+        "SOURCE_ID": shop["store_id"],
     }
 
 
