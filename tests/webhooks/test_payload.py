@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir import money
-from skeldir.webhooks.payload import (
+from skeldir.base import money
+from skeldir.domains.ingestion.provider import UnprocessableEvent
+from skeldir.domains.providers.payload import (
     PRINTABLE_ID,
     IdFormat,
     optional_bool,
@@ -23,7 +24,6 @@ from skeldir.webhooks.payload import (
     rfc3339_timestamp,
     unix_seconds,
 )
-from skeldir.webhooks.provider import UnprocessableEvent
 
 SECRET_LOOKING_VALUE = "alice@example.invalid"
 LETTERS_ID = IdFormat("a letters id", re.compile(r"[a-z]+"), max_length=5)

@@ -17,12 +17,16 @@ from hypothesis import strategies as st
 
 from personal_data import personal_values
 from provider_fixtures import shared_fixture_dir, shared_fixture_names
-from skeldir import money
-from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
-from skeldir.webhooks import paypal, paypal_certs
-from skeldir.webhooks.paypal import PayPalProvider, signed_message
-from skeldir.webhooks.paypal_certs import CertificateCache, fetch_certificate
-from skeldir.webhooks.provider import SignatureError, UnprocessableEvent, VerificationContext
+from skeldir.base import money
+from skeldir.domains.ingestion.event import AttributionHints, EntryKind, RevenueEntry
+from skeldir.domains.ingestion.provider import (
+    SignatureError,
+    UnprocessableEvent,
+    VerificationContext,
+)
+from skeldir.domains.providers import paypal, paypal_certs
+from skeldir.domains.providers.paypal import PayPalProvider, signed_message
+from skeldir.domains.providers.paypal_certs import CertificateCache, fetch_certificate
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "paypal"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -10,10 +10,10 @@ import pytest
 
 from personal_data import personal_values
 from provider_fixtures import shared_fixture_dir, shared_fixture_names
-from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
-from skeldir.webhooks import shopify, signing
-from skeldir.webhooks.provider import SignatureError, StitchRefs, UnprocessableEvent
-from skeldir.webhooks.shopify import ShopifyProvider
+from skeldir.domains.ingestion.event import AttributionHints, EntryKind, RevenueEntry
+from skeldir.domains.ingestion.provider import SignatureError, StitchRefs, UnprocessableEvent
+from skeldir.domains.providers import shopify, signing
+from skeldir.domains.providers.shopify import ShopifyProvider
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 SECRET = b"test-shopify-client-secret"

@@ -4,9 +4,9 @@ import hmac
 
 import pytest
 
-from skeldir.webhooks import signing
-from skeldir.webhooks.provider import SignatureError, VerificationContext
-from skeldir.webhooks.signing import (
+from skeldir.domains.ingestion.provider import SignatureError, VerificationContext
+from skeldir.domains.providers import signing
+from skeldir.domains.providers.signing import (
     base64_bytes,
     check_freshness,
     check_hmac_sha256,

@@ -12,16 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from personal_data import personal_values
-from skeldir import money
-from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
-from skeldir.webhooks import signing, standard
-from skeldir.webhooks.provider import (
+from skeldir.base import money
+from skeldir.domains.ingestion.event import AttributionHints, EntryKind, RevenueEntry
+from skeldir.domains.ingestion.provider import (
     SignatureError,
     StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.webhooks.standard import StandardWebhooksProvider, refund_entry_id, signing_key
+from skeldir.domains.providers import signing, standard
+from skeldir.domains.providers.standard import (
+    StandardWebhooksProvider,
+    refund_entry_id,
+    signing_key,
+)
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "standard"
 KEY = b"standard-webhooks-test-key-0001"
@@ -438,7 +442,7 @@ def test_every_secret_and_signature_is_compared_even_after_a_match(monkeypatch):
         return compare_digest(a, b)
 
     monkeypatch.setattr(signing, "hmac_sha256", counting_hmac)
-    monkeypatch.setattr("skeldir.webhooks.signing.hmac.compare_digest", counting_compare)
+    monkeypatch.setattr("skeldir.domains.providers.signing.hmac.compare_digest", counting_compare)
     verify(BODY, delivery_headers(BODY, KEY, OLD_KEY), [SECRET, OLD_SECRET, b"whsec_dGhpcmQ="])
     assert computed == [KEY, OLD_KEY, b"third"]
     assert len(compared) == 2 * 3

@@ -14,17 +14,17 @@ from hypothesis import strategies as st
 
 from personal_data import personal_values
 from provider_fixtures import shared_fixture_dir, shared_fixture_names
-from skeldir import money
-from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
-from skeldir.ingestion.privacy import CLICK_ID_KEYS, UTM_KEYS
-from skeldir.webhooks import signing
-from skeldir.webhooks.provider import (
+from skeldir.base import money
+from skeldir.domains.ingestion.event import AttributionHints, EntryKind, RevenueEntry
+from skeldir.domains.ingestion.privacy import CLICK_ID_KEYS, UTM_KEYS
+from skeldir.domains.ingestion.provider import (
     SignatureError,
     StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.webhooks.stripe import StripeProvider, iso_minor_units, stripe_exponent
+from skeldir.domains.providers import signing
+from skeldir.domains.providers.stripe import StripeProvider, iso_minor_units, stripe_exponent
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stripe"
 SECRET = b"whsec_test_skeldir_stripe_endpoint_secret"

@@ -13,11 +13,15 @@ from hypothesis import strategies as st
 
 from personal_data import personal_values
 from provider_fixtures import shared_fixture_dir, shared_fixture_names
-from skeldir.ingestion.event import AttributionHints, EntryKind, RevenueEntry
-from skeldir.money import format_minor
-from skeldir.webhooks import signing, woocommerce
-from skeldir.webhooks.provider import SignatureError, StitchRefs, UnprocessableEvent
-from skeldir.webhooks.woocommerce import WooCommerceProvider, is_ping, wordpress_signing_key
+from skeldir.base.money import format_minor
+from skeldir.domains.ingestion.event import AttributionHints, EntryKind, RevenueEntry
+from skeldir.domains.ingestion.provider import SignatureError, StitchRefs, UnprocessableEvent
+from skeldir.domains.providers import signing, woocommerce
+from skeldir.domains.providers.woocommerce import (
+    WooCommerceProvider,
+    is_ping,
+    wordpress_signing_key,
+)
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "woocommerce"
 SECRET = b"test-woocommerce-webhook-secret"
