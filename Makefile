@@ -32,7 +32,9 @@ browser:
 			|| echo "could not install chromium: the browser test will be skipped"; \
 	fi
 
+# lint-imports first: an import that goes up a layer (docs/architecture.md) fails the build.
 test: install browser
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # Unit and property tests only: no database, no processes.
