@@ -39,7 +39,7 @@ test: install browser
 
 # Unit and property tests only: no database, no processes.
 test-fast: install
-	$(BIN)/pytest -m "not e2e" tests/attribution tests/ingestion tests/webhooks tests/test_money.py
+	$(BIN)/pytest -m "not e2e" tests/attribution tests/ingestion tests/domains/providers tests/test_money.py
 
 # Every benchmark, then one table of figures and targets (needs wrk; several minutes).
 bench: install

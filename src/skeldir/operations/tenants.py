@@ -12,8 +12,9 @@ from psycopg.types.json import Jsonb
 
 from skeldir.base import credentials, money
 from skeldir.base.crypto import SecretBox
+from skeldir.domains.providers import registry
 
-PROVIDERS = ("shopify", "stripe", "woocommerce", "paypal", "standard")
+PROVIDERS = tuple(registry.PROVIDERS)
 SOURCES_CHANGED_CHANNEL = "skeldir_sources_changed"
 
 

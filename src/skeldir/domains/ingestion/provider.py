@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -59,6 +59,15 @@ class Provider(Protocol):
     name: str
     # True when verify may do blocking I/O (fetching a certificate): run it off the event loop.
     verify_may_block: bool
+    # The header that names the topic, for providers that do not name it in the body.
+    topic_header: str | None
+    # The headers that carry the signature: a request to a source URL that names no source is
+    # checked, against decoy secrets, by the provider whose signature it carries.
+    signature_headers: tuple[str, ...]
+    # Whether an unsigned request is the test a new endpoint receives (answered 200, not stored).
+    ping: Callable[[bytes, Mapping[str, str]], bool] | None
+    # Routes of the system Skeldir replaces: route name -> the topic it carried.
+    legacy_routes: Mapping[str, str]
 
     def verify(
         self,

@@ -156,6 +156,10 @@ def signed_message(
 class PayPalProvider:
     name = "paypal"
     verify_may_block = True
+    topic_header = None
+    signature_headers = ("paypal-transmission-sig",)
+    ping = None
+    legacy_routes = {"sale_completed": "PAYMENT.SALE.COMPLETED"}
 
     def __init__(self, fetch_certificate: CertificateFetcher | None = None) -> None:
         self._certificates = CertificateCache(fetch_certificate or paypal_certs.fetch_certificate)

@@ -82,6 +82,11 @@ ORDER_SPEC: Spec = {
 class ShopifyProvider:
     name = "shopify"
     verify_may_block = False
+    # The header a stored event's topic goes back into when it is parsed again.
+    topic_header = "x-shopify-topic"
+    signature_headers = _HMAC_HEADERS
+    ping = None
+    legacy_routes = {"order_create": "orders/create"}
 
     def verify(
         self,

@@ -100,6 +100,10 @@ REFUND_SPEC: Spec = {
 class StandardWebhooksProvider:
     name = "standard"
     verify_may_block = False
+    topic_header = None
+    signature_headers = ("webhook-signature",)
+    ping = None
+    legacy_routes: Mapping[str, str] = {}
 
     def verify(
         self,

@@ -191,6 +191,10 @@ SPECS: dict[str, Spec] = {
 class StripeProvider:
     name = "stripe"
     verify_may_block = False
+    topic_header = None
+    signature_headers = (_SIGNATURE_HEADER,)
+    ping = None
+    legacy_routes = {"payment_intent_succeeded": "payment_intent.succeeded"}
 
     def verify(
         self,

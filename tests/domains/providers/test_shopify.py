@@ -15,7 +15,7 @@ from skeldir.domains.ingestion.provider import SignatureError, StitchRefs, Unpro
 from skeldir.domains.providers import shopify, signing
 from skeldir.domains.providers.shopify import ShopifyProvider
 
-OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
+OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify"
 SECRET = b"test-shopify-client-secret"
 OLD_SECRET = b"test-shopify-client-secret-before-rotation"
 provider = ShopifyProvider()
@@ -366,18 +366,6 @@ def test_refund_event_carries_only_refund_entries():
 # --- verification ------------------------------------------------------------------------
 
 BODY = own_fixture("orders_create__minimal_usd.json")
-
-
-def test_tampered_body_is_rejected():
-    headers = delivery_headers("orders/create", BODY)
-    with pytest.raises(SignatureError):
-        provider.verify(BODY.replace(b"10.50", b"99.50"), headers, [SECRET])
-
-
-def test_wrong_secret_is_rejected():
-    headers = delivery_headers("orders/create", BODY, secret=b"someone-else")
-    with pytest.raises(SignatureError):
-        provider.verify(BODY, headers, [SECRET])
 
 
 @pytest.mark.parametrize(
