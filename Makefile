@@ -32,12 +32,14 @@ browser:
 			|| echo "could not install chromium: the browser test will be skipped"; \
 	fi
 
+# lint-imports first: an import that goes up a layer (docs/architecture.md) fails the build.
 test: install browser
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # Unit and property tests only: no database, no processes.
 test-fast: install
-	$(BIN)/pytest -m "not e2e" tests/attribution tests/ingestion tests/webhooks tests/test_money.py
+	$(BIN)/pytest -m "not e2e" tests/attribution tests/ingestion tests/domains/providers tests/test_money.py
 
 # Every benchmark, then one table of figures and targets (needs wrk; several minutes).
 bench: install

@@ -20,22 +20,22 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 import common
-from skeldir import admin
-from skeldir.attribution import models
-from skeldir.attribution.batch import Batch, allocate_batch
-from skeldir.attribution.batch import Settings as BatchSettings
-from skeldir.attribution.channel_rules import default_rule_set
-from skeldir.attribution.channels import channel_sort_key
-from skeldir.attribution.learning import learn_weights
-from skeldir.attribution.recompute import (
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.domains.attribution import models
+from skeldir.domains.attribution.batch import Batch, allocate_batch
+from skeldir.domains.attribution.batch import Settings as BatchSettings
+from skeldir.domains.attribution.channel_rules import default_rule_set
+from skeldir.domains.attribution.channels import channel_sort_key
+from skeldir.domains.attribution.learning import learn_weights
+from skeldir.domains.attribution.recompute import (
     finish_run,
     load_tenant_attribution,
     recompute_pending,
     start_run,
 )
-from skeldir.crypto import secret_box
-from skeldir.db import create_pool, owner_connection, tenant_transaction
-from skeldir.ingestion.hints import hints_from_document
+from skeldir.domains.ingestion.hints import hints_from_document
+from skeldir.operations import tenants
 
 BATCH_SIZE = 20_000
 ORDERED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -186,7 +186,7 @@ async def measure(orders: int, touchpoints: int) -> list[tuple[str, str, str, st
     return the table's rows."""
     with common.embedded_database("skb-attr-") as settings:
         with owner_connection(settings) as conn:
-            tenant_id = admin.create_tenant(conn, secret_box(settings), "bench").tenant_id
+            tenant_id = tenants.create_tenant(conn, secret_box(settings), "bench").tenant_id
         pool = await create_pool(settings, max_size=4, plan_every_query=True)
         print(f"generating {orders:,} orders and {touchpoints:,} touchpoints ...", flush=True)
         generated = await generate(pool, settings, tenant_id, orders, touchpoints)

@@ -30,12 +30,12 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from skeldir import migrate
-from skeldir.config import Settings
-from skeldir.crypto import new_secret_key
+from skeldir.base.config import Settings
+from skeldir.base.crypto import new_secret_key
+from skeldir.deployment import migrate
+from skeldir.deployment.launcher import await_ready_line
+from skeldir.deployment.provision import Roles, provision, role_url
 from skeldir.embedded.postgres import EmbeddedPostgres
-from skeldir.launcher import await_ready_line
-from skeldir.provision import Roles, provision, role_url
 
 SKELDIR = [sys.executable, "-m", "skeldir"]
 READY_TIMEOUT = 120.0

@@ -29,13 +29,13 @@ import asyncpg
 
 import attribution
 import common
-from skeldir import admin
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
-from skeldir.crypto import secret_box
-from skeldir.db import create_pool, owner_connection
-from skeldir.ingestion.inbox import ingest
-from skeldir.reporting.refresh import refresh_tenant
-from skeldir.webhooks.shopify import ShopifyProvider
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import create_pool, owner_connection
+from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.providers.shopify import ShopifyProvider
+from skeldir.domains.reporting.refresh import refresh_tenant
+from skeldir.operations import tenants
 
 TURNS = 7
 # The largest the flat cost may grow from the small tenant to the large one (noise included).
@@ -60,8 +60,8 @@ class Shop:
 async def prepare(pool: asyncpg.Pool, settings, orders: int) -> Shop:
     with owner_connection(settings) as conn:
         box = secret_box(settings)
-        tenant = admin.create_tenant(conn, box, f"shop of {orders:,}")
-        source = admin.add_source(
+        tenant = tenants.create_tenant(conn, box, f"shop of {orders:,}")
+        source = tenants.add_source(
             conn,
             box,
             tenant_id=tenant.tenant_id,

@@ -4,7 +4,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 config = context.config
-# Grants go to the runtime role: given by skeldir.migrate, or `alembic -x runtime_role=...`.
+# Grants go to the runtime role: given by skeldir.deployment.migrate, or
+# `alembic -x runtime_role=...`.
 config.attributes.setdefault(
     "runtime_role", context.get_x_argument(as_dictionary=True).get("runtime_role", "skeldir_app")
 )

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from databases import new_roles
-from skeldir import migrate
-from skeldir.config import Settings
-from skeldir.crypto import new_secret_key
+from skeldir.base.config import Settings
+from skeldir.base.crypto import new_secret_key
+from skeldir.deployment import migrate
+from skeldir.deployment.provision import drop, provision, role_url
 from skeldir.embedded.postgres import EmbeddedPostgres
-from skeldir.provision import drop, provision, role_url
 
 
 @pytest.fixture(scope="session")

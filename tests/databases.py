@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from skeldir.provision import Roles
+from skeldir.deployment.provision import Roles
 
 
 def new_roles() -> Roles:

@@ -8,15 +8,20 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from datetime import timedelta
 
-from skeldir import admin
-from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import owner_connection, tenant_transaction
-from skeldir.ingestion import touchpoints
-from skeldir.ingestion.inbox import IngestResult, ingest, record_dead_event
-from skeldir.reporting.registry import REFRESHED
-from skeldir.webhooks.shopify import ShopifyProvider
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import owner_connection, tenant_transaction
+from skeldir.domains.attribution.recompute import (
+    finish_run,
+    recompute_pending,
+    rules_in_force,
+    start_run,
+)
+from skeldir.domains.ingestion import touchpoints
+from skeldir.domains.ingestion.inbox import IngestResult, ingest, record_dead_event
+from skeldir.domains.providers.shopify import ShopifyProvider
+from skeldir.domains.reporting.registry import REFRESHED
+from skeldir.operations import tenants
 
 SHOPIFY_SECRET = "shpss_test_secret"
 CHAIN_STALE = timedelta(seconds=60)
@@ -34,10 +39,10 @@ class TenantUnderTest:
 
 def create_tenant(settings: Settings, name: str = "shop") -> TenantUnderTest:
     with owner_connection(settings) as conn:
-        tenant = admin.create_tenant(conn, secret_box(settings), name)
-        source = admin.add_source(conn, secret_box(settings), tenant_id=tenant.tenant_id,
-                                  provider="shopify", secret=SHOPIFY_SECRET,
-                                  public_url="http://test")
+        tenant = tenants.create_tenant(conn, secret_box(settings), name)
+        source = tenants.add_source(conn, secret_box(settings), tenant_id=tenant.tenant_id,
+                                    provider="shopify", secret=SHOPIFY_SECRET,
+                                    public_url="http://test")
     return TenantUnderTest(tenant.tenant_id, tenant.api_key, tenant.webhook_key, tenant.collect_key,
                            source.source_id, source.url)
 
@@ -108,7 +113,7 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
 async def model_allocations(conn, external_order_id: str) -> dict[str, dict]:
     """Per model, the stored credits of one order: channels credited (net or gross non-zero),
     their net credits, and the model version; read through the packed row."""
-    from skeldir.attribution.packing import unpack
+    from skeldir.domains.attribution.packing import unpack
 
     row = await conn.fetchrow(
         "SELECT a.models, a.model_versions, a.channels, a.credits FROM order_attributions a"

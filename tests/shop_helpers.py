@@ -9,13 +9,18 @@ from datetime import datetime, timezone
 
 from db_helpers import CHAIN_STALE, create_tenant, shopify_delivery
 
-from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import tenant_transaction
-from skeldir.ingestion import touchpoints
-from skeldir.ingestion.inbox import ingest
-from skeldir.reporting.refresh import refresh_tenant
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.attribution.recompute import (
+    finish_run,
+    recompute_pending,
+    rules_in_force,
+    start_run,
+)
+from skeldir.domains.ingestion import touchpoints
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.reporting.refresh import refresh_tenant
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from skeldir.fx import RateFileError, Rate, read_rates
+from skeldir.operations.exchange_rates import RateFileError, Rate, read_rates
 
 
 def write(tmp_path: Path, text: str) -> Path:

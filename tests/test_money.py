@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir.money import (
+from skeldir.base.money import (
     BIGINT_MAX,
     BIGINT_MIN,
     MINOR_UNIT_EXPONENTS,

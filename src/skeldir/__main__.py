@@ -1,3 +1,3 @@
-from skeldir.cli import main
+from skeldir.adapters.cli import main
 
 main()

@@ -11,13 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from db_helpers import CHAIN_STALE, TenantUnderTest, create_tenant, shopify_delivery
-from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import create_pool, tenant_transaction
-from skeldir.ingestion import touchpoints
-from skeldir.ingestion.inbox import ingest
-from skeldir.reporting.refresh import refresh_tenant
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import create_pool, tenant_transaction
+from skeldir.domains.attribution.recompute import (
+    finish_run,
+    recompute_pending,
+    rules_in_force,
+    start_run,
+)
+from skeldir.domains.ingestion import touchpoints
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.reporting.refresh import refresh_tenant
 
 WINDOW = {"from": "2026-01-01", "to": "2026-01-31"}
 ORDER_DAYS = ("2026-01-10", "2026-01-11", "2026-01-12", "2026-01-13")

@@ -14,10 +14,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from db_helpers import SHOPIFY_SECRET, create_tenant, order_body
-from skeldir.api.dashboard import CONTENT_SECURITY_POLICY
-from skeldir.app import create_app
-from skeldir.config import Settings
-from skeldir.db import owner_connection
+from skeldir.adapters.api.dashboard import CONTENT_SECURITY_POLICY
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
+from skeldir.base.db import owner_connection
 
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 

@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 
 from db_helpers import create_tenant
 from report_data import WINDOW, build_report_data
-from skeldir.app import create_app
-from skeldir.config import Settings
-from skeldir.db import create_pool, owner_connection, tenant_transaction
-from skeldir.reporting import exports
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
+from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.domains.reporting import exports
 
 RULE_BASED = ("first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
               "position_based")

@@ -26,11 +26,11 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from db_helpers import SHOPIFY_SECRET, TenantUnderTest, create_tenant, order_body
-from skeldir import admin
-from skeldir.app import create_app
-from skeldir.crypto import secret_box
-from skeldir.config import Settings
-from skeldir.db import owner_connection
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import owner_connection
+from skeldir.operations import tenants
 
 PROBLEM = "application/problem+json"
 SQL = "'; DROP TABLE orders; --"
@@ -189,9 +189,9 @@ def test_a_nul_in_a_dead_event_topic_is_kept_without_a_500(client, database, ten
     # the insert with a 500.
     key = b"k" * 24
     with owner_connection(database) as conn:
-        source = admin.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                                  provider="standard", public_url="http://test",
-                                  secret="whsec_" + base64.b64encode(key).decode())
+        source = tenants.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                    provider="standard", public_url="http://test",
+                                    secret="whsec_" + base64.b64encode(key).decode())
     body = b'{"type": "order\\u0000created", "timestamp": "2026-01-25T12:34:56Z"}'
     stamp = str(int(time.time()))
     digest = hmac.new(key, f"msg_nul.{stamp}.".encode() + body, hashlib.sha256).digest()
@@ -248,7 +248,10 @@ def test_sql_and_script_in_every_string_field_are_stored_inert(client, database,
 
 
 def test_the_dashboard_puts_data_into_the_page_as_text_only(client):
-    for package, name in (("skeldir.dashboard", "dashboard.js"), ("skeldir.api.static", "docs.js")):
+    for package, name in (
+        ("skeldir.adapters.dashboard", "dashboard.js"),
+        ("skeldir.adapters.api.static", "docs.js"),
+    ):
         script = files(package).joinpath(name).read_text()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
                      "new Function"):

@@ -19,9 +19,9 @@ import httpx
 from starlette.testclient import TestClient
 
 from db_helpers import SHOPIFY_SECRET, create_tenant, order_body
-from skeldir.app import create_app
-from skeldir.config import Settings
-from skeldir.reporting import exports
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
+from skeldir.domains.reporting import exports
 
 
 def free_port() -> int:

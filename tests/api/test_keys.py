@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from db_helpers import create_tenant
-from skeldir import keys
-from skeldir.app import create_app
-from skeldir.cli import main
-from skeldir.config import Settings
-from skeldir.db import create_pool, owner_connection, tenant_transaction
+from skeldir.adapters.app import create_app
+from skeldir.adapters.cli import main
+from skeldir.base import credentials
+from skeldir.base.config import Settings
+from skeldir.base.db import create_pool, owner_connection, tenant_transaction
 
 REPORT = "/api/reports/daily-revenue?from=2026-01-01&to=2026-01-31"
 
@@ -44,7 +44,7 @@ def test_an_admin_key_creates_lists_and_revokes_keys(client, database):
                           headers=bearer(tenant.api_key))
     assert created.status_code == 201, created.text
     read_key = created.json()["api_key"]
-    assert read_key.startswith(f"{keys.API_KEY_PREFIX}_{tenant.tenant_id.hex}_")
+    assert read_key.startswith(f"{credentials.API_KEY_PREFIX}_{tenant.tenant_id.hex}_")
     assert client.get(REPORT, headers=bearer(read_key)).status_code == 200
 
     listed = client.get("/api/keys", headers=bearer(tenant.api_key)).json()["items"]
@@ -56,7 +56,7 @@ def test_an_admin_key_creates_lists_and_revokes_keys(client, database):
     with owner_connection(database) as conn:
         stored = conn.execute("SELECT key_hash FROM api_keys WHERE tenant_id = %s AND key_id = %s",
                               (tenant.tenant_id, created.json()["key_id"])).fetchone()[0]
-    assert bytes(stored) == keys.digest(read_key) and read_key.encode() not in bytes(stored)
+    assert bytes(stored) == credentials.digest(read_key) and read_key.encode() not in bytes(stored)
 
     revoked = client.delete(f"/api/keys/{mine['key_id']}", headers=bearer(tenant.api_key))
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None

@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from db_helpers import SHOPIFY_SECRET, create_tenant, order_body
-from skeldir.app import create_app
-from skeldir.cli import main
-from skeldir.config import Settings
-from skeldir.db import owner_connection
-from skeldir.webhooks.provider import UnprocessableEvent
-from skeldir.webhooks.shopify import ShopifyProvider
+from skeldir.adapters.app import create_app
+from skeldir.adapters.cli import main
+from skeldir.base.config import Settings
+from skeldir.base.db import owner_connection
+from skeldir.domains.ingestion.provider import UnprocessableEvent
+from skeldir.domains.providers.shopify import ShopifyProvider
 
 REAL_PARSE = ShopifyProvider.parse
 

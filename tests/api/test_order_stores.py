@@ -13,14 +13,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from db_helpers import CHAIN_STALE, create_tenant, ingest_shopify, order_body
-from skeldir import admin
-from skeldir.app import create_app
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import create_pool, owner_connection, tenant_transaction
-from skeldir.ingestion.inbox import ingest
-from skeldir.webhooks.woocommerce import WooCommerceProvider
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.providers.woocommerce import WooCommerceProvider
+from skeldir.operations import tenants
 
 
 def woo_order(order_id: int, total: str) -> bytes:
@@ -41,7 +41,7 @@ def woo_refund(order_id: int, total: str, refund: str) -> bytes:
 def two_stores(database: Settings):
     tenant = create_tenant(database, "two woocommerce stores")
     with owner_connection(database) as conn:
-        stores = [admin.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id,
+        stores = [tenants.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id,
                                    provider="woocommerce", secret="wc-secret", label=label,
                                    public_url="http://test").source_id
                   for label in ("shop-a.example", "shop-b.example")]

@@ -9,8 +9,8 @@ from dataclasses import replace
 from starlette.testclient import TestClient
 
 from db_helpers import create_tenant
-from skeldir.app import create_app
-from skeldir.config import Settings
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
 
 
 def test_a_request_that_finds_the_pool_taken_gets_503_with_retry_after(database: Settings):

@@ -17,10 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from db_helpers import SHOPIFY_SECRET, create_tenant, order_body
-from skeldir.api.rate_limits import TokenBuckets
-from skeldir.app import create_app
-from skeldir.config import Settings
-from skeldir.db import owner_connection
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
+from skeldir.base.db import owner_connection
+from skeldir.base.http.rate_limits import TokenBuckets
 
 
 class Clock:

@@ -11,8 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from report_data import ORDERS, WINDOW, build_report_data
-from skeldir.app import create_app
-from skeldir.config import Settings
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
 
 PROBLEM = "application/problem+json"
 RULE_BASED = ("first_touch", "last_touch", "last_non_direct", "linear", "time_decay",

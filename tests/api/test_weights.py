@@ -9,9 +9,9 @@ from starlette.testclient import TestClient
 
 from db_helpers import create_tenant
 from learning_journeys import add_converting_journeys
-from skeldir.app import create_app
-from skeldir.config import Settings
-from skeldir.db import owner_connection
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
+from skeldir.base.db import owner_connection
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir.attribution.apportion import largest_remainder
+from skeldir.domains.attribution.apportion import largest_remainder
 
 totals = st.integers(min_value=-10**12, max_value=10**12)
 weight_lists = st.lists(

@@ -11,16 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skeldir.attribution import packing
-from skeldir.attribution.batch import (
+from skeldir.domains.attribution import packing
+from skeldir.domains.attribution.batch import (
     MAX_VECTOR_AMOUNT,
     Batch,
     Settings,
     allocate_batch,
     reference_credits,
 )
-from skeldir.attribution.channels import channel_sort_key
-from skeldir.attribution.models import RULE_BASED_MODELS, Touchpoint
+from skeldir.domains.attribution.channels import channel_sort_key
+from skeldir.domains.attribution.models import RULE_BASED_MODELS, Touchpoint
 
 # A vocabulary with "direct", default channels and two custom ones (sorting after the defaults).
 VOCABULARY = tuple(

@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir.attribution.channel_rules import (
+from skeldir.domains.attribution.channel_rules import (
     DEFAULT_RULES,
     FIELDS,
     RuleSet,
     RuleSetError,
     default_rule_set,
 )
-from skeldir.attribution.channels import CHANNELS, channel_sort_key
-from skeldir.ingestion.event import AttributionHints
+from skeldir.domains.attribution.channels import CHANNELS, channel_sort_key
+from skeldir.domains.ingestion.event import AttributionHints
 
 
 def extend(*rules, **document):

@@ -2,9 +2,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir.attribution.channel_rules import default_rule_set
-from skeldir.attribution.channels import CHANNELS, channel_sort_key, classify
-from skeldir.ingestion.event import AttributionHints
+from skeldir.domains.attribution.channel_rules import default_rule_set
+from skeldir.domains.attribution.channels import CHANNELS, channel_sort_key, classify
+from skeldir.domains.ingestion.event import AttributionHints
 
 
 def test_channel_order_is_fixed():

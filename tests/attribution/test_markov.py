@@ -6,7 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir.attribution.markov import conversion_probability, markov_weights, removal_effects
+from skeldir.domains.attribution.markov import (
+    conversion_probability,
+    markov_weights,
+    removal_effects,
+)
 
 CHANNEL_NAMES = ("direct", "paid_search", "email", "referral", "podcast")
 journeys = st.lists(

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from skeldir.attribution.apportion import largest_remainder
-from skeldir.attribution.channels import CHANNELS
-from skeldir.attribution.models import (
+from skeldir.domains.attribution.apportion import largest_remainder
+from skeldir.domains.attribution.channels import CHANNELS
+from skeldir.domains.attribution.models import (
     DECAY_BITS,
     MODEL_VERSION,
     RULE_BASED_MODELS,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir.attribution.shapley import shapley_values, shapley_weights
+from skeldir.domains.attribution.shapley import shapley_values, shapley_weights
 
 CHANNEL_NAMES = ("direct", "paid_search", "email", "referral", "podcast")
 journeys = st.lists(

@@ -5,11 +5,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from skeldir.attribution.apportion import largest_remainder
-from skeldir.attribution.channels import CHANNELS
-from skeldir.attribution.markov import markov_weights
-from skeldir.attribution.shapley import shapley_weights
-from skeldir.attribution.weighted import exact_weight, normalise, weighted_credits
+from skeldir.domains.attribution.apportion import largest_remainder
+from skeldir.domains.attribution.channels import CHANNELS
+from skeldir.domains.attribution.markov import markov_weights
+from skeldir.domains.attribution.shapley import shapley_weights
+from skeldir.domains.attribution.weighted import exact_weight, normalise, weighted_credits
 
 NAMES = CHANNELS + ("podcast",)
 paths = st.lists(st.sampled_from(NAMES), min_size=1, max_size=10)

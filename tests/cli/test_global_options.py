@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli_commands import leaf_commands
-from skeldir.cli import main
-from skeldir.config import Settings
-from skeldir.launcher import runtime_file
+from skeldir.adapters.cli import main
+from skeldir.base.config import Settings
+from skeldir.deployment.launcher import runtime_file
 
 
 @pytest.mark.parametrize("command", leaf_commands(main), ids=" ".join)

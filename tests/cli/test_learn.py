@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from db_helpers import create_tenant
 from learning_journeys import add_converting_journeys
-from skeldir.cli import main
-from skeldir.config import Settings
-from skeldir.db import owner_connection
+from skeldir.adapters.cli import main
+from skeldir.base.config import Settings
+from skeldir.base.db import owner_connection
 
 
 def run(database: Settings, *args: str):

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli_commands import leaf_commands
-from skeldir.cli import main
-from skeldir.config import Settings
+from skeldir.adapters.cli import main
+from skeldir.base.config import Settings
 
 # Long-running servers print logs (JSON lines already), not a result.
 SERVERS = {("up",), ("api",), ("worker",)}

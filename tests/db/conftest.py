@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from db_helpers import create_tenant
 
-from skeldir.config import Settings
-from skeldir.db import create_pool
+from skeldir.base.config import Settings
+from skeldir.base.db import create_pool
 
 
 @pytest.fixture

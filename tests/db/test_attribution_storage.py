@@ -12,20 +12,24 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from db_helpers import CHAIN_STALE, create_tenant, shopify_delivery
-from skeldir import attribution_admin
-from skeldir.attribution import reattribution
-from skeldir.attribution.channels import classify
-from skeldir.attribution.learning import learn_weights
-from skeldir.attribution.packing import unpack
-from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import SET_TENANT_SQL, owner_connection, tenant_transaction
-from skeldir.ingestion import touchpoints
-from skeldir.ingestion.inbox import ingest
-from skeldir.ingestion.privacy import attribution_hints
-from skeldir.reporting import channel_daily
-from skeldir.reporting.refresh import refresh_tenant
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import SET_TENANT_SQL, owner_connection, tenant_transaction
+from skeldir.domains.attribution.channels import classify
+from skeldir.domains.attribution.learning import learn_weights
+from skeldir.domains.attribution.packing import unpack
+from skeldir.domains.attribution.recompute import (
+    finish_run,
+    recompute_pending,
+    rules_in_force,
+    start_run,
+)
+from skeldir.domains.ingestion import touchpoints
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.ingestion.privacy import attribution_hints
+from skeldir.domains.reporting import channel_daily
+from skeldir.domains.reporting.refresh import refresh_tenant
+from skeldir.operations import reattribution, tenant_channel_rules
 
 pytestmark = pytest.mark.anyio
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -348,7 +352,7 @@ async def test_new_channel_rules_reclassify_touchpoints_and_re_attribute_orders(
     await assert_channel_daily_matches_a_rebuild(shop)
 
     with owner_connection(database) as conn:
-        version = attribution_admin.set_channel_rules(conn, shop.tenant_id, PARTNER_RULES)
+        version = tenant_channel_rules.set_channel_rules(conn, shop.tenant_id, PARTNER_RULES)
         assert (version.version, version.changed) == (1, True)
         conn.commit()
     marked = await reattribution.mark_range_pending(
@@ -389,7 +393,7 @@ async def test_a_late_touchpoint_under_old_rules_is_reclassified_with_the_order(
     await shop.order(7401, "10.00", at, visitor="q1")
     await shop.run_chain()
     with owner_connection(database) as conn:
-        attribution_admin.set_channel_rules(conn, shop.tenant_id, PARTNER_RULES)
+        tenant_channel_rules.set_channel_rules(conn, shop.tenant_id, PARTNER_RULES)
     assert (await shop.visit("q1", EMAIL, at - timedelta(hours=1), touchpoint_id="q-new")
             ).orders_marked == 1
     await shop.run_chain()
@@ -453,7 +457,7 @@ async def test_rules_extending_the_defaults_with_many_channels_stay_usable(
         "rules": [{"channel": "partner_07", "utm_source": {"values": ["partnerx"]}}],
     }
     with owner_connection(database) as conn:
-        assert attribution_admin.set_channel_rules(conn, shop.tenant_id, document).changed
+        assert tenant_channel_rules.set_channel_rules(conn, shop.tenant_id, document).changed
     at = NOW - timedelta(hours=2)
     await shop.visit("m1", PARTNER, at - timedelta(hours=1), touchpoint_id="m-tp")
     await shop.order(7601, "10.00", at, visitor="m1")

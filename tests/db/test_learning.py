@@ -7,10 +7,11 @@ import pytest
 
 from db_helpers import create_tenant, model_allocations
 from learning_journeys import EMAIL, SEARCH, SOCIAL, converting_journeys, order, run_chain, visit
-from skeldir.attribution.learning import learn_first_weights, learn_now, learn_weights
-from skeldir.attribution.reattribution import pending_orders
-from skeldir.config import Settings
-from skeldir.db import tenant_transaction
+from skeldir.base.config import Settings
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.attribution.learning import learn_weights
+from skeldir.operations.model_learning import learn_first_weights, learn_now
+from skeldir.operations.reattribution import pending_orders
 
 pytestmark = pytest.mark.anyio
 

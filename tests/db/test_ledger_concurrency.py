@@ -9,8 +9,8 @@ import json
 import pytest
 from db_helpers import CHAIN_STALE, ingest_shopify, order_body, shopify_delivery
 
-from skeldir.db import tenant_transaction
-from skeldir.ingestion.inbox import IngestResult, ingest_arguments, ingest_one
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.ingestion.inbox import IngestResult, ingest_arguments, ingest_one
 
 pytestmark = pytest.mark.anyio
 

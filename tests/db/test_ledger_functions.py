@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 from db_helpers import CHAIN_STALE, order_body, shopify_delivery
 
-from skeldir.db import tenant_transaction
-from skeldir.ingestion.inbox import entry_documents, ingest_arguments, ingest_one, order_document
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.ingestion.inbox import (
+    entry_documents,
+    ingest_arguments,
+    ingest_one,
+    order_document,
+)
 
 pytestmark = pytest.mark.anyio
 

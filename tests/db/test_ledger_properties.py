@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from db_helpers import create_tenant, ingest_shopify
-from skeldir import fx, money
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
-from skeldir.config import Settings
-from skeldir.db import create_pool, owner_connection, tenant_transaction
-from skeldir.reporting.refresh import refresh_tenant
+from skeldir.base import money
+from skeldir.base.config import Settings
+from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.reporting.refresh import refresh_tenant
+from skeldir.operations import exchange_rates
 
 BASE = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 CURRENCIES = ("USD", "EUR", "JPY")
@@ -176,5 +177,8 @@ async def scenario(database: Settings, generated: list[Order], seed: int) -> Non
 @given(generated=orders(), seed=st.integers(0, 2**32))
 def test_ledger_and_reports_match_an_independent_recomputation(database: Settings, generated, seed):
     with owner_connection(database) as conn:
-        fx.load_rates(conn, [fx.Rate(day, base, "USD", rate) for (day, base), rate in RATES.items()])
+        exchange_rates.load_rates(
+            conn,
+            [exchange_rates.Rate(day, base, "USD", rate) for (day, base), rate in RATES.items()],
+        )
     asyncio.run(scenario(database, generated, seed))

@@ -15,23 +15,29 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from db_helpers import create_tenant, ingest_shopify
-from skeldir import fx, money
-from skeldir.attribution import recompute
-from skeldir.attribution.models import RULE_BASED_MODELS
-from skeldir.attribution.recompute import finish_run, recompute_pending, rules_in_force, start_run
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import create_pool, owner_connection, tenant_transaction
-from skeldir.ingestion import touchpoints
-from skeldir.reporting import channel_daily, daily_revenue
-from skeldir.reporting.refresh import refresh_tenant
+from skeldir.base import money
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.domains.attribution import recompute
+from skeldir.domains.attribution.models import RULE_BASED_MODELS
+from skeldir.domains.attribution.recompute import (
+    finish_run,
+    recompute_pending,
+    rules_in_force,
+    start_run,
+)
+from skeldir.domains.ingestion import touchpoints
+from skeldir.domains.reporting import channel_daily, daily_revenue
+from skeldir.domains.reporting.refresh import refresh_tenant
+from skeldir.operations import exchange_rates
 
 BASE = datetime(2026, 4, 1, 10, 0, tzinfo=timezone.utc)
 # (shop currency, presentment currency or None). AUD shops show prices in USD, as in the shared
@@ -147,12 +153,12 @@ class Shop:
             await self._touchpoint(self.orders[step[1]], step[2])
         elif kind == "rate":
             _, base, cents = step
-            rate = fx.Rate(BASE.date(), base, "USD", Decimal(cents) / 100)
+            rate = exchange_rates.Rate(BASE.date(), base, "USD", Decimal(cents) / 100)
             await asyncio.to_thread(self._load_rate, rate)
 
-    def _load_rate(self, rate: fx.Rate) -> None:
+    def _load_rate(self, rate: exchange_rates.Rate) -> None:
         with owner_connection(self.database) as conn:
-            fx.load_rates(conn, [rate])
+            exchange_rates.load_rates(conn, [rate])
 
     async def _ingest(self, body: bytes, topic: str) -> None:
         result = await ingest_shopify(self.pool, self.tenant, body, topic=topic,
@@ -342,6 +348,6 @@ async def scenario(database: Settings, orders: list[Order], steps: list[tuple], 
 def test_interleaved_corrections_converge_to_the_ledger(database: Settings, monkeypatch, plan):
     orders, steps = plan
     with owner_connection(database) as conn:
-        fx.load_rates(conn, [fx.Rate(BASE.date(), "EUR", "USD", Decimal("1.10"))])
+        exchange_rates.load_rates(conn, [exchange_rates.Rate(BASE.date(), "EUR", "USD", Decimal("1.10"))])
     asyncio.run(scenario(database, orders, steps, monkeypatch))
 

@@ -8,9 +8,9 @@ import json
 from click.testing import CliRunner
 
 from db_helpers import create_tenant, ingest_shopify, order_body
-from skeldir.cli import main
-from skeldir.config import Settings
-from skeldir.db import create_pool, owner_connection
+from skeldir.adapters.cli import main
+from skeldir.base.config import Settings
+from skeldir.base.db import create_pool, owner_connection
 
 PARTNER_RULES = {
     "version": 1, "extends": "default",

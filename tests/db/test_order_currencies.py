@@ -12,11 +12,11 @@ import pytest
 from db_helpers import ingest_shopify, model_allocations
 from provider_fixtures import shared_fixture_dir
 
-from skeldir import fx
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
-from skeldir.db import owner_connection, tenant_transaction
-from skeldir.reporting.refresh import refresh_tenant
-from skeldir.webhooks.provider import UnprocessableEvent
+from skeldir.base.db import owner_connection, tenant_transaction
+from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.ingestion.provider import UnprocessableEvent
+from skeldir.domains.reporting.refresh import refresh_tenant
+from skeldir.operations import exchange_rates
 
 pytestmark = pytest.mark.anyio
 
@@ -52,7 +52,7 @@ async def test_a_full_refund_in_the_presentment_currency_nets_zero_everywhere(
     tenant = tenant_factory()
     with owner_connection(database) as conn:
         # The order's day in UTC; the tenant reports in USD.
-        fx.load_rates(conn, [fx.Rate(date(2020, 12, 26), "AUD", "USD", Decimal("0.7601"))])
+        exchange_rates.load_rates(conn, [exchange_rates.Rate(date(2020, 12, 26), "AUD", "USD", Decimal("0.7601"))])
     order = multicurrency_order
     assert (await ingest_shopify(runtime_pool, tenant, json.dumps(order).encode())).needs_chain
     await ingest_shopify(runtime_pool, tenant, refund_body(order, "45.85", "USD"),

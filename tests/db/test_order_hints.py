@@ -9,10 +9,10 @@ import uuid
 import pytest
 from db_helpers import CHAIN_STALE, ingest_shopify, model_allocations, order_body
 
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
-from skeldir.db import tenant_transaction
-from skeldir.ingestion.inbox import ingest
-from skeldir.webhooks.standard import StandardWebhooksProvider
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.providers.standard import StandardWebhooksProvider
 
 pytestmark = pytest.mark.anyio
 

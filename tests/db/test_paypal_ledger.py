@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 
 from db_helpers import create_tenant
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
-from skeldir.config import Settings
-from skeldir.db import tenant_transaction
-from skeldir.ingestion.inbox import ingest
-from skeldir.reporting.queries import order_attribution
-from skeldir.reporting.refresh import refresh_tenant
-from skeldir.webhooks.paypal import PayPalProvider
+from skeldir.base.config import Settings
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.providers.paypal import PayPalProvider
+from skeldir.domains.reporting.queries import order_attribution
+from skeldir.domains.reporting.refresh import refresh_tenant
 
 pytestmark = pytest.mark.anyio
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from db_helpers import CHAIN_STALE, ingest_shopify, order_body
 
-from skeldir.attribution import recompute
-from skeldir.attribution.recompute import finish_run, recompute_pending, start_run
-from skeldir.db import tenant_transaction
-from skeldir.reporting.refresh import refresh_tenant
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.attribution import recompute
+from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.reporting.refresh import refresh_tenant
 
 pytestmark = pytest.mark.anyio
 

@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from shop_helpers import NOW, Shop
 
-from skeldir import fx
-from skeldir.attribution import recompute
-from skeldir.config import Settings
-from skeldir.db import SET_TENANT_SQL, owner_connection, tenant_transaction
-from skeldir.reporting import daily_revenue as daily_revenue_report
+from skeldir.base.config import Settings
+from skeldir.base.db import SET_TENANT_SQL, owner_connection, tenant_transaction
+from skeldir.domains.attribution import recompute
+from skeldir.domains.reporting import daily_revenue as daily_revenue_report
+from skeldir.operations import exchange_rates
 
 pytestmark = pytest.mark.anyio
 HOUR = timedelta(hours=1)
@@ -63,7 +63,7 @@ async def daily_revenue(shop: Shop) -> dict[tuple, dict]:
 
 def load_rate(database: Settings, day, base: str, rate: str) -> dict:
     with owner_connection(database) as conn:
-        return fx.load_rates(conn, [fx.Rate(day, base, "USD", Decimal(rate))])
+        return exchange_rates.load_rates(conn, [exchange_rates.Rate(day, base, "USD", Decimal(rate))])
 
 
 async def test_a_corrected_rate_re_attributes_the_orders_stamped_with_the_old_one(

@@ -10,14 +10,14 @@ import asyncpg
 import pytest
 from db_helpers import ingest_shopify, order_body
 
-from skeldir.attribution.jobs import (
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.attribution.jobs import (
     abandon_dead_jobs,
     holding_job_lock,
     job_lock_key,
     run_recompute_job,
 )
-from skeldir.attribution.recompute import start_run
-from skeldir.db import tenant_transaction
+from skeldir.domains.attribution.recompute import start_run
 
 pytestmark = pytest.mark.anyio
 

@@ -6,9 +6,9 @@ import asyncpg
 import pytest
 from db_helpers import SHOPIFY_SECRET, populate_every_tenant_table
 
-from skeldir import keys
-from skeldir.config import Settings
-from skeldir.db import owner_connection, tenant_transaction
+from skeldir.base import credentials
+from skeldir.base.config import Settings
+from skeldir.base.db import owner_connection, tenant_transaction
 
 pytestmark = pytest.mark.anyio
 
@@ -168,7 +168,7 @@ async def test_runtime_role_never_sees_signing_secrets_in_clear(database: Settin
         sources = await conn.fetch("SELECT * FROM webhook_sources")
     token = tenant.source_url.rsplit("/", 1)[-1]
     row = await runtime_pool.fetchrow(
-        "SELECT * FROM resolve_source($1, $2)", tenant.tenant_id, keys.digest(token))
+        "SELECT * FROM resolve_source($1, $2)", tenant.tenant_id, credentials.digest(token))
     assert row is not None and len(row["secrets"]) == 1
     assert SHOPIFY_SECRET.encode() not in row["secrets"][0]
     for source in sources:
@@ -176,7 +176,7 @@ async def test_runtime_role_never_sees_signing_secrets_in_clear(database: Settin
     # The same lookup with another tenant's id finds nothing.
     other = tenant_factory()
     assert await runtime_pool.fetchrow(
-        "SELECT * FROM resolve_source($1, $2)", other.tenant_id, keys.digest(token)) is None
+        "SELECT * FROM resolve_source($1, $2)", other.tenant_id, credentials.digest(token)) is None
 
 
 async def test_runtime_role_reads_only_its_own_tenant_row(database: Settings, runtime_pool,

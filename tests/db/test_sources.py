@@ -10,11 +10,11 @@ import psycopg
 import pytest
 from db_helpers import SHOPIFY_SECRET
 
-from skeldir import admin, api_keys
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import owner_connection
-from skeldir.webhooks.sources import SourceResolver
+from skeldir.adapters.webhooks.sources import SourceResolver
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import owner_connection
+from skeldir.operations import api_keys, tenants
 
 pytestmark = pytest.mark.anyio
 
@@ -49,24 +49,24 @@ async def test_rotation_adds_a_secret_and_retirement_removes_the_old_one(
         token = token_of(tenant.source_url)
         assert (await resolver.by_token(token)).secrets == (SHOPIFY_SECRET.encode(),)
         with owner_connection(database) as conn:
-            rotated = admin.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                                          source_id=tenant.source_id, secret="new-secret")
+            rotated = tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                            source_id=tenant.source_id, secret="new-secret")
         both = await _eventually(resolver, token, lambda s: len(s.secrets) == 2)
         assert set(both.secrets) == {b"new-secret", SHOPIFY_SECRET.encode()}
 
         with owner_connection(database) as conn:
-            admin.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                                source_id=tenant.source_id, secret=None, retire_others=False,
-                                retire=[uuid.UUID(s["secret_id"]) for s in admin.list_sources(
+            tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                  source_id=tenant.source_id, secret=None, retire_others=False,
+                                  retire=[uuid.UUID(s["secret_id"]) for s in tenants.list_sources(
                                     conn, tenant.tenant_id)[0]["secrets"]
                                     if s["secret_id"] != rotated["added_secret_id"]])
         only_new = await _eventually(resolver, token, lambda s: len(s.secrets) == 1)
         assert only_new.secrets == (b"new-secret",)
 
         with owner_connection(database) as conn:
-            graced = admin.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                                         source_id=tenant.source_id, secret="newest",
-                                         retire_others=True, grace=timedelta(hours=1))
+            graced = tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                           source_id=tenant.source_id, secret="newest",
+                                           retire_others=True, grace=timedelta(hours=1))
         assert graced["retired_secret_ids"] == [rotated["added_secret_id"]]
         in_grace = await _eventually(resolver, token, lambda s: len(s.secrets) == 2)
         assert set(in_grace.secrets) == {b"newest", b"new-secret"}, "a retired secret verifies during grace"
@@ -152,22 +152,27 @@ async def test_a_lost_listener_bypasses_the_cache_then_listens_again(
 
 def test_operator_errors_are_clear(database: Settings, tenant_factory):
     tenant = tenant_factory()
-    with owner_connection(database) as conn, pytest.raises(admin.AdminError, match="provider"):
-        admin.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id, provider="ebay",
-                         secret="s", public_url="http://x")
-    with owner_connection(database) as conn, pytest.raises(admin.AdminError, match="no tenant"):
-        admin.add_source(conn, secret_box(database), tenant_id=uuid.uuid4(), provider="shopify",
-                         secret="s", public_url="http://x")
-    with owner_connection(database) as conn, pytest.raises(admin.AdminError, match="no such source"):
-        admin.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                            source_id=uuid.uuid4(), secret="s")
+    with owner_connection(database) as conn, pytest.raises(tenants.AdminError, match="provider"):
+        tenants.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id, provider="ebay",
+                           secret="s", public_url="http://x")
+    with owner_connection(database) as conn, pytest.raises(tenants.AdminError, match="no tenant"):
+        tenants.add_source(conn, secret_box(database), tenant_id=uuid.uuid4(), provider="shopify",
+                           secret="s", public_url="http://x")
+    with (
+        owner_connection(database) as conn,
+        pytest.raises(tenants.AdminError, match="no such source"),
+    ):
+        tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                              source_id=uuid.uuid4(), secret="s")
 
 
 def test_a_tenant_reports_in_a_real_currency(database: Settings):
     with owner_connection(database) as conn:
-        with pytest.raises(admin.AdminError, match="ISO 4217"):
-            admin.create_tenant(conn, secret_box(database), "shop", reporting_currency="XYZ")
-        created = admin.create_tenant(conn, secret_box(database), "shop", reporting_currency="eur")
+        with pytest.raises(tenants.AdminError, match="ISO 4217"):
+            tenants.create_tenant(conn, secret_box(database), "shop", reporting_currency="XYZ")
+        created = tenants.create_tenant(
+            conn, secret_box(database), "shop", reporting_currency="eur"
+        )
         currency = conn.execute("SELECT reporting_currency FROM tenants WHERE tenant_id = %s",
                                 (created.tenant_id,)).fetchone()[0]
     assert currency == "EUR"

@@ -11,7 +11,7 @@ import pytest
 from db_helpers import CHAIN_STALE, shopify_delivery
 from shop_helpers import NOW, Shop
 
-from skeldir.ingestion.inbox import ingest
+from skeldir.domains.ingestion.inbox import ingest
 
 pytestmark = pytest.mark.anyio
 MINUTE = timedelta(minutes=1)

@@ -8,9 +8,9 @@ import json
 import pytest
 from db_helpers import CHAIN_STALE
 
-from skeldir.db import tenant_transaction
-from skeldir.ingestion.inbox import ingest
-from skeldir.webhooks.woocommerce import WooCommerceProvider
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.providers.woocommerce import WooCommerceProvider
 
 pytestmark = pytest.mark.anyio
 

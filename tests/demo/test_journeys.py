@@ -9,14 +9,19 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from skeldir.attribution.channels import classify
-from skeldir.demo import deliveries, journeys
-from skeldir.demo.journeys import Identify, Visit, demo_day
-from skeldir.demo.payloads import SOURCE_OF_CHECKOUT, external_order_id, messages, touchpoint_item
-from skeldir.ingestion.event import EntryKind
-from skeldir.ingestion.touchpoints import Touchpoint, validate
-from skeldir.webhooks.provider import VerificationContext
-from skeldir.webhooks.registry import PROVIDERS
+from skeldir.domains.attribution.channels import classify
+from skeldir.domains.ingestion.event import EntryKind
+from skeldir.domains.ingestion.provider import VerificationContext
+from skeldir.domains.ingestion.touchpoints import Touchpoint, validate
+from skeldir.domains.providers.registry import PROVIDERS
+from skeldir.operations.demo import deliveries, journeys
+from skeldir.operations.demo.journeys import Identify, Visit, demo_day
+from skeldir.operations.demo.payloads import (
+    SOURCE_OF_CHECKOUT,
+    external_order_id,
+    messages,
+    touchpoint_item,
+)
 
 NOON = datetime(2026, 3, 14, 12, 30, 15, tzinfo=timezone.utc)
 JUST_AFTER_MIDNIGHT = datetime(2026, 3, 14, 0, 1, 40, tzinfo=timezone.utc)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from databases import new_roles
-from skeldir.crypto import new_secret_key
-from skeldir.launcher import await_ready_line
-from skeldir.provision import drop, provision, role_url
+from skeldir.base.crypto import new_secret_key
+from skeldir.deployment.launcher import await_ready_line
+from skeldir.deployment.provision import drop, provision, role_url
 
 READY_TIMEOUT = 120.0
 

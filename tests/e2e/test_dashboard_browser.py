@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

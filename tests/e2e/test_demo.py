@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from e2e_system import RunningSystem, free_port_pair
-from skeldir.demo.journeys import demo_day
-from skeldir.demo.payloads import SOURCE_OF_CHECKOUT, external_order_id
+from skeldir.operations.demo.journeys import demo_day
+from skeldir.operations.demo.payloads import SOURCE_OF_CHECKOUT, external_order_id
 
 pytestmark = pytest.mark.e2e
 

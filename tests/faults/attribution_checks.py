@@ -11,7 +11,7 @@ from collections import Counter
 import asyncpg
 
 from fault_system import FaultSystem, poll
-from skeldir.reporting import channel_daily, daily_revenue
+from skeldir.domains.reporting import channel_daily, daily_revenue
 
 _PROGRESS_SQL = """
 SELECT (SELECT count(*) FROM orders WHERE tenant_id = %(t)s AND has_snapshot) AS orders,

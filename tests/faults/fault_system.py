@@ -32,13 +32,14 @@ import psycopg
 
 from databases import new_roles
 from e2e.e2e_system import free_port_pair
-from skeldir import admin, migrate
-from skeldir.config import Settings
-from skeldir.crypto import new_secret_key, secret_box
+from skeldir.base.config import Settings
+from skeldir.base.crypto import new_secret_key, secret_box
+from skeldir.deployment import migrate
+from skeldir.deployment.provision import provision, role_url
 from skeldir.embedded import process
 from skeldir.embedded.postgres import EmbeddedPostgres
 from skeldir.embedded.redis import EmbeddedRedis
-from skeldir.provision import provision, role_url
+from skeldir.operations import tenants
 
 T = TypeVar("T")
 
@@ -236,9 +237,9 @@ class FaultSystem:
     def create_tenant(self, name: str) -> Tenant:
         box = secret_box(self.settings)
         with psycopg.connect(self.settings.owner_database_url) as conn:
-            tenant = admin.create_tenant(conn, box, name)
-            source = admin.add_source(conn, box, tenant_id=tenant.tenant_id, provider="shopify",
-                                      secret=SHOPIFY_SECRET, public_url=self.api_url)
+            tenant = tenants.create_tenant(conn, box, name)
+            source = tenants.add_source(conn, box, tenant_id=tenant.tenant_id, provider="shopify",
+                                        secret=SHOPIFY_SECRET, public_url=self.api_url)
         return Tenant(tenant.tenant_id, source.source_id, tenant.api_key, tenant.webhook_key)
 
 

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from skeldir.config import Settings
+from skeldir.base.config import Settings
 
 pytestmark = pytest.mark.faults
 

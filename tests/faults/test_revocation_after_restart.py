@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from fault_system import WEBHOOK_PATH, FaultSystem, Tenant, order_body, poll, signed_headers
-from skeldir import admin
-from skeldir.crypto import secret_box
+from skeldir.base.crypto import secret_box
+from skeldir.operations import tenants
 
 pytestmark = pytest.mark.faults
 
@@ -54,7 +54,7 @@ def test_a_retired_secret_stops_verifying_within_a_second_after_a_database_resta
         assert deliver(client, tenant) == 200  # the source is now in the API's cache
         restart_postgres(system, client, tenant)
         with psycopg.connect(system.settings.owner_database_url) as conn:
-            admin.rotate_secret(conn, secret_box(system.settings), tenant_id=tenant.tenant_id,
+            tenants.rotate_secret(conn, secret_box(system.settings), tenant_id=tenant.tenant_id,
                                 source_id=tenant.source_id, secret="shpss_rotated",
                                 retire_others=True)
         refused_promptly(system, "the retired secret is refused",

@@ -15,13 +15,13 @@ import pytest
 
 from attribution_checks import assert_attributed_exactly_once, progress, wait_until_attributed
 from fault_system import FaultSystem, Tenant, order_body, poll
-from skeldir.attribution.recompute import rules_in_force
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import create_pool, tenant_transaction
-from skeldir.ingestion import touchpoints
-from skeldir.ingestion.inbox import ingest
-from skeldir.webhooks.shopify import ShopifyProvider
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import create_pool, tenant_transaction
+from skeldir.domains.attribution.recompute import rules_in_force
+from skeldir.domains.ingestion import touchpoints
+from skeldir.domains.ingestion.inbox import ingest
+from skeldir.domains.providers.shopify import ShopifyProvider
 
 pytestmark = pytest.mark.faults
 

@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hostile import HOSTILE_TEXT, bounded_time, fuzz_settings, hostile_json, hostile_text
-from skeldir import money
+from skeldir.base import money
 
 currencies = st.one_of(
     st.sampled_from(sorted(money.MINOR_UNIT_EXPONENTS)),

@@ -26,12 +26,12 @@ from hostile import (
     fuzz_settings,
     headers_like,
 )
-from skeldir import money
-from skeldir.ingestion.event import EntryKind
-from skeldir.ingestion.inbox import entry_documents, order_document
-from skeldir.ingestion.reparse import stored_event_headers
-from skeldir.webhooks.provider import Delivery, UnprocessableEvent
-from skeldir.webhooks.registry import PROVIDERS
+from skeldir.base import money
+from skeldir.domains.ingestion.event import EntryKind
+from skeldir.domains.ingestion.inbox import entry_documents, order_document
+from skeldir.domains.ingestion.provider import Delivery, UnprocessableEvent
+from skeldir.domains.providers.registry import PROVIDERS
+from skeldir.operations.reparse import stored_event_headers
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)

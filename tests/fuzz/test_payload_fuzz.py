@@ -19,9 +19,9 @@ from hostile import (
     hostile_json,
     hostile_text,
 )
-from skeldir import money
-from skeldir.webhooks import payload
-from skeldir.webhooks.provider import UnprocessableEvent
+from skeldir.base import money
+from skeldir.domains.ingestion.provider import UnprocessableEvent
+from skeldir.domains.providers import payload
 
 EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 # Timestamps that overflow when converted to UTC, or fall outside 1970-9999.

@@ -19,8 +19,8 @@ from hostile import (
     hostile_json,
     hostile_text,
 )
-from skeldir.ingestion.hints import hints_document
-from skeldir.ingestion.privacy import (
+from skeldir.domains.ingestion.hints import hints_document
+from skeldir.domains.ingestion.privacy import (
     ATTRIBUTION_QUERY_KEYS,
     MAX_TEXT_LENGTH,
     attribution_fields,

@@ -19,11 +19,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hostile import bounded_time, fuzz_settings, header_values, headers_like, hostile_json
-from skeldir.webhooks import signing, woocommerce
-from skeldir.webhooks.paypal import PayPalProvider, signed_message
-from skeldir.webhooks.provider import SignatureError, VerificationContext
-from skeldir.webhooks.registry import PROVIDERS
-from skeldir.webhooks.standard import signing_key
+from skeldir.domains.ingestion.provider import SignatureError, VerificationContext
+from skeldir.domains.providers import signing, woocommerce
+from skeldir.domains.providers.paypal import PayPalProvider, signed_message
+from skeldir.domains.providers.registry import PROVIDERS
+from skeldir.domains.providers.standard import signing_key
 
 NOW = datetime(2026, 1, 25, 12, tzinfo=UTC)
 SECRET = b"shpss_fuzz_secret&amp;"

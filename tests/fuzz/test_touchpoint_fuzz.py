@@ -18,8 +18,8 @@ from hostile import (
     hostile_json,
     hostile_text,
 )
-from skeldir.ingestion.hints import hints_document
-from skeldir.ingestion.touchpoints import Rejected, Touchpoint, validate
+from skeldir.domains.ingestion.hints import hints_document
+from skeldir.domains.ingestion.touchpoints import Rejected, Touchpoint, validate
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 STITCH_KEY = b"k" * 32

@@ -14,11 +14,11 @@ import asyncpg
 import pytest
 
 from db_helpers import CHAIN_STALE, create_tenant, ingest_shopify, order_body, shopify_delivery
-from skeldir.config import Settings
-from skeldir.db import create_pool, owner_connection, tenant_transaction
-from skeldir.ingestion import batching
-from skeldir.ingestion.batching import IngestBatcher
-from skeldir.ingestion.inbox import IngestArguments, ingest_arguments, ingest_many
+from skeldir.base.config import Settings
+from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.domains.ingestion import batching
+from skeldir.domains.ingestion.batching import IngestBatcher
+from skeldir.domains.ingestion.inbox import IngestArguments, ingest_arguments, ingest_many
 
 pytestmark = pytest.mark.anyio
 

@@ -14,15 +14,14 @@ from pathlib import Path
 import pytest
 
 from db_helpers import CHAIN_STALE, create_tenant, order_body
-from skeldir import admin
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import create_pool, owner_connection
-from skeldir.ingestion import dead_letters
-from skeldir.ingestion.event_log import EventFilter
-from skeldir.ingestion.inbox import record_dead_event
-from skeldir.webhooks.provider import SignatureError, VerificationContext
-from skeldir.webhooks.stripe import StripeProvider
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import create_pool, owner_connection
+from skeldir.domains.ingestion.inbox import record_dead_event
+from skeldir.domains.ingestion.provider import SignatureError, VerificationContext
+from skeldir.domains.providers.stripe import StripeProvider
+from skeldir.operations import dead_letters, tenants
+from skeldir.operations.event_log import EventFilter
 
 pytestmark = pytest.mark.anyio
 
@@ -95,8 +94,8 @@ async def test_a_body_the_current_parser_accepts_is_ingested_once(database, pool
 async def test_a_replay_never_checks_the_signature_timestamp_again(database, pool):
     tenant = create_tenant(database)
     with owner_connection(database) as conn:
-        source = admin.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                                  provider="stripe", secret=STRIPE_SECRET, public_url="http://test")
+        source = tenants.add_source(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                    provider="stripe", secret=STRIPE_SECRET, public_url="http://test")
     body = STRIPE_FIXTURE.read_bytes()
     three_days_ago = int(time.time()) - 3 * 86_400
     digest = hmac.new(STRIPE_SECRET.encode(), b"%d." % three_days_ago + body, hashlib.sha256)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from skeldir.ingestion.privacy import (
+from skeldir.domains.ingestion.privacy import (
     ATTRIBUTION_QUERY_KEYS,
     CLICK_ID_KEYS,
     MAX_CLICK_ID_LENGTH,

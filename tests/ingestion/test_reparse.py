@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 
 from db_helpers import CHAIN_STALE, create_tenant, ingest_shopify, order_body
 from provider_fixtures import SHARED_PROVIDER_FIXTURES
-from skeldir import money
-from skeldir.config import Settings
-from skeldir.db import create_pool, owner_connection
-from skeldir.ingestion import reparse
-from skeldir.ingestion.event import EntryKind
-from skeldir.ingestion.event_log import EventFilter
-from skeldir.webhooks.provider import UnprocessableEvent
-from skeldir.webhooks.registry import PROVIDERS
-from skeldir.webhooks.shopify import ShopifyProvider
+from skeldir.base import money
+from skeldir.base.config import Settings
+from skeldir.base.db import create_pool, owner_connection
+from skeldir.domains.ingestion.event import EntryKind
+from skeldir.domains.ingestion.provider import UnprocessableEvent
+from skeldir.domains.providers.registry import PROVIDERS
+from skeldir.domains.providers.shopify import ShopifyProvider
+from skeldir.operations import reparse
+from skeldir.operations.event_log import EventFilter
 
 OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -10,7 +10,7 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from skeldir.reporting.exports import ALLOCATIONS, csv_bytes, parquet_bytes
+from skeldir.domains.reporting.exports import ALLOCATIONS, csv_bytes, parquet_bytes
 
 HOSTILE = [
     (date(2026, 3, 1), "USD", "shopify", "=HYPERLINK(\"http://x\")", "linear", "email", -150, 0),

@@ -9,9 +9,9 @@ import pytest
 from db_helpers import create_tenant
 from starlette.testclient import TestClient
 
-from skeldir.app import create_app
-from skeldir.config import Settings
-from skeldir.db import create_pool
+from skeldir.adapters.app import create_app
+from skeldir.base.config import Settings
+from skeldir.base.db import create_pool
 
 
 @pytest.fixture

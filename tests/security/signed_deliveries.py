@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from skeldir.webhooks.paypal import PayPalProvider, signed_message
+from skeldir.domains.providers.paypal import PayPalProvider, signed_message
 
 # One signing secret per provider (PayPal's is the webhook id). Each is unlike anything else
 # the system stores, so finding one anywhere means it leaked.

@@ -21,14 +21,14 @@ from click.testing import CliRunner
 from databases import new_roles
 from db_helpers import create_tenant
 
-from skeldir import migrate
-from skeldir.app import create_app
-from skeldir.cli import main
-from skeldir.config import Settings
-from skeldir.crypto import new_secret_key
-from skeldir.db import owner_connection
+from skeldir.adapters.app import create_app
+from skeldir.adapters.cli import main
+from skeldir.base.config import Settings
+from skeldir.base.crypto import new_secret_key
+from skeldir.base.db import owner_connection
+from skeldir.deployment import migrate
+from skeldir.deployment.provision import Roles, drop, provision, role_url, with_database
 from skeldir.embedded.redis import EmbeddedRedis
-from skeldir.provision import Roles, drop, provision, role_url, with_database
 
 CHECKS = [
     "runtime role attributes",

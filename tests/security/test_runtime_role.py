@@ -20,9 +20,9 @@ from security_catalog import (
     unguarded,
 )
 
-from skeldir import keys
-from skeldir.config import Settings
-from skeldir.db import SET_TENANT_SQL, owner_connection, tenant_transaction
+from skeldir.base import credentials
+from skeldir.base.config import Settings
+from skeldir.base.db import SET_TENANT_SQL, owner_connection, tenant_transaction
 
 pytestmark = pytest.mark.anyio
 
@@ -118,7 +118,7 @@ async def test_the_tenants_table_shows_a_tenant_its_own_row_only(
 async def test_api_key_hashes_are_out_of_the_runtime_roles_reach(
         database: Settings, runtime_pool, tenant_factory) -> None:
     tenant = tenant_factory()
-    digest = keys.digest(tenant.api_key)
+    digest = credentials.digest(tenant.api_key)
     async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
         assert len(await conn.fetch("SELECT key_id, scope, label FROM api_keys")) == 3
     for statement, args in [
@@ -158,8 +158,11 @@ async def test_lookups_answer_only_for_the_tenant_the_credential_names(
         ("SELECT * FROM resolve_api_key($1, $2)", tenant_a.api_key),
         ("SELECT * FROM resolve_source_by_key($1, $2, 'shopify')", tenant_a.webhook_key),
     ]:
-        assert await runtime_pool.fetch(query, tenant_a.tenant_id, keys.digest(credential))
-        assert await runtime_pool.fetch(query, tenant_b.tenant_id, keys.digest(credential)) == []
+        assert await runtime_pool.fetch(query, tenant_a.tenant_id, credentials.digest(credential))
+        assert (
+            await runtime_pool.fetch(query, tenant_b.tenant_id, credentials.digest(credential))
+            == []
+        )
 
 
 async def test_functions_and_server_powers_it_was_not_granted_are_refused(

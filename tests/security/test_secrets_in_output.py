@@ -35,15 +35,15 @@ from signed_deliveries import (
     unprocessable,
 )
 
-from skeldir.cli import main
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import owner_connection
-from skeldir.observability.logging import configure_logging
-from skeldir.tasks import runtime as worker_runtime
-from skeldir.tasks.celery_app import create_celery
-from skeldir.tasks.scheduling import RECOMPUTE_TASK, REFRESH_TASK
-from skeldir.webhooks import registry
+from skeldir.adapters.cli import main
+from skeldir.adapters.tasks import runtime as worker_runtime
+from skeldir.adapters.tasks.celery_app import create_celery
+from skeldir.adapters.tasks.scheduling import RECOMPUTE_TASK, REFRESH_TASK
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import owner_connection
+from skeldir.base.observability.logging import configure_logging
+from skeldir.domains.providers import registry
 
 ROTATED_SECRET = "shpss_leakcheck_output_rotated_9d0e"
 
@@ -55,7 +55,7 @@ def said_by_the_system(record: logging.LogRecord) -> bool:
 
 @pytest.fixture
 def json_log(monkeypatch) -> Iterator[io.StringIO]:
-    """Every log line of the system as production writes it (skeldir.observability.logging)."""
+    """Every log line of the system as production writes it (skeldir.base.observability.logging)."""
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     stream = io.StringIO()

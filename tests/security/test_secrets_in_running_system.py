@@ -31,7 +31,7 @@ from signed_deliveries import (
     unprocessable,
 )
 
-from skeldir.crypto import KEY_FILE
+from skeldir.base.crypto import KEY_FILE
 
 pytestmark = pytest.mark.e2e
 

@@ -24,11 +24,12 @@ from signed_deliveries import (
     unprocessable,
 )
 
-from skeldir import admin, keys
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import owner_connection, tenant_transaction
-from skeldir.webhooks import registry
+from skeldir.base import credentials
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import owner_connection, tenant_transaction
+from skeldir.domains.providers import registry
+from skeldir.operations import tenants
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +40,7 @@ ROTATED_SHOPIFY_SECRET = "shpss_leakcheck_rotated_44aa01"
 class Shop:
     tenant_id: uuid.UUID
     webhook_key: str
-    sources: dict[str, admin.CreatedSource]
+    sources: dict[str, tenants.CreatedSource]
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +48,14 @@ def shop(database: Settings) -> Shop:
     """A tenant with one source per provider; Shopify's holds a second secret (a rotation)."""
     box = secret_box(database)
     with owner_connection(database) as conn:
-        tenant = admin.create_tenant(conn, box, "leak check")
+        tenant = tenants.create_tenant(conn, box, "leak check")
         sources = {
-            provider: admin.add_source(conn, box, tenant_id=tenant.tenant_id, provider=provider,
-                                       secret=secret, public_url="http://test")
+            provider: tenants.add_source(conn, box, tenant_id=tenant.tenant_id, provider=provider,
+                                         secret=secret, public_url="http://test")
             for provider, secret in SECRETS.items()
         }
-        admin.rotate_secret(conn, box, tenant_id=tenant.tenant_id,
-                            source_id=sources["shopify"].source_id, secret=ROTATED_SHOPIFY_SECRET)
+        tenants.rotate_secret(conn, box, tenant_id=tenant.tenant_id,
+                              source_id=sources["shopify"].source_id, secret=ROTATED_SHOPIFY_SECRET)
     return Shop(tenant.tenant_id, tenant.webhook_key, sources)
 
 
@@ -107,10 +108,10 @@ async def test_the_lookups_hand_out_ciphertext_only(database: Settings, shop: Sh
     for provider, source in shop.sources.items():
         token = urlsplit(source.url).path.rsplit("/", 1)[-1]
         by_token = await runtime_pool.fetchrow("SELECT * FROM resolve_source($1, $2)",
-                                               shop.tenant_id, keys.digest(token))
+                                               shop.tenant_id, credentials.digest(token))
         by_key = await runtime_pool.fetchrow(
             "SELECT * FROM resolve_source_by_key($1, $2, $3)",
-            shop.tenant_id, keys.digest(shop.webhook_key), provider)
+            shop.tenant_id, credentials.digest(shop.webhook_key), provider)
         expected = {SECRETS[provider]}
         if provider == "shopify":
             expected.add(ROTATED_SHOPIFY_SECRET)

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 from signed_deliveries import SECRETS, sale, secret_key_bytes
 
-from skeldir import admin
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import owner_connection
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import owner_connection
+from skeldir.operations import tenants
 
 HOUR = 3600
 
@@ -27,8 +27,8 @@ HOUR = 3600
 def paths(database: Settings) -> dict[str, str]:
     box = secret_box(database)
     with owner_connection(database) as conn:
-        created = admin.create_tenant(conn, box, "clocks")
-        return {provider: urlsplit(admin.add_source(
+        created = tenants.create_tenant(conn, box, "clocks")
+        return {provider: urlsplit(tenants.add_source(
             conn, box, tenant_id=created.tenant_id, provider=provider, secret=SECRETS[provider],
             public_url="http://test").url).path for provider in ("stripe", "standard")}
 

@@ -1,6 +1,6 @@
 """An unknown source, an unknown tenant key and a bad signature are told apart neither by the
 answer nor by its timing, because they take the same path: the provider's own check runs once,
-against the source's secrets or against as many decoy ones (skeldir.webhooks.router).
+against the source's secrets or against as many decoy ones (skeldir.adapters.webhooks.router).
 
 Proven structurally (a spy on every provider's `verify`; byte-identical answers), then checked
 statistically as a sanity check only: medians of alternating requests, with a generous bound.
@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 import pytest
 from signed_deliveries import local_paypal_provider, sale, signed
 
-from skeldir import admin
-from skeldir.config import Settings
-from skeldir.crypto import secret_box
-from skeldir.db import owner_connection
-from skeldir.webhooks import registry
+from skeldir.base.config import Settings
+from skeldir.base.crypto import secret_box
+from skeldir.base.db import owner_connection
+from skeldir.domains.providers import registry
+from skeldir.operations import tenants
 
 HMAC_PROVIDERS = ("shopify", "stripe", "woocommerce", "standard")
 WRONG_SECRET = b"a-secret-nobody-configured"
@@ -39,9 +39,9 @@ def tenant(database: Settings) -> Tenant:
     """A tenant with one source per provider, each with one secret."""
     box = secret_box(database)
     with owner_connection(database) as conn:
-        created = admin.create_tenant(conn, box, "timing")
+        created = tenants.create_tenant(conn, box, "timing")
         paths = {
-            provider: urlsplit(admin.add_source(
+            provider: urlsplit(tenants.add_source(
                 conn, box, tenant_id=created.tenant_id, provider=provider,
                 secret=f"timing-secret-{provider}", public_url="http://test").url).path
             for provider in registry.PROVIDERS

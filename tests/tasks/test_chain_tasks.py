@@ -13,14 +13,14 @@ import asyncpg
 import pytest
 from db_helpers import create_tenant, ingest_shopify, order_body
 
-from skeldir.attribution.recompute import recompute_pending
-from skeldir.db import tenant_transaction
-from skeldir.attribution import jobs
-from skeldir.tasks import reporting as reporting_tasks
-from skeldir.tasks import runtime as task_runtime
-from skeldir.tasks import scheduling
-from skeldir.tasks.celery_app import create_celery
-from skeldir.tasks.runtime import WorkerRuntime
+from skeldir.adapters.tasks import reporting as reporting_tasks
+from skeldir.adapters.tasks import runtime as task_runtime
+from skeldir.adapters.tasks import scheduling
+from skeldir.adapters.tasks.celery_app import create_celery
+from skeldir.adapters.tasks.runtime import WorkerRuntime
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.attribution import jobs
+from skeldir.domains.attribution.recompute import recompute_pending
 
 
 @pytest.fixture

@@ -1,0 +1,121 @@
+"""Query parameters shared by the report and export endpoints, checked once, documented once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+
+from fastapi import HTTPException, Query
+from pydantic import BeforeValidator
+
+from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
+from skeldir.domains.attribution.models import RULE_BASED_MODELS
+from skeldir.domains.attribution.recompute import DATA_DRIVEN_MODELS
+
+MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
+REPORT_MAX_DAYS = 366
+# Exports stream in constant memory, so a longer window costs time, never memory.
+EXPORT_MAX_DAYS = 3660
+
+_MODEL_HELP = (
+    f"Attribution model: {', '.join(MODELS)}. `markov` and `shapley` have figures only for "
+    "orders attributed after their weights were learned."
+)
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _written_as_a_day(value: object) -> object:
+    # Lax parsing would read a number ("0", 1700000000) as a Unix time.
+    if isinstance(value, date) or (isinstance(value, str) and _DAY.fullmatch(value)):
+        return value
+    raise ValueError("a day is written YYYY-MM-DD")
+
+
+IsoDay = Annotated[date, BeforeValidator(_written_as_a_day)]
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """UTC days, both included."""
+
+    start: date
+    end: date
+
+
+def day_range(max_days: int) -> Callable[..., DayRange]:
+    def dependency(
+        start: Annotated[IsoDay, Query(alias="from",
+                                       description="First UTC day (YYYY-MM-DD), included")],
+        end: Annotated[IsoDay, Query(alias="to",
+                                     description="Last UTC day (YYYY-MM-DD), included")],
+    ) -> DayRange:
+        if end < start or (end - start).days >= max_days:
+            raise HTTPException(400, f"'to' must be on or after 'from', at most {max_days} days")
+        return DayRange(start, end)
+
+    return dependency
+
+
+def _known(model: str) -> str:
+    # A 400 rather than an enum's 422: a model may be added without a schema change.
+    if model not in MODELS:
+        raise HTTPException(400, f"unknown model; known: {', '.join(MODELS)}")
+    return model
+
+
+def required_model(
+    model: str = Query(description=_MODEL_HELP, examples=["linear"]),
+) -> str:
+    return _known(model)
+
+
+def optional_model(
+    model: str | None = Query(default=None, description=_MODEL_HELP + " Omitted: every model."),
+) -> str | None:
+    return None if model is None else _known(model)
+
+
+def currency_filter(
+    currency: str | None = Query(
+        default=None,
+        pattern="^[A-Z]{3}$",
+        description="Only orders in this ISO 4217 currency; amounts are never converted",
+        examples=["USD"],
+    ),
+) -> str | None:
+    return currency
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    cursor: str | None
+
+
+def page_request(
+    limit: int = Query(
+        default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Most items on this page"
+    ),
+    cursor: str | None = Query(
+        default=None, description="`next_cursor` of the previous page; omitted for the first"
+    ),
+) -> PageRequest:
+    return PageRequest(limit, cursor)
+
+
+def day_key_after(cursor: str | None, arity: int) -> tuple | None:
+    """The (day, text, ...) sort key a cursor names: a day first, then `arity - 1` strings."""
+    values = decode_cursor(cursor, arity)
+    if values is None:
+        return None
+    try:
+        if not all(isinstance(value, str) and "\x00" not in value for value in values):
+            raise ValueError
+        return (date.fromisoformat(values[0]), *values[1:])
+    except ValueError:
+        raise HTTPException(400, "the cursor is not one this API returned") from None

@@ -1,0 +1,146 @@
+"""Report endpoints: daily revenue, channel performance, model comparison, an order explained.
+
+Lists are keyset-paged (see api.pagination); totals and comparisons are bounded by the number
+of channels and currencies, so they come whole.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from skeldir.adapters.api.attribution import get_order_attribution
+from skeldir.adapters.api.auth import Principal, require_reader
+from skeldir.adapters.api.order_schemas import OrderExplanation
+from skeldir.adapters.api.pagination import page
+from skeldir.adapters.api.problem_responses import READER_ERRORS, problem_responses
+from skeldir.adapters.api.report_params import (
+    MODELS,
+    REPORT_MAX_DAYS,
+    DayRange,
+    PageRequest,
+    currency_filter,
+    day_key_after,
+    day_range,
+    page_request,
+    required_model,
+)
+from skeldir.adapters.api.report_schemas import (
+    ChannelPage,
+    ChannelSummary,
+    DailyRevenuePage,
+    ModelComparison,
+)
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
+from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
+
+router = APIRouter(prefix="/api/reports", tags=["reports"])
+
+report_days = day_range(REPORT_MAX_DAYS)
+
+# In every route the key is checked first: without one, a request learns nothing, not even that
+# a parameter is wrong.
+
+
+@router.get(
+    "/daily-revenue",
+    summary="Gross, refunds, cancellations and net per day and currency",
+    response_model=DailyRevenuePage,
+    responses=READER_ERRORS,
+)
+async def daily_revenue(
+    request: Request,
+    principal: Principal = Depends(require_reader),
+    days: DayRange = Depends(report_days),
+    paging: PageRequest = Depends(page_request),
+) -> dict:
+    after = day_key_after(paging.cursor, 2)
+    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
+        rows = await daily_revenue_rows(conn, days.start, days.end, after, paging.limit + 1)
+    items, next_cursor = page(
+        rows, paging.limit, lambda r: (r["day"].isoformat(), r["currency"])
+    )
+    return {
+        "from": days.start,
+        "to": days.end,
+        "items": items,
+        "next_cursor": next_cursor,
+        "days": items,
+    }
+
+
+@router.get(
+    "/channels",
+    summary="Revenue, refunds, net and orders per day, currency and channel under one model",
+    response_model=ChannelPage,
+    responses=READER_ERRORS,
+)
+async def channels(
+    request: Request,
+    principal: Principal = Depends(require_reader),
+    model: str = Depends(required_model),
+    days: DayRange = Depends(report_days),
+    currency: str | None = Depends(currency_filter),
+    paging: PageRequest = Depends(page_request),
+) -> dict:
+    after = day_key_after(paging.cursor, 3)
+    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
+        rows = await channel_rows(
+            conn, model, days.start, days.end, currency, after, paging.limit + 1
+        )
+    items, next_cursor = page(
+        rows, paging.limit, lambda r: (r["day"].isoformat(), r["currency"], r["channel"])
+    )
+    return {
+        "model": model,
+        "from": days.start,
+        "to": days.end,
+        "items": items,
+        "next_cursor": next_cursor,
+    }
+
+
+@router.get(
+    "/channels/summary",
+    summary="Totals per channel and currency over the window under one model",
+    response_model=ChannelSummary,
+    responses=READER_ERRORS,
+)
+async def channel_summary(
+    request: Request,
+    principal: Principal = Depends(require_reader),
+    model: str = Depends(required_model),
+    days: DayRange = Depends(report_days),
+    currency: str | None = Depends(currency_filter),
+) -> dict:
+    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
+        items = await channel_totals(conn, model, days.start, days.end, currency)
+    return {"model": model, "from": days.start, "to": days.end, "items": items}
+
+
+@router.get(
+    "/models",
+    summary="Every model's net and orders per channel side by side, with totals per model",
+    response_model=ModelComparison,
+    responses=READER_ERRORS,
+)
+async def models(
+    request: Request,
+    principal: Principal = Depends(require_reader),
+    days: DayRange = Depends(report_days),
+    currency: str | None = Depends(currency_filter),
+) -> dict:
+    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
+        comparison = await model_comparison(conn, days.start, days.end, currency, MODELS)
+    return {"from": days.start, "to": days.end, **comparison}
+
+
+# One implementation under the reports prefix too, where dashboards look for it.
+router.add_api_route(
+    "/orders/{provider}/{external_order_id}",
+    get_order_attribution,
+    methods=["GET"],
+    summary="One order's revenue, path and credits by model",
+    response_model=OrderExplanation,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)

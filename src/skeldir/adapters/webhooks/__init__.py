@@ -1,0 +1,1 @@
+"""The webhook edge: one generic route per provider, source resolution, then ingestion."""

@@ -1,0 +1,1 @@
+"""Base: configuration, database access, crypto, money, credentials, observability, HTTP pieces."""

@@ -1,0 +1,150 @@
+"""Database access: the runtime pool, the one tenant transaction, the one owner connection.
+
+The runtime role is subject to row-level security; every query it runs on tenant data goes
+through `tenant_transaction`, which sets `app.tenant_id` for that transaction only (never for
+the session: a pooled connection would carry one tenant's context into another's request).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import asyncpg
+import orjson
+import psycopg
+
+from skeldir.base.config import Settings
+
+SET_TENANT_SQL = "SELECT set_config('app.tenant_id', $1::text, true)"
+
+
+class DatabaseNotConfigured(RuntimeError):
+    pass
+
+
+# What asyncpg raises when the server is away rather than when a query is wrong.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    # No socket or a refused one; TimeoutError is one too (a connect or pool acquire timeout).
+    OSError,
+    # Class 08: the connection was lost in the middle of an operation.
+    asyncpg.PostgresConnectionError,
+    # The server is starting up, shutting down, or terminated the session (fast shutdown).
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    # A pooled connection that died while idle: used once asyncpg saw it close, or in the
+    # moment between the server's "terminating connection" and the close (InternalClientError:
+    # "cannot switch to state ...; another operation (2) is in progress").
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset round trip on release: nothing here leaves session state behind
+    (the tenant context and advisory locks are transaction-scoped; LISTEN is undone by its
+    owner), and that round trip would double the cost of a one-statement ingest."""
+
+
+class BoundedPool(asyncpg.Pool):
+    """A pool whose every acquire, `pool.fetch*` included, gives up after `acquire_timeout`
+    seconds with TimeoutError (a database-unavailable error: the API answers 503 with
+    Retry-After) instead of queueing a request behind connections that are all taken."""
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None):
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+def session_limits(settings: Settings) -> dict[str, str]:
+    """Server-side bounds of an API session: no statement runs longer than
+    `db_statement_timeout_seconds`, and no transaction stays open and idle (a client that
+    stopped reading, a stalled task) longer than `db_idle_in_transaction_timeout_seconds`."""
+    return {
+        "statement_timeout": _milliseconds(settings.db_statement_timeout_seconds),
+        "idle_in_transaction_session_timeout": _milliseconds(
+            settings.db_idle_in_transaction_timeout_seconds
+        ),
+    }
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(0, round(seconds * 1000)))
+
+
+async def create_pool(
+    settings: Settings,
+    *,
+    max_size: int | None = None,
+    plan_every_query: bool = False,
+    server_settings: dict[str, str] | None = None,
+) -> BoundedPool:
+    """The runtime role's pool. `plan_every_query` suits batch work (the worker): a generic plan
+    cached while tables were nearly empty can pick an index that scans a whole tenant later
+    (sizes tie, so the choice is arbitrary); planning each batch query costs little there."""
+    if not settings.database_url:
+        raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
+    size = max_size or settings.db_pool_size
+    pool = BoundedPool(
+        settings.database_url,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        min_size=min(2, size),
+        max_size=size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connect=None,
+        setup=None,
+        init=_init_connection,
+        reset=_keep_session,
+        # Statements are few and fixed; caching their plans is the point of a pool.
+        statement_cache_size=256,
+        command_timeout=60,
+        server_settings={
+            **({"plan_cache_mode": "force_custom_plan"} if plan_every_query else {}),
+            **(server_settings or {}),
+        },
+    )
+    pool.acquire_timeout = settings.db_acquire_timeout_seconds or None
+    return await pool
+
+
+@asynccontextmanager
+async def tenant_transaction(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID | str
+) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction in which row-level security admits exactly one tenant's rows."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute(SET_TENANT_SQL, str(tenant_id))
+            yield conn
+
+
+@contextmanager
+def owner_connection(
+    settings: Settings, *, autocommit: bool = False
+) -> Iterator[psycopg.Connection]:
+    """A connection as the owner role, for migrations and operator commands."""
+    if not settings.owner_database_url:
+        raise DatabaseNotConfigured("SKELDIR_OWNER_DATABASE_URL is not set and no data dir is up")
+    with psycopg.connect(
+        settings.owner_database_url,
+        autocommit=autocommit,
+        connect_timeout=settings.db_connect_timeout_seconds,
+    ) as conn:
+        yield conn

@@ -1,1 +1,0 @@
-"""The dashboard's static files (page, script, style), served by `skeldir.api.dashboard`."""

@@ -1,0 +1,1 @@
+"""Running and checking a deployment: provision roles, migrate, start embedded services, doctor."""

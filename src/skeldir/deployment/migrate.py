@@ -1,0 +1,43 @@
+"""Run the Alembic migrations as the owner role, granting DML to the runtime role."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from skeldir.base.config import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def sqlalchemy_url(url: str) -> str:
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+
+
+def alembic_config(settings: Settings) -> Config:
+    if not settings.owner_database_url:
+        raise RuntimeError("SKELDIR_OWNER_DATABASE_URL is not set")
+    runtime_role = settings.runtime_role
+    if not _ROLE_NAME.match(runtime_role):
+        raise ValueError(f"runtime role name {runtime_role!r} is not a plain identifier")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # '%' is ConfigParser's interpolation marker; URL-encoded passwords contain it.
+    config.set_main_option(
+        "sqlalchemy.url", sqlalchemy_url(settings.owner_database_url).replace("%", "%%")
+    )
+    config.attributes["runtime_role"] = runtime_role
+    return config
+
+
+def upgrade(settings: Settings) -> None:
+    command.upgrade(alembic_config(settings), "head")
+
+
+def heads(settings: Settings) -> list[str]:
+    return list(ScriptDirectory.from_config(alembic_config(settings)).get_heads())

@@ -1,0 +1,1 @@
+"""Domains: ingestion, providers, attribution, reporting. Each imports only the ones below it."""

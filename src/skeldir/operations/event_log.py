@@ -1,0 +1,124 @@
+"""A tenant's stored webhook events, newest first, and the filter that picks events (and dead
+events) by provider, topic and arrival time for listing, replay and re-parse.
+
+Listings carry no payload: stored payloads are redacted, but an operator listing needs none.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import asyncpg
+
+from skeldir.base.db import tenant_transaction
+from skeldir.domains.providers.registry import PROVIDERS
+
+MAX_TOPIC_LENGTH = 100
+_MAX_BOUND_LENGTH = 64
+
+# A position in a listing: the (received_at, id) of the last row seen.
+Keyset = tuple[datetime, uuid.UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    provider: str | None = None
+    topic: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    def conditions(self, args: list) -> list[str]:
+        """SQL conditions on provider, topic and received_at; their values go onto `args`."""
+        conditions = []
+        for column, value, operator in (
+            ("provider", self.provider, "="),
+            ("topic", self.topic, "="),
+            ("received_at", self.since, ">="),
+            ("received_at", self.until, "<"),
+        ):
+            if value is not None:
+                args.append(value)
+                conditions.append(f"{column} {operator} ${len(args)}")
+        return conditions
+
+
+def time_bound(text: str, *, end: bool) -> datetime:
+    """An ISO date or date-time as a UTC instant. A date means its whole UTC day: as a start its
+    first instant, as an end the next day's first (ends are exclusive). No offset means UTC."""
+    try:
+        if len(text) > _MAX_BOUND_LENGTH:
+            raise ValueError
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            moment = datetime.fromisoformat(text)
+            return moment.replace(tzinfo=moment.tzinfo or timezone.utc).astimezone(timezone.utc)
+    except ValueError:
+        raise ValueError(f"{text[:_MAX_BOUND_LENGTH]!r} is not an ISO date or date-time") from None
+    return datetime.combine(day + timedelta(days=1 if end else 0), time.min, tzinfo=timezone.utc)
+
+
+def event_filter(
+    provider: str | None = None,
+    topic: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> EventFilter:
+    """The filter an operator asked for in text; ValueError names what is wrong."""
+    if provider is not None and provider not in PROVIDERS:
+        raise ValueError(f"unknown provider; known: {', '.join(PROVIDERS)}")
+    if topic is not None and len(topic) > MAX_TOPIC_LENGTH:
+        raise ValueError(f"a topic has at most {MAX_TOPIC_LENGTH} characters")
+    since = time_bound(start, end=False) if start else None
+    until = time_bound(end, end=True) if end else None
+    if since is not None and until is not None and until <= since:
+        raise ValueError("'to' must be after 'from'")
+    return EventFilter(provider, topic, since, until)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    event_id: uuid.UUID
+    provider: str
+    topic: str
+    external_order_id: str | None
+    received_at: datetime
+    signature_verified: bool
+    reparsed_at: datetime | None
+
+
+async def list_events(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    filters: EventFilter,
+    *,
+    limit: int,
+    after: Keyset | None = None,
+) -> list[StoredEvent]:
+    """Up to `limit` events, newest first, from the one after `after`."""
+    args: list = [tenant_id]
+    conditions = ["tenant_id = $1", *filters.conditions(args)]
+    if after is not None:
+        args.extend(after)
+        conditions.append(f"(received_at, event_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    async with tenant_transaction(pool, tenant_id) as conn:
+        rows = await conn.fetch(
+            "SELECT event_id, provider, topic, external_order_id, received_at,"
+            " signature_verified, reparsed_at FROM webhook_events"
+            f" WHERE {' AND '.join(conditions)}"
+            f" ORDER BY received_at DESC, event_id DESC LIMIT ${len(args)}",
+            *args,
+        )
+    return [StoredEvent(**row) for row in rows]
+
+
+async def count_events(pool: asyncpg.Pool, tenant_id: uuid.UUID, filters: EventFilter) -> int:
+    args: list = [tenant_id]
+    conditions = ["tenant_id = $1", *filters.conditions(args)]
+    async with tenant_transaction(pool, tenant_id) as conn:
+        return await conn.fetchval(
+            f"SELECT count(*) FROM webhook_events WHERE {' AND '.join(conditions)}", *args
+        )
