@@ -1,17 +1,22 @@
-"""sql/functions/ against a database migrated to head: each file defines its functions exactly
-as the migrations left them, and every project function has its file."""
+"""sql/functions/ against a database migrated to head: each file, loaded as a migration loads
+it, defines its functions exactly as the migrations left them, and every project function has
+its file."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
-import psycopg
 import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, pool
 
 from skeldir.base.config import Settings
-from skeldir.base.db import owner_connection
+from skeldir.deployment import migrate
 
-SQL_FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "sql" / "functions"
+SQL_FUNCTIONS_DIR = migrate.MIGRATIONS_DIR.parent / "sql" / "functions"
 FILES = sorted(SQL_FUNCTIONS_DIR.glob("*.sql"))
 
 # The project's functions: those in public that no extension brought.
@@ -28,29 +33,44 @@ PROJECT_FUNCTIONS = """
 WRITTEN_HERE = "SELECT p.proname FROM pg_proc p WHERE p.xmin = pg_current_xact_id()::xid"
 
 
-def project_functions(conn: psycopg.Connection) -> dict[int, tuple[str, str, str]]:
+@pytest.fixture
+def owner(database: Settings) -> Iterator[Connection]:
+    """The owner's connection as a migration has it; whatever the test does is rolled back."""
+    engine = create_engine(migrate.sqlalchemy_url(database.owner_database_url),
+                           poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            yield connection
+            connection.rollback()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def load(database: Settings) -> Callable[[object, str], None]:
+    # Reading the migrations puts their folder on sys.path, as `skeldir migrate` does.
+    ScriptDirectory.from_config(migrate.alembic_config(database))
+    return importlib.import_module("sql_functions").load
+
+
+def project_functions(connection: Connection) -> dict[int, tuple[str, str, str]]:
     return {oid: (name, arguments, definition)
-            for oid, name, arguments, definition in conn.execute(PROJECT_FUNCTIONS)}
+            for oid, name, arguments, definition in connection.exec_driver_sql(PROJECT_FUNCTIONS)}
 
 
-def test_every_project_function_has_its_file_and_every_file_its_function(database: Settings):
-    with owner_connection(database) as conn:
-        in_database = {name for name, _, _ in project_functions(conn).values()}
+def test_every_project_function_has_its_file_and_every_file_its_function(owner: Connection):
+    in_database = {name for name, _, _ in project_functions(owner).values()}
     assert {path.stem for path in FILES} == in_database
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda path: path.stem)
-def test_the_file_defines_the_function_as_the_database_has_it(database: Settings, path: Path):
-    # The file runs in a transaction that is rolled back: PostgreSQL normalises its text, and
-    # what differs from the head definition (body, options, a new overload) shows as a change.
-    with owner_connection(database) as conn:
-        before = project_functions(conn)
-        try:
-            conn.execute(path.read_text())
-            written = [name for (name,) in conn.execute(WRITTEN_HERE)]
-            after = project_functions(conn)
-        finally:
-            conn.rollback()
+def test_the_file_defines_the_function_as_the_database_has_it(owner: Connection, load, path: Path):
+    # PostgreSQL normalises the file's text; what differs from the head definition (body,
+    # options, a new overload) shows as a change.
+    before = project_functions(owner)
+    load(SimpleNamespace(get_bind=lambda: owner), path.stem)
+    written = [name for (name,) in owner.exec_driver_sql(WRITTEN_HERE)]
+    after = project_functions(owner)
 
     overloads = [oid for oid, (name, _, _) in before.items() if name == path.stem]
     assert overloads, f"the migrations define no function {path.stem}"
@@ -59,3 +79,8 @@ def test_the_file_defines_the_function_as_the_database_has_it(database: Settings
     assert after.keys() == before.keys(), f"{path.name} creates a function the migrations do not"
     for oid in overloads:
         assert after[oid] == before[oid], f"{path.name} differs from the migrated definition"
+
+
+def test_load_leaves_function_bodies_checked_after_it(owner: Connection, load):
+    load(SimpleNamespace(get_bind=lambda: owner), "credit_minor")
+    assert owner.exec_driver_sql("SHOW check_function_bodies").scalar() == "on"

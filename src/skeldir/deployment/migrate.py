@@ -27,6 +27,9 @@ def alembic_config(settings: Settings) -> Config:
         raise ValueError(f"runtime role name {runtime_role!r} is not a plain identifier")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Migrations import their helpers (sql_functions) from beside them.
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("prepend_sys_path", str(MIGRATIONS_DIR))
     # '%' is ConfigParser's interpolation marker; URL-encoded passwords contain it.
     config.set_main_option(
         "sqlalchemy.url", sqlalchemy_url(settings.owner_database_url).replace("%", "%%")
