@@ -27,13 +27,10 @@ from skeldir.domains.attribution.batch import Batch, allocate_batch
 from skeldir.domains.attribution.batch import Settings as BatchSettings
 from skeldir.domains.attribution.channel_rules import default_rule_set
 from skeldir.domains.attribution.channels import channel_sort_key
+from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.learning import learn_weights
-from skeldir.domains.attribution.recompute import (
-    finish_run,
-    load_tenant_attribution,
-    recompute_pending,
-    start_run,
-)
+from skeldir.domains.attribution.recompute import recompute_pending
+from skeldir.domains.attribution.tenant_attribution import load_tenant_attribution
 from skeldir.domains.ingestion.hints import hints_from_document
 from skeldir.operations import tenants
 
