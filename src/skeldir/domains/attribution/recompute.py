@@ -187,7 +187,7 @@ async def _attribute(
     paths = await batch_arrays.copy_paths(conn, tenant_id, tenant)
     entries = await batch_arrays.copy_entries(conn, tenant_id)
     batch = await batch_arrays.batch_of(conn, tenant_id, tenant, orders, paths, entries)
-    credits = allocate_batch(batch, tenant.settings)
+    credits = allocate_batch(batch, tenant.model_settings)
     models = tenant.models
     tp_order = np.repeat(np.arange(count), np.diff(batch.offsets))
     packed = pack(

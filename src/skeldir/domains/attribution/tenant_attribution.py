@@ -12,15 +12,16 @@ from datetime import datetime, timedelta
 import asyncpg
 import orjson
 
-from skeldir.domains.attribution.batch import Settings, reference_credits
 from skeldir.domains.attribution.channel_rules import RuleSet, default_rule_set
 from skeldir.domains.attribution.channels import channel_sort_key
+from skeldir.domains.attribution.model_settings import ModelSettings
 from skeldir.domains.attribution.models import (
     DATA_DRIVEN_MODELS,
     MODEL_VERSION,
     RULE_BASED_MODELS,
     Touchpoint,
 )
+from skeldir.domains.attribution.reference import reference_credits
 from skeldir.domains.ingestion.hints import hints_from_document
 
 _TENANT_SQL = """
@@ -71,8 +72,8 @@ class TenantAttribution:
         return self.learned_versions.get(model, MODEL_VERSION.get(model, 1))
 
     @functools.cached_property
-    def settings(self) -> Settings:
-        return Settings(self.channels, self.half_life, self.models, self.learned)
+    def model_settings(self) -> ModelSettings:
+        return ModelSettings(self.channels, self.half_life, self.models, self.learned)
 
 
 def path_credits(
@@ -83,7 +84,7 @@ def path_credits(
     tenant: TenantAttribution,
 ) -> dict[str, tuple[list[int], list[int]]]:
     """Per model, each touchpoint's (net, sales-only) credit along one order's canonical path."""
-    return reference_credits(path, ordered_at, amounts, is_sale, tenant.settings)
+    return reference_credits(path, ordered_at, amounts, is_sale, tenant.model_settings)
 
 
 @functools.lru_cache(maxsize=256)
