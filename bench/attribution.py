@@ -24,16 +24,13 @@ from skeldir.base.crypto import secret_box
 from skeldir.base.db import create_pool, owner_connection, tenant_transaction
 from skeldir.domains.attribution import models
 from skeldir.domains.attribution.batch import Batch, allocate_batch
-from skeldir.domains.attribution.batch import Settings as BatchSettings
 from skeldir.domains.attribution.channel_rules import default_rule_set
 from skeldir.domains.attribution.channels import channel_sort_key
+from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.learning import learn_weights
-from skeldir.domains.attribution.recompute import (
-    finish_run,
-    load_tenant_attribution,
-    recompute_pending,
-    start_run,
-)
+from skeldir.domains.attribution.model_settings import ModelSettings
+from skeldir.domains.attribution.recompute import recompute_pending
+from skeldir.domains.attribution.tenant_attribution import load_tenant_attribution
 from skeldir.domains.ingestion.hints import hints_from_document
 from skeldir.operations import tenants
 
@@ -160,7 +157,7 @@ def per_model_rates(orders: int, touchpoints: int, learned: dict) -> dict[str, f
     )
     rates = {}
     for model in models.RULE_BASED_MODELS + tuple(learned):
-        settings = BatchSettings(channels, timedelta(days=7), (model,), learned)
+        settings = ModelSettings(channels, timedelta(days=7), (model,), learned)
         started = time.perf_counter()
         for start in range(0, orders, 10_000):
             end = min(orders, start + 10_000)

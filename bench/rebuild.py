@@ -31,7 +31,8 @@ import attribution
 import common
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import create_pool, owner_connection
-from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.providers.shopify import ShopifyProvider
 from skeldir.domains.reporting.refresh import refresh_tenant

@@ -11,12 +11,9 @@ from datetime import timedelta
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import owner_connection, tenant_transaction
-from skeldir.domains.attribution.recompute import (
-    finish_run,
-    recompute_pending,
-    rules_in_force,
-    start_run,
-)
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
+from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
 from skeldir.domains.ingestion.inbox import IngestResult, ingest, record_dead_event
 from skeldir.domains.providers.shopify import ShopifyProvider

@@ -10,12 +10,9 @@ from datetime import datetime, timedelta, timezone
 from db_helpers import CHAIN_STALE, shopify_delivery
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import create_pool, tenant_transaction
-from skeldir.domains.attribution.recompute import (
-    finish_run,
-    recompute_pending,
-    rules_in_force,
-    start_run,
-)
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
+from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
 from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.reporting.refresh import refresh_tenant

@@ -17,7 +17,8 @@ from skeldir.adapters.app import create_app
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import create_pool, owner_connection, tenant_transaction
-from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.providers.woocommerce import WooCommerceProvider
 from skeldir.operations import tenants

@@ -12,15 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skeldir.domains.attribution import packing
-from skeldir.domains.attribution.batch import (
-    MAX_VECTOR_AMOUNT,
-    Batch,
-    Settings,
-    allocate_batch,
-    reference_credits,
-)
+from skeldir.domains.attribution.batch import MAX_VECTOR_AMOUNT, Batch, allocate_batch
 from skeldir.domains.attribution.channels import channel_sort_key
+from skeldir.domains.attribution.model_settings import ModelSettings
 from skeldir.domains.attribution.models import RULE_BASED_MODELS, Touchpoint
+from skeldir.domains.attribution.reference import reference_credits
 
 # A vocabulary with "direct", default channels and two custom ones (sorting after the defaults).
 VOCABULARY = tuple(
@@ -49,7 +45,7 @@ class Order:
 
 @dataclass
 class Case:
-    settings: Settings
+    settings: ModelSettings
     orders: list[Order]
 
 
@@ -144,7 +140,7 @@ def cases(draw, max_orders: int = 30) -> Case:
     learned = {model: draw(learned_maps()) for model in LEARNED_MODELS}
     half_life_us = half_life // timedelta(microseconds=1)
     batch_orders = draw(st.lists(orders(half_life_us), min_size=1, max_size=max_orders))
-    return Case(Settings(VOCABULARY, half_life, MODELS, learned), batch_orders)
+    return Case(ModelSettings(VOCABULARY, half_life, MODELS, learned), batch_orders)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -171,7 +167,7 @@ def to_batch(batch_orders: list[Order], entry_permutation: list[int] | None = No
     )
 
 
-def reference(order: Order, engine: Settings) -> dict[str, tuple[list[int], list[int]]]:
+def reference(order: Order, engine: ModelSettings) -> dict[str, tuple[list[int], list[int]]]:
     path = [
         Touchpoint(
             engine.channels[c], ORDERED_AT - timedelta(microseconds=a), f"{position:06d}"
@@ -194,7 +190,7 @@ def per_order(credits, batch: Batch, index: int, model: str) -> tuple[list[int],
 
 def single(path: list[tuple[int, str]], entries: list[tuple[int, bool]], learned=None, **kw):
     """One order's credits per model from the batch engine and from the reference."""
-    engine = Settings(
+    engine = ModelSettings(
         VOCABULARY, kw.get("half_life", timedelta(days=7)), MODELS,
         learned or {model: {} for model in LEARNED_MODELS},
     )
@@ -258,7 +254,7 @@ def test_the_order_of_orders_and_entries_in_a_batch_changes_no_orders_credits(ca
 
 
 def test_an_empty_batch_has_no_credits():
-    engine = Settings(VOCABULARY, timedelta(days=7), MODELS, {m: {} for m in LEARNED_MODELS})
+    engine = ModelSettings(VOCABULARY, timedelta(days=7), MODELS, {m: {} for m in LEARNED_MODELS})
     empty = np.zeros(0, dtype=np.int64)
     credits = allocate_batch(
         Batch(np.zeros(1, dtype=np.int64), empty, empty, empty, empty, np.zeros(0, dtype=bool)),
@@ -416,7 +412,7 @@ def test_packing_round_trips_and_sums_credits_by_channel(case: Case):
 
 
 def test_packing_keeps_credits_beyond_2_to_the_53_exact():
-    engine = Settings(VOCABULARY, timedelta(days=7), MODELS, {m: {} for m in LEARNED_MODELS})
+    engine = ModelSettings(VOCABULARY, timedelta(days=7), MODELS, {m: {} for m in LEARNED_MODELS})
     order = Order([(0, VOCABULARY.index("email"))], [(10**16 + 1, True)])
     batch = to_batch([order])
     credits = allocate_batch(batch, engine)

@@ -8,13 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir.domains.attribution.channel_rules import (
-    DEFAULT_RULES,
-    FIELDS,
-    RuleSet,
-    RuleSetError,
-    default_rule_set,
-)
+from skeldir.domains.attribution.channel_rule_defaults import DEFAULT_RULES
+from skeldir.domains.attribution.channel_rule_format import FIELDS, RuleSetError
+from skeldir.domains.attribution.channel_rules import RuleSet, default_rule_set
 from skeldir.domains.attribution.channels import CHANNELS, channel_sort_key
 from skeldir.domains.ingestion.event import AttributionHints
 

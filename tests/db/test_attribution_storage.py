@@ -16,14 +16,11 @@ from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import SET_TENANT_SQL, owner_connection, tenant_transaction
 from skeldir.domains.attribution.channels import classify
+from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.learning import learn_weights
 from skeldir.domains.attribution.packing import unpack
-from skeldir.domains.attribution.recompute import (
-    finish_run,
-    recompute_pending,
-    rules_in_force,
-    start_run,
-)
+from skeldir.domains.attribution.recompute import recompute_pending
+from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
 from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.ingestion.privacy import attribution_hints

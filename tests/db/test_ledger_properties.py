@@ -18,7 +18,8 @@ from db_helpers import create_tenant, ingest_shopify
 from skeldir.base import money
 from skeldir.base.config import Settings
 from skeldir.base.db import create_pool, owner_connection, tenant_transaction
-from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.reporting.refresh import refresh_tenant
 from skeldir.operations import exchange_rates
 

@@ -27,13 +27,10 @@ from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import create_pool, owner_connection, tenant_transaction
 from skeldir.domains.attribution import recompute
+from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.models import RULE_BASED_MODELS
-from skeldir.domains.attribution.recompute import (
-    finish_run,
-    recompute_pending,
-    rules_in_force,
-    start_run,
-)
+from skeldir.domains.attribution.recompute import recompute_pending
+from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
 from skeldir.domains.reporting import channel_daily, daily_revenue
 from skeldir.domains.reporting.refresh import refresh_tenant

@@ -13,7 +13,8 @@ from db_helpers import ingest_shopify, model_allocations
 from provider_fixtures import shared_fixture_dir
 
 from skeldir.base.db import owner_connection, tenant_transaction
-from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.ingestion.provider import UnprocessableEvent
 from skeldir.domains.reporting.refresh import refresh_tenant
 from skeldir.operations import exchange_rates

@@ -10,7 +10,8 @@ import pytest
 from db_helpers import CHAIN_STALE, ingest_shopify, model_allocations, order_body
 
 from skeldir.base.db import tenant_transaction
-from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.providers.standard import StandardWebhooksProvider
 

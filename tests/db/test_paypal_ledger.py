@@ -11,7 +11,8 @@ import pytest
 from db_helpers import create_tenant
 from skeldir.base.config import Settings
 from skeldir.base.db import tenant_transaction
-from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.providers.paypal import PayPalProvider
 from skeldir.domains.reporting.queries import order_attribution

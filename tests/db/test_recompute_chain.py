@@ -11,7 +11,8 @@ from db_helpers import CHAIN_STALE, ingest_shopify, order_body
 
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.attribution import recompute
-from skeldir.domains.attribution.recompute import finish_run, recompute_pending, start_run
+from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.reporting.refresh import refresh_tenant
 
 pytestmark = pytest.mark.anyio

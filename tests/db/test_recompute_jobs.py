@@ -16,8 +16,8 @@ from skeldir.domains.attribution.jobs import (
     holding_job_lock,
     job_lock_key,
     run_recompute_job,
+    start_run,
 )
-from skeldir.domains.attribution.recompute import start_run
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from fault_system import FaultSystem, Tenant, order_body, poll
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import create_pool, tenant_transaction
-from skeldir.domains.attribution.recompute import rules_in_force
+from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
 from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.providers.shopify import ShopifyProvider

@@ -12,8 +12,7 @@ from fastapi import HTTPException, Query
 from pydantic import BeforeValidator
 
 from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
-from skeldir.domains.attribution.models import RULE_BASED_MODELS
-from skeldir.domains.attribution.recompute import DATA_DRIVEN_MODELS
+from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS, RULE_BASED_MODELS
 
 MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
 REPORT_MAX_DAYS = 366

@@ -15,7 +15,7 @@ from skeldir.adapters.api.auth import bearer_principal
 from skeldir.adapters.api.problem_responses import problem_responses
 from skeldir.base.db import tenant_transaction
 from skeldir.base.http import rate_limits
-from skeldir.domains.attribution.recompute import rules_in_force
+from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
 
 router = APIRouter(tags=["touchpoints"])

@@ -15,8 +15,8 @@ from skeldir.adapters.api.auth import Principal, require_admin, require_reader
 from skeldir.adapters.api.problem_responses import problem_responses
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.attribution.learning import newest_weights
+from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS
 from skeldir.operations.model_learning import learn_now
-from skeldir.domains.attribution.recompute import DATA_DRIVEN_MODELS
 
 router = APIRouter(prefix="/api/attribution", tags=["attribution"])
 

@@ -29,7 +29,8 @@ from skeldir.base.db import create_pool, owner_connection
 from skeldir.base.observability.logging import configure_logging
 from skeldir.deployment import migrate
 from skeldir.deployment.launcher import run_up, settings_with_running_services
-from skeldir.domains.attribution.channel_rules import RuleSetError, default_rule_set
+from skeldir.domains.attribution.channel_rule_format import RuleSetError
+from skeldir.domains.attribution.channel_rules import default_rule_set
 from skeldir.operations import exchange_rates, tenant_channel_rules, tenants
 from skeldir.operations import reattribution
 

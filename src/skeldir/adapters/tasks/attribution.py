@@ -16,9 +16,8 @@ from skeldir.adapters.tasks.scheduling import (
 )
 from skeldir.base.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.base.observability import metrics
-from skeldir.domains.attribution.jobs import run_recompute_job
+from skeldir.domains.attribution.jobs import finish_run, run_recompute_job
 from skeldir.operations.model_learning import learn_first_weights
-from skeldir.domains.attribution.recompute import finish_run
 
 # The server away (restart, failover) or a conflict that a retry resolves.
 TRANSIENT_DB_ERRORS = (

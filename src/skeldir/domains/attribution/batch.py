@@ -15,15 +15,14 @@ Shapes: N orders, T touchpoints (each order's canonical path, concatenated), E r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from fractions import Fraction
 
 import numpy as np
 
-from skeldir.domains.attribution.models import RULE_BASED_MODELS, Touchpoint, allocate_all
-from skeldir.domains.attribution.weighted import exact_weight, weighted_credits
+from skeldir.domains.attribution.model_settings import LearnedWeights, ModelSettings
+from skeldir.domains.attribution.models import RULE_BASED_MODELS, Touchpoint
+from skeldir.domains.attribution.reference import reference_credits
 
 # Entries at or above this magnitude (about 11 billion in major units) take the reference path,
 # which keeps every float product and every float sum of cents exact.
@@ -55,43 +54,6 @@ class Batch:
 
 
 @dataclass(frozen=True)
-class LearnedWeights:
-    """A data-driven model's channel weights over a vocabulary: exact, as floats, and ranked."""
-
-    exact: tuple[Fraction, ...]
-    approx: np.ndarray  # float64, the nearest float of each exact weight
-    rank: np.ndarray  # int64, equal exact weights share a rank
-
-    @classmethod
-    def over(cls, channels: Sequence[str], weights: Mapping[str, float]) -> LearnedWeights:
-        exact = tuple(exact_weight(weights.get(channel, 0)) for channel in channels)
-        ranks = {value: index for index, value in enumerate(sorted(set(exact)))}
-        return cls(
-            exact,
-            np.array([float(value) for value in exact], dtype=np.float64),
-            np.array([ranks[value] for value in exact], dtype=np.int64),
-        )
-
-
-@dataclass(frozen=True)
-class Settings:
-    channels: tuple[str, ...]  # the vocabulary, in the fixed channel order
-    half_life: timedelta
-    models: tuple[str, ...]
-    learned: Mapping[str, Mapping[str, float]]  # data-driven model -> channel -> weight
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self,
-            "_learned_weights",
-            {model: LearnedWeights.over(self.channels, w) for model, w in self.learned.items()},
-        )
-
-    def learned_weights(self, model: str) -> LearnedWeights:
-        return self._learned_weights[model]  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
 class Credits:
     """Per model, each touchpoint's net credit and its credit from sales alone."""
 
@@ -101,7 +63,7 @@ class Credits:
     reference_orders: int
 
 
-def allocate_batch(batch: Batch, settings: Settings) -> Credits:
+def allocate_batch(batch: Batch, settings: ModelSettings) -> Credits:
     if batch.orders == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Credits({m: empty for m in settings.models}, {m: empty for m in settings.models}, 0)
@@ -170,7 +132,7 @@ def _rule_based(
     batch: Batch,
     shape: _Shape,
     magnitude: np.ndarray,
-    settings: Settings,
+    settings: ModelSettings,
     fallback: np.ndarray,
 ) -> np.ndarray:
     if model == "first_touch":
@@ -382,13 +344,13 @@ def _learned(
     return parts
 
 
-_NO_SETTINGS = Settings(channels=(), half_life=timedelta(days=1), models=(), learned={})
+_NO_SETTINGS = ModelSettings(channels=(), half_life=timedelta(days=1), models=(), learned={})
 
 
 def _reference_order(
     order: int,
     batch: Batch,
-    settings: Settings,
+    settings: ModelSettings,
     net: dict[str, np.ndarray],
     gross: dict[str, np.ndarray],
 ) -> None:
@@ -412,36 +374,3 @@ def _reference_order(
         net[model][start:end] = net_parts
         gross[model][start:end] = gross_parts
 
-
-def reference_credits(
-    path: Sequence[Touchpoint],
-    ordered_at: datetime,
-    amounts: Sequence[int],
-    is_sale: Sequence[bool],
-    settings: Settings,
-) -> dict[str, tuple[list[int], list[int]]]:
-    """Per model, each touchpoint's (net, sales-only) credit along the canonical `path`, one
-    order at a time. Each entry is apportioned on its own, so each sums exactly and a refund
-    takes back exactly what its sale gave."""
-    channels = [touchpoint.channel for touchpoint in path]
-    lookback = ordered_at - min(touchpoint.occurred_at for touchpoint in path)
-    per_entry = [
-        allocate_all(path, amount, ordered_at, half_life=settings.half_life, lookback=lookback)
-        for amount in amounts
-    ]
-    result = {}
-    for model in settings.models:
-        net, gross = [0] * len(path), [0] * len(path)
-        for index, amount in enumerate(amounts):
-            if model in RULE_BASED_MODELS:
-                parts = [0] * len(path)
-                for credit in per_entry[index][model]:
-                    parts[credit.touchpoint_index] += credit.minor
-            else:
-                parts = weighted_credits(channels, settings.learned[model], amount)
-            for position, minor in enumerate(parts):
-                net[position] += minor
-                if is_sale[index]:
-                    gross[position] += minor
-        result[model] = (net, gross)
-    return result

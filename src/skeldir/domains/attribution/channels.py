@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from skeldir.domains.attribution.channel_rules import DEFAULT_RULES, default_rule_set
+from skeldir.domains.attribution.channel_rule_defaults import DEFAULT_RULES
+from skeldir.domains.attribution.channel_rules import default_rule_set
 from skeldir.domains.ingestion.event import AttributionHints
 
 # The order is part of the contract: it breaks ties when cents are apportioned.

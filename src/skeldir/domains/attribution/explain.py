@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 
 from skeldir.domains.attribution.paths import order_path
-from skeldir.domains.attribution.recompute import load_tenant_attribution, path_credits
+from skeldir.domains.attribution.tenant_attribution import load_tenant_attribution, path_credits
 
 _ORDER_SQL = """
 SELECT o.ordered_at, o.hints, o.has_snapshot,

@@ -18,8 +18,8 @@ import orjson
 
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.attribution.markov import markov_weights
-from skeldir.domains.attribution.recompute import load_tenant_attribution, reclassify
 from skeldir.domains.attribution.shapley import shapley_weights
+from skeldir.domains.attribution.tenant_attribution import load_tenant_attribution, reclassify
 
 # Touchpoints in the window classified under older rules, to classify again first.
 _STALE_SQL = """

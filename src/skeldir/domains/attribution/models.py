@@ -18,6 +18,9 @@ RULE_BASED_MODELS: tuple[str, ...] = (
     "time_decay",
     "position_based",
 )
+# Models whose channel weights are learned (markov, shapley): a tenant's orders are credited
+# under them once it has learned weights.
+DATA_DRIVEN_MODELS: tuple[str, ...] = ("markov", "shapley")
 # Bump a model's version whenever its credit rule changes, so stored rows say which rule made them.
 MODEL_VERSION: Mapping[str, int] = MappingProxyType({model: 1 for model in RULE_BASED_MODELS})
 

@@ -2,8 +2,9 @@
 model, channel).
 
 The recompute keeps it: each batch adds its orders' new credits and takes back their previous
-ones in the same transaction as the attribution rows (see attribution.packing), so the report
-and the rows never disagree and no refresh is needed. `rebuild` recomputes it from the rows.
+ones in the same transaction as the attribution rows (attribution.channel_daily_projection), so
+the report and the rows never disagree and no refresh is needed. `rebuild` recomputes it from
+the rows.
 """
 
 from __future__ import annotations
