@@ -229,13 +229,16 @@ place = st.fixed_dictionaries({}, optional={
                       min_size=1, max_size=2),
 }).filter(bool)
 conditions = st.fixed_dictionaries({}, optional={
-    "click_ids": st.lists(st.sampled_from(["gclid", "fbclid", "partner_id"]), min_size=1),
+    "click_ids": st.lists(st.sampled_from(["gclid", "fbclid", "partner_id"]), min_size=1,
+                          max_size=3),
     "utm_medium": st.lists(words, min_size=1, max_size=2),
     "utm_source": place,
-    "utm_campaign": st.lists(st.sampled_from(["spring-*", "*sale*", "b?og"]), min_size=1),
+    # Under the document's limits (at most 50 patterns): a longer list is refused, not classified.
+    "utm_campaign": st.lists(st.sampled_from(["spring-*", "*sale*", "b?og"]), min_size=1,
+                             max_size=3),
     "referring_domain": place,
     "landing_path": st.lists(st.sampled_from(["/", "/blog", "/p/"]), min_size=1, max_size=2),
-    "source_name": st.lists(st.sampled_from(["web", "pos", "Amazon"]), min_size=1),
+    "source_name": st.lists(st.sampled_from(["web", "pos", "Amazon"]), min_size=1, max_size=3),
     "present": st.lists(st.sampled_from(FIELDS), min_size=1, max_size=1),
 }).filter(bool)
 rules = st.builds(
