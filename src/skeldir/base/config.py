@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
+from functools import cache
 from pathlib import Path
+from typing import get_type_hints
 from urllib.parse import urlsplit
 
+from pydantic import create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+_ENV_PREFIX = "SKELDIR_"
 
 
 @dataclass(frozen=True)
@@ -94,116 +95,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        base = cls(
-            data_dir=Path(_env("SKELDIR_DATA_DIR", ".skeldir")),
-            database_url=_env("SKELDIR_DATABASE_URL"),
-            owner_database_url=_env("SKELDIR_OWNER_DATABASE_URL"),
-            broker_url=_env("SKELDIR_BROKER_URL"),
-            secret_key=_env("SKELDIR_SECRET_KEY"),
-            public_url=_env("SKELDIR_PUBLIC_URL", cls.public_url),
-            queue_namespace=_env("SKELDIR_QUEUE_NAMESPACE", cls.queue_namespace),
-            max_body_bytes=int(_env("SKELDIR_MAX_BODY_BYTES", str(cls.max_body_bytes))),
-            max_header_bytes=int(_env("SKELDIR_MAX_HEADER_BYTES", str(cls.max_header_bytes))),
-            db_pool_size=int(_env("SKELDIR_DB_POOL_SIZE", str(cls.db_pool_size))),
-            db_ingest_pool_size=int(
-                _env("SKELDIR_DB_INGEST_POOL_SIZE", str(cls.db_ingest_pool_size))
-            ),
-            db_acquire_timeout_seconds=float(
-                _env("SKELDIR_DB_ACQUIRE_TIMEOUT_SECONDS", str(cls.db_acquire_timeout_seconds))
-            ),
-            db_statement_timeout_seconds=float(
-                _env("SKELDIR_DB_STATEMENT_TIMEOUT_SECONDS", str(cls.db_statement_timeout_seconds))
-            ),
-            db_idle_in_transaction_timeout_seconds=float(
-                _env(
-                    "SKELDIR_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
-                    str(cls.db_idle_in_transaction_timeout_seconds),
-                )
-            ),
-            long_operations_per_tenant=int(
-                _env("SKELDIR_LONG_OPERATIONS_PER_TENANT", str(cls.long_operations_per_tenant))
-            ),
-            export_spool_memory_bytes=int(
-                _env("SKELDIR_EXPORT_SPOOL_MEMORY_BYTES", str(cls.export_spool_memory_bytes))
-            ),
-            export_send_timeout_seconds=float(
-                _env("SKELDIR_EXPORT_SEND_TIMEOUT_SECONDS", str(cls.export_send_timeout_seconds))
-            ),
-            recompute_batch_size=int(
-                _env("SKELDIR_RECOMPUTE_BATCH_SIZE", str(cls.recompute_batch_size))
-            ),
-            recompute_batches_per_task=int(
-                _env("SKELDIR_RECOMPUTE_BATCHES_PER_TASK", str(cls.recompute_batches_per_task))
-            ),
-            task_slice_seconds=float(
-                _env("SKELDIR_TASK_SLICE_SECONDS", str(cls.task_slice_seconds))
-            ),
-            refresh_batch_size=int(
-                _env("SKELDIR_REFRESH_BATCH_SIZE", str(cls.refresh_batch_size))
-            ),
-            refresh_batches_per_task=int(
-                _env("SKELDIR_REFRESH_BATCHES_PER_TASK", str(cls.refresh_batches_per_task))
-            ),
-            sweep_interval_seconds=float(
-                _env("SKELDIR_SWEEP_INTERVAL_SECONDS", str(cls.sweep_interval_seconds))
-            ),
-            sweep_grace_seconds=float(
-                _env("SKELDIR_SWEEP_GRACE_SECONDS", str(cls.sweep_grace_seconds))
-            ),
-            chain_stale_seconds=float(
-                _env("SKELDIR_CHAIN_STALE_SECONDS", str(cls.chain_stale_seconds))
-            ),
-            source_cache_seconds=float(
-                _env("SKELDIR_SOURCE_CACHE_SECONDS", str(cls.source_cache_seconds))
-            ),
-            learn_interval_seconds=float(
-                _env("SKELDIR_LEARN_INTERVAL_SECONDS", str(cls.learn_interval_seconds))
-            ),
-            ingest_batch_max=int(_env("SKELDIR_INGEST_BATCH_MAX", str(cls.ingest_batch_max))),
-            ingest_batch_wait_ms=float(
-                _env("SKELDIR_INGEST_BATCH_WAIT_MS", str(cls.ingest_batch_wait_ms))
-            ),
-            ingest_batches_in_flight=int(
-                _env("SKELDIR_INGEST_BATCHES_IN_FLIGHT", str(cls.ingest_batches_in_flight))
-            ),
-            rate_limit_webhooks_per_second=float(
-                _env(
-                    "SKELDIR_RATE_LIMIT_WEBHOOKS_PER_SECOND",
-                    str(cls.rate_limit_webhooks_per_second),
-                )
-            ),
-            rate_limit_webhooks_burst=float(
-                _env("SKELDIR_RATE_LIMIT_WEBHOOKS_BURST", str(cls.rate_limit_webhooks_burst))
-            ),
-            rate_limit_collect_per_second=float(
-                _env(
-                    "SKELDIR_RATE_LIMIT_COLLECT_PER_SECOND", str(cls.rate_limit_collect_per_second)
-                )
-            ),
-            rate_limit_collect_burst=float(
-                _env("SKELDIR_RATE_LIMIT_COLLECT_BURST", str(cls.rate_limit_collect_burst))
-            ),
-            rate_limit_api_per_second=float(
-                _env("SKELDIR_RATE_LIMIT_API_PER_SECOND", str(cls.rate_limit_api_per_second))
-            ),
-            rate_limit_api_burst=float(
-                _env("SKELDIR_RATE_LIMIT_API_BURST", str(cls.rate_limit_api_burst))
-            ),
-            api_metrics_host=_env("SKELDIR_API_METRICS_HOST", cls.api_metrics_host),
-            api_metrics_port=int(_env("SKELDIR_API_METRICS_PORT", str(cls.api_metrics_port))),
-            worker_metrics_host=_env("SKELDIR_WORKER_METRICS_HOST", cls.worker_metrics_host),
-            worker_metrics_port=int(
-                _env("SKELDIR_WORKER_METRICS_PORT", str(cls.worker_metrics_port))
-            ),
-            log_level=_env("SKELDIR_LOG_LEVEL", cls.log_level),
-            db_connect_timeout_seconds=int(
-                _env("SKELDIR_DB_CONNECT_TIMEOUT_SECONDS", str(cls.db_connect_timeout_seconds))
-            ),
-            learn_min_conversions=int(
-                _env("SKELDIR_LEARN_MIN_CONVERSIONS", str(cls.learn_min_conversions))
-            ),
-        )
-        return replace(base, **overrides) if overrides else base
+        """These settings as the environment gives them (SKELDIR_<FIELD>), then the overrides."""
+        return cls(**{**_environment_model()().model_dump(), **overrides})
 
     @property
     def external_services(self) -> bool:
@@ -223,57 +116,24 @@ class Settings:
 
     def as_env(self) -> dict[str, str]:
         """The environment that gives a child process these same settings."""
-        pairs = {
-            "SKELDIR_DATA_DIR": str(self.data_dir),
-            "SKELDIR_DATABASE_URL": self.database_url,
-            "SKELDIR_OWNER_DATABASE_URL": self.owner_database_url,
-            "SKELDIR_BROKER_URL": self.broker_url,
-            "SKELDIR_SECRET_KEY": self.secret_key,
-            "SKELDIR_PUBLIC_URL": self.public_url,
-            "SKELDIR_QUEUE_NAMESPACE": self.queue_namespace,
-            "SKELDIR_MAX_BODY_BYTES": str(self.max_body_bytes),
-            "SKELDIR_MAX_HEADER_BYTES": str(self.max_header_bytes),
-            "SKELDIR_DB_POOL_SIZE": str(self.db_pool_size),
-            "SKELDIR_DB_INGEST_POOL_SIZE": str(self.db_ingest_pool_size),
-            "SKELDIR_DB_ACQUIRE_TIMEOUT_SECONDS": str(self.db_acquire_timeout_seconds),
-            "SKELDIR_DB_STATEMENT_TIMEOUT_SECONDS": str(self.db_statement_timeout_seconds),
-            "SKELDIR_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": str(
-                self.db_idle_in_transaction_timeout_seconds
-            ),
-            "SKELDIR_LONG_OPERATIONS_PER_TENANT": str(self.long_operations_per_tenant),
-            "SKELDIR_EXPORT_SPOOL_MEMORY_BYTES": str(self.export_spool_memory_bytes),
-            "SKELDIR_EXPORT_SEND_TIMEOUT_SECONDS": str(self.export_send_timeout_seconds),
-            "SKELDIR_RECOMPUTE_BATCH_SIZE": str(self.recompute_batch_size),
-            "SKELDIR_RECOMPUTE_BATCHES_PER_TASK": str(self.recompute_batches_per_task),
-            "SKELDIR_TASK_SLICE_SECONDS": str(self.task_slice_seconds),
-            "SKELDIR_REFRESH_BATCH_SIZE": str(self.refresh_batch_size),
-            "SKELDIR_REFRESH_BATCHES_PER_TASK": str(self.refresh_batches_per_task),
-            "SKELDIR_SWEEP_INTERVAL_SECONDS": str(self.sweep_interval_seconds),
-            "SKELDIR_SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
-            "SKELDIR_CHAIN_STALE_SECONDS": str(self.chain_stale_seconds),
-            "SKELDIR_SOURCE_CACHE_SECONDS": str(self.source_cache_seconds),
-            "SKELDIR_LEARN_INTERVAL_SECONDS": str(self.learn_interval_seconds),
-            "SKELDIR_INGEST_BATCH_MAX": str(self.ingest_batch_max),
-            "SKELDIR_INGEST_BATCH_WAIT_MS": str(self.ingest_batch_wait_ms),
-            "SKELDIR_INGEST_BATCHES_IN_FLIGHT": str(self.ingest_batches_in_flight),
-            "SKELDIR_RATE_LIMIT_WEBHOOKS_PER_SECOND": str(self.rate_limit_webhooks_per_second),
-            "SKELDIR_RATE_LIMIT_WEBHOOKS_BURST": str(self.rate_limit_webhooks_burst),
-            "SKELDIR_RATE_LIMIT_COLLECT_PER_SECOND": str(self.rate_limit_collect_per_second),
-            "SKELDIR_RATE_LIMIT_COLLECT_BURST": str(self.rate_limit_collect_burst),
-            "SKELDIR_RATE_LIMIT_API_PER_SECOND": str(self.rate_limit_api_per_second),
-            "SKELDIR_RATE_LIMIT_API_BURST": str(self.rate_limit_api_burst),
-            "SKELDIR_API_METRICS_HOST": self.api_metrics_host,
-            "SKELDIR_API_METRICS_PORT": str(self.api_metrics_port),
-            "SKELDIR_WORKER_METRICS_HOST": self.worker_metrics_host,
-            "SKELDIR_WORKER_METRICS_PORT": str(self.worker_metrics_port),
-            "SKELDIR_LOG_LEVEL": self.log_level,
-            "SKELDIR_DB_CONNECT_TIMEOUT_SECONDS": str(self.db_connect_timeout_seconds),
-            "SKELDIR_LEARN_MIN_CONVERSIONS": str(self.learn_min_conversions),
-        }
-        return {k: v for k, v in pairs.items() if v is not None}
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        return {_ENV_PREFIX + k.upper(): str(v) for k, v in values.items() if v is not None}
 
 
 def _user_of(url: str | None, default: str) -> str:
     if not url:
         return default
     return urlsplit(url).username or default
+
+
+class _FromEnvironment(BaseSettings):
+    # An empty variable means unset, as in a shell's `SKELDIR_X= skeldir up`.
+    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, env_ignore_empty=True)
+
+
+@cache
+def _environment_model() -> type[BaseSettings]:
+    """The settings library's reader, declared from Settings' own fields, types and defaults."""
+    types = get_type_hints(Settings)
+    declared = {field.name: (types[field.name], field.default) for field in fields(Settings)}
+    return create_model("SettingsFromEnvironment", __base__=_FromEnvironment, **declared)

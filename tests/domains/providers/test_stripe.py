@@ -24,7 +24,8 @@ from skeldir.domains.ingestion.provider import (
     VerificationContext,
 )
 from skeldir.domains.providers import signing
-from skeldir.domains.providers.stripe import StripeProvider, iso_minor_units, stripe_exponent
+from skeldir.domains.providers.stripe import StripeProvider
+from skeldir.domains.providers.stripe_amounts import iso_minor_units, stripe_exponent
 
 OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stripe"
 SECRET = b"whsec_test_skeldir_stripe_endpoint_secret"

@@ -16,6 +16,7 @@ from skeldir.adapters.api.report_params import (
     required_model,
 )
 from skeldir.adapters.api.report_schemas import ChannelTable
+from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.base.db import tenant_transaction
 from skeldir.base.http.problems import problem
 from skeldir.domains.attribution.explain import explained_path
@@ -71,13 +72,13 @@ async def get_order_attribution(
     responses=READER_ERRORS,
 )
 async def get_channel_performance(
-    request: Request,
     # First: a request without a valid key learns nothing, not even that a parameter is wrong.
     principal: Principal = Depends(require_reader),
     model: str = Depends(required_model),
     days: DayRange = Depends(day_range(REPORT_MAX_DAYS)),
     currency: str | None = Depends(currency_filter),
+    *,
+    conn: TenantConnection,
 ) -> dict:
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        rows = await channel_rows(conn, model, days.start, days.end, currency)
+    rows = await channel_rows(conn, model, days.start, days.end, currency)
     return {"model": model, "from": days.start, "to": days.end, "rows": rows}

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from starlette.responses import Response
 
 from skeldir.adapters.api.auth import Principal, require_reader
 from skeldir.adapters.api.problem_responses import problem_responses
-from skeldir.base.db import tenant_transaction
+from skeldir.adapters.api.tenant_connection import TenantConnection
 
 router = APIRouter(tags=["dashboard"])
 
@@ -82,9 +82,10 @@ def _iso(moment) -> str | None:
     summary="Ingest and freshness indicators for the key's tenant",
     responses=problem_responses(401, 403),
 )
-async def status(request: Request, principal: Principal = Depends(require_reader)) -> dict:
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        row = await conn.fetchrow(_STATUS_SQL, principal.tenant_id)
+async def status(
+    principal: Principal = Depends(require_reader), *, conn: TenantConnection
+) -> dict:
+    row = await conn.fetchrow(_STATUS_SQL, principal.tenant_id)
     oldest = row["oldest_pending_at"]
     return {
         "tenant_id": str(principal.tenant_id),

@@ -6,7 +6,7 @@ of channels and currencies, so they come whole.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from skeldir.adapters.api.attribution import get_order_attribution
 from skeldir.adapters.api.auth import Principal, require_reader
@@ -30,7 +30,7 @@ from skeldir.adapters.api.report_schemas import (
     DailyRevenuePage,
     ModelComparison,
 )
-from skeldir.base.db import tenant_transaction
+from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
 from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
 
@@ -49,14 +49,14 @@ report_days = day_range(REPORT_MAX_DAYS)
     responses=READER_ERRORS,
 )
 async def daily_revenue(
-    request: Request,
     principal: Principal = Depends(require_reader),
     days: DayRange = Depends(report_days),
     paging: PageRequest = Depends(page_request),
+    *,
+    conn: TenantConnection,
 ) -> dict:
     after = day_key_after(paging.cursor, 2)
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        rows = await daily_revenue_rows(conn, days.start, days.end, after, paging.limit + 1)
+    rows = await daily_revenue_rows(conn, days.start, days.end, after, paging.limit + 1)
     items, next_cursor = page(
         rows, paging.limit, lambda r: (r["day"].isoformat(), r["currency"])
     )
@@ -76,18 +76,16 @@ async def daily_revenue(
     responses=READER_ERRORS,
 )
 async def channels(
-    request: Request,
     principal: Principal = Depends(require_reader),
     model: str = Depends(required_model),
     days: DayRange = Depends(report_days),
     currency: str | None = Depends(currency_filter),
     paging: PageRequest = Depends(page_request),
+    *,
+    conn: TenantConnection,
 ) -> dict:
     after = day_key_after(paging.cursor, 3)
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        rows = await channel_rows(
-            conn, model, days.start, days.end, currency, after, paging.limit + 1
-        )
+    rows = await channel_rows(conn, model, days.start, days.end, currency, after, paging.limit + 1)
     items, next_cursor = page(
         rows, paging.limit, lambda r: (r["day"].isoformat(), r["currency"], r["channel"])
     )
@@ -107,14 +105,14 @@ async def channels(
     responses=READER_ERRORS,
 )
 async def channel_summary(
-    request: Request,
     principal: Principal = Depends(require_reader),
     model: str = Depends(required_model),
     days: DayRange = Depends(report_days),
     currency: str | None = Depends(currency_filter),
+    *,
+    conn: TenantConnection,
 ) -> dict:
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        items = await channel_totals(conn, model, days.start, days.end, currency)
+    items = await channel_totals(conn, model, days.start, days.end, currency)
     return {"model": model, "from": days.start, "to": days.end, "items": items}
 
 
@@ -125,13 +123,13 @@ async def channel_summary(
     responses=READER_ERRORS,
 )
 async def models(
-    request: Request,
     principal: Principal = Depends(require_reader),
     days: DayRange = Depends(report_days),
     currency: str | None = Depends(currency_filter),
+    *,
+    conn: TenantConnection,
 ) -> dict:
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        comparison = await model_comparison(conn, days.start, days.end, currency, MODELS)
+    comparison = await model_comparison(conn, days.start, days.end, currency, MODELS)
     return {"from": days.start, "to": days.end, **comparison}
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from skeldir.adapters.api.auth import Principal, require_admin, require_reader
 from skeldir.adapters.api.problem_responses import problem_responses
+from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.attribution.learning import newest_weights
 from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS
@@ -55,12 +56,12 @@ def data_driven_model(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def get_weights(
-    request: Request,
     principal: Principal = Depends(require_reader),
     model: str = Depends(data_driven_model),
+    *,
+    conn: TenantConnection,
 ) -> dict:
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
-        found = await newest_weights(conn, principal.tenant_id, model)
+    found = await newest_weights(conn, principal.tenant_id, model)
     if found is None:
         raise HTTPException(404, f"no {model} weights learned yet")
     return found

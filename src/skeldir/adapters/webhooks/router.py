@@ -27,9 +27,10 @@ from skeldir.base.http.problems import problem
 from skeldir.base.http.unavailable import database_unavailable
 from skeldir.base.observability import metrics
 from skeldir.domains.ingestion.batching import IngestBatcher
-from skeldir.domains.ingestion.inbox import ingest_arguments, record_dead_event
+from skeldir.domains.ingestion.inbox import IngestResult, ingest_arguments, record_dead_event
 from skeldir.domains.ingestion.privacy import storable_text
 from skeldir.domains.ingestion.provider import (
+    Delivery,
     Provider,
     SignatureError,
     UnprocessableEvent,
@@ -115,34 +116,92 @@ async def _receive(
 ) -> Response:
     started = time.perf_counter()
     label = provider_name or "unknown"
+    try:
+        body = await _capped_body(request, edge.max_body_bytes)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        if _is_ping(label, body, headers):
+            # Answered alike for known and unknown sources; nothing is stored.
+            return _outcome(label, "ping", JSONResponse({"status": "ping"}))
+        _require_json(headers)
+        if options.get("default_topic") and label in TOPIC_HEADERS:
+            headers.setdefault(TOPIC_HEADERS[label], options["default_topic"])
+        source, provider = await _verified(source, label, body, headers)
+        # Refused before anything is stored: the provider retries later.
+        _admit(request, source)
+    except _Refusal as refusal:
+        return _outcome(label, refusal.outcome, refusal.response)
+
+    try:
+        delivery = provider.parse(body, headers)
+        result = await edge.batcher.ingest(
+            ingest_arguments(
+                tenant_id=source.tenant_id,
+                source_id=source.source_id,
+                provider=source.provider,
+                delivery=delivery,
+                stitch_key=source.stitch_key,
+            )
+        )
+    except UnprocessableEvent as exc:  # unreadable, or refused by the ledger (no conversion)
+        return await _dead_letter(edge, source, label, body, headers, str(exc))
+    except DATABASE_UNAVAILABLE_ERRORS:
+        return _unavailable(label)
+    metrics.INGESTION_DURATION.observe(time.perf_counter() - started)
+    await _report_ingested(edge, source, delivery, result)
+    return _outcome(
+        label,
+        result.status,
+        JSONResponse({"status": result.status, "event_id": str(result.event_id)}),
+    )
+
+
+class _Refusal(Exception):
+    """A step's answer that ends the request before anything is stored."""
+
+    def __init__(self, outcome: str, response: Response) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.response = response
+
+
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) when its declared or its actual length is over the limit."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > edge.max_body_bytes):
-        return _outcome(
-            label,
-            "too_large",
-            problem(413, "Payload too large", f"the body limit is {edge.max_body_bytes} bytes"),
-        )
-    body = await _read_capped(request, edge.max_body_bytes)
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _too_large(limit)
+    body = await _read_capped(request, limit)
     if body is None:
-        return _outcome(
-            label,
-            "too_large",
-            problem(413, "Payload too large", f"the body limit is {edge.max_body_bytes} bytes"),
-        )
-    headers = {name.lower(): value for name, value in request.headers.items()}
+        raise _too_large(limit)
+    return body
+
+
+def _too_large(limit: int) -> _Refusal:
+    return _Refusal(
+        "too_large", problem(413, "Payload too large", f"the body limit is {limit} bytes")
+    )
+
+
+def _is_ping(label: str, body: bytes, headers: dict[str, str]) -> bool:
     is_ping = PINGS.get(label)
-    if is_ping is not None and is_ping(body, headers):
-        # Answered alike for known and unknown sources; nothing is stored.
-        return _outcome(label, "ping", JSONResponse({"status": "ping"}))
+    return is_ping is not None and is_ping(body, headers)
+
+
+def _require_json(headers: dict[str, str]) -> None:
     media_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        return _outcome(
-            label,
+        raise _Refusal(
             "unsupported_media_type",
             problem(415, "Unsupported media type", "webhooks are application/json"),
         )
-    if options.get("default_topic") and label in TOPIC_HEADERS:
-        headers.setdefault(TOPIC_HEADERS[label], options["default_topic"])
+
+
+async def _verified(
+    source: ResolvedSource | None, label: str, body: bytes, headers: dict[str, str]
+) -> tuple[ResolvedSource, Provider]:
+    """The source and its provider once the body's signature matches one of its secrets.
+
+    An unknown source is checked against a decoy secret, so it is refused (401) after the
+    same work as a bad signature."""
     provider = PROVIDERS.get(label) or _claimed_provider(headers)
     verification = VerificationContext(source_settings=source.settings if source else {})
     secrets = source.secrets if source else _DECOY_SECRETS
@@ -156,40 +215,27 @@ async def _receive(
     except StaleTimestamp as exc:
         # Raised only after a signature matched one of the source's secrets (decoys never
         # match), so this answer tells the sender nothing it could not sign itself.
-        return _outcome(label, "unauthorized", _stale_timestamp(exc))
+        raise _Refusal("unauthorized", _stale_timestamp(exc)) from None
     except SignatureError:
         verified = False
-    if not verified:
-        return _outcome(
-            label,
+    if source is None or not verified:
+        raise _Refusal(
             "unauthorized",
             problem(401, "Unauthorized", "unknown source or signature does not match"),
         )
-    # Refused before anything is stored: the provider retries later.
+    return source, provider
+
+
+def _admit(request: Request, source: ResolvedSource) -> None:
     refused = rate_limits.refusal(request, rate_limits.WEBHOOKS, source.tenant_id)
     if refused is not None:
-        return _outcome(label, "rate_limited", refused)
+        raise _Refusal("rate_limited", refused)
 
-    try:
-        delivery = provider.parse(body, headers)
-    except UnprocessableEvent as exc:
-        return await _dead_letter(edge, source, label, body, headers, str(exc))
 
-    try:
-        result = await edge.batcher.ingest(
-            ingest_arguments(
-                tenant_id=source.tenant_id,
-                source_id=source.source_id,
-                provider=source.provider,
-                delivery=delivery,
-                stitch_key=source.stitch_key,
-            )
-        )
-    except UnprocessableEvent as exc:  # refused by the ledger (an amount nothing converts)
-        return await _dead_letter(edge, source, label, body, headers, str(exc))
-    except DATABASE_UNAVAILABLE_ERRORS:
-        return _unavailable(label)
-    metrics.INGESTION_DURATION.observe(time.perf_counter() - started)
+async def _report_ingested(
+    edge: WebhookEdge, source: ResolvedSource, delivery: Delivery, result: IngestResult
+) -> None:
+    """Count and log the ingest, and queue the tenant's chain when the event changed an order."""
     context = {
         "tenant_id": str(source.tenant_id),
         "provider": source.provider,
@@ -203,11 +249,6 @@ async def _receive(
         log.info("event_ingested", extra={**context, "topic": delivery.topic})
     if result.needs_chain:
         await edge.schedule_chain(source.tenant_id, context)
-    return _outcome(
-        label,
-        result.status,
-        JSONResponse({"status": result.status, "event_id": str(result.event_id)}),
-    )
 
 
 async def _dead_letter(

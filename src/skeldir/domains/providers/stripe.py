@@ -11,10 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from skeldir.base import money
 from skeldir.domains.ingestion.event import AttributionHints, CommerceEvent, EntryKind, RevenueEntry
 from skeldir.domains.ingestion.privacy import (
     Spec,
@@ -55,6 +53,7 @@ from skeldir.domains.providers.signing import (
     tolerance_seconds,
     usable_secrets,
 )
+from skeldir.domains.providers.stripe_amounts import stripe_amount, to_iso_minor
 
 # Event type -> the kind of object it carries in data.object.
 _OBJECT_KINDS = {
@@ -85,33 +84,6 @@ _INTENT_ID = _stripe_ids("pi_")
 _SESSION_ID = _stripe_ids("cs_")
 _CHARGE_ID = _stripe_ids("ch_", "py_")
 _REFUND_ID = _stripe_ids("re_", "pyr_")
-
-# Stripe's minor units are not always ISO 4217's (docs.stripe.com/currencies): amounts are
-# two-decimal unless the currency is on Stripe's zero- or three-decimal list. ISK and UGX are
-# zero-decimal in ISO but two-decimal at Stripe for backwards compatibility ("to charge 5 ISK,
-# provide an amount value of 500"); UGX is also printed on the zero-decimal list, but the
-# special-cases row is what the API enforces. MGA is zero-decimal at Stripe and two-decimal in
-# ISO. HUF and TWD are zero-decimal at Stripe for payouts only; their charges are two-decimal.
-STRIPE_ZERO_DECIMAL = frozenset(
-    {
-        "BIF",
-        "CLP",
-        "DJF",
-        "GNF",
-        "JPY",
-        "KMF",
-        "KRW",
-        "MGA",
-        "PYG",
-        "RWF",
-        "VND",
-        "VUV",
-        "XAF",
-        "XOF",
-        "XPF",
-    }
-)
-STRIPE_THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
 # A refund that failed or was cancelled returned no money.
 _COUNTED_REFUND_STATUSES = frozenset({"succeeded", "pending"})
@@ -273,16 +245,16 @@ def _commerce_event(
     intent_id = optional_text_id(obj, "payment_intent", where, _INTENT_ID)
     if kind == "payment_intent":
         order_id = required_text_id(obj, "id", where, _INTENT_ID)
-        total = _amount(obj, "amount", currency, where)
-        sold = _amount(obj, "amount_received", currency, where)
+        total = stripe_amount(obj, "amount", currency, where)
+        sold = stripe_amount(obj, "amount_received", currency, where)
     elif kind == "checkout.session":
         order_id = intent_id or required_text_id(obj, "id", where, _SESSION_ID)
-        total = _amount(obj, "amount_total", currency, where)
+        total = stripe_amount(obj, "amount_total", currency, where)
         sold = total if obj.get("payment_status") == "paid" else 0
     else:
         charge_id = required_text_id(obj, "id", where, _CHARGE_ID)
         order_id = intent_id or charge_id
-        total = _amount(obj, "amount", currency, where)
+        total = stripe_amount(obj, "amount", currency, where)
         sold = _captured_amount(obj, currency, where)
     if topic == "charge.refunded":
         entries, total = _refund_entries(obj, charge_id, data, currency, created), 0
@@ -308,7 +280,7 @@ def _captured_amount(charge: Mapping[str, Any], currency: str, where: str) -> in
     if paid is not True or captured is False or charge.get("status") != "succeeded":
         return 0
     key = "amount_captured" if charge.get("amount_captured") is not None else "amount"
-    return _amount(charge, key, currency, where)
+    return stripe_amount(charge, key, currency, where)
 
 
 def _refund_entries(
@@ -342,7 +314,7 @@ def _refund_entries(
         raise UnprocessableEvent("charge.amount_refunded is below its previous value")
     if step == 0:
         return ()
-    minor = _to_iso_minor(step, currency, "charge.amount_refunded")
+    minor = to_iso_minor(step, currency, "charge.amount_refunded")
     # Named by the level reached, so a redelivery books nothing twice and the steps of
     # several events sum to amount_refunded whatever order they arrive in.
     external_id = f"refund:{charge_id}:upto:{level}"
@@ -357,7 +329,7 @@ def _listed_refund(refund: Mapping[str, Any], where: str) -> tuple[RevenueEntry,
         return ()
     refund_id = required_text_id(refund, "id", where, _REFUND_ID)
     currency = required_currency(refund, "currency", where, any_case=True)
-    minor = _amount(refund, "amount", currency, where)
+    minor = stripe_amount(refund, "amount", currency, where)
     occurred_at = required_unix_time(refund, "created", where)
     return (RevenueEntry(f"refund:{refund_id}", EntryKind.REFUND, -minor, currency, occurred_at),)
 
@@ -390,28 +362,3 @@ def _stitch(obj: Mapping[str, Any]) -> StitchRefs:
         cart_token=(metadata.get(CART_TOKEN_KEY),),
         customer_ref=(obj.get("receipt_email"), *emails),
     )
-
-
-def _amount(obj: Mapping[str, Any], key: str, currency: str, where: str) -> int:
-    """The integer amount at `key`, in Stripe's minor units, in ISO 4217 minor units."""
-    return _to_iso_minor(required_minor_amount(obj, key, where), currency, f"{where}.{key}")
-
-
-def _to_iso_minor(amount: int, currency: str, field: str) -> int:
-    try:
-        return iso_minor_units(amount, currency)
-    except money.MoneyError:
-        raise UnprocessableEvent(f"{field} is not an exact amount in range") from None
-
-
-def stripe_exponent(currency: str) -> int:
-    """How many decimals Stripe's integer amounts carry for an upper-case currency code."""
-    if currency in STRIPE_ZERO_DECIMAL:
-        return 0
-    return 3 if currency in STRIPE_THREE_DECIMAL else 2
-
-
-def iso_minor_units(amount: int, currency: str) -> int:
-    """A Stripe amount in ISO 4217 minor units (ISK 500 -> 5, MGA 5 -> 500); MoneyError when
-    it cannot be expressed exactly (fractional ISK from before Stripe disallowed it)."""
-    return money.to_minor(Decimal(f"{amount}E-{stripe_exponent(currency)}"), currency)
