@@ -23,13 +23,13 @@ from skeldir.domains.ingestion.privacy import (
 )
 from skeldir.domains.ingestion.provider import (
     Delivery,
-    SignatureError,
     StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
 from skeldir.domains.providers.payload import (
     PRINTABLE_ID,
+    header_topic,
     header_value,
     load_json_object,
     optional_object,
@@ -41,7 +41,7 @@ from skeldir.domains.providers.payload import (
     required_id,
     stitch_refs,
 )
-from skeldir.domains.providers.signing import base64_digest, check_hmac_sha256, usable_secrets
+from skeldir.domains.providers.signing import check_body_hmac
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "orders/cancelled"})
 REFUND_TOPIC = "refunds/create"
@@ -98,17 +98,10 @@ class ShopifyProvider:
         secrets: Sequence[bytes],
         context: VerificationContext | None = None,
     ) -> None:
-        received = base64_digest(header_value(headers, *_HMAC_HEADERS))
-        if not body:
-            raise SignatureError("body is empty")
-        check_hmac_sha256([received], body, usable_secrets(secrets))
+        check_body_hmac(body, header_value(headers, *_HMAC_HEADERS), secrets)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
-        topic = (header_value(headers, *_TOPIC_HEADERS) or "").lower()
-        if not topic:
-            raise UnprocessableEvent("topic header is missing")
-        if topic not in ORDER_TOPICS and topic != REFUND_TOPIC:
-            raise UnprocessableEvent(f"unsupported topic {topic[:64]!r}")
+        topic = header_topic(headers, _TOPIC_HEADERS, ORDER_TOPICS | {REFUND_TOPIC})
         payload = load_json_object(body)
         if topic == REFUND_TOPIC:
             event, spec, stitch = _refund_event(payload), REFUND_SPEC, StitchRefs()
