@@ -24,7 +24,7 @@ from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.ingestion.provider import Delivery, UnprocessableEvent
 from skeldir.domains.ingestion.touchpoints import tenant_stitch_key
 from skeldir.domains.providers.registry import PROVIDERS
-from skeldir.operations.event_log import EventFilter, Keyset
+from skeldir.operations.event_log import EventFilter, Keyset, keyset_condition
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,12 @@ async def list_dead_events(
 ) -> list[DeadEvent]:
     """Up to `limit` dead events, newest first, from the one after `after`. Never a body."""
     args: list = [tenant_id]
-    conditions = ["tenant_id = $1", *filters.conditions(args), *_status_condition(status)]
-    if after is not None:
-        args.extend(after)
-        conditions.append(f"(received_at, dead_event_id) < (${len(args) - 1}, ${len(args)})")
+    conditions = [
+        "tenant_id = $1",
+        *filters.conditions(args),
+        *_status_condition(status),
+        *keyset_condition(args, after, "dead_event_id", "<"),
+    ]
     args.append(limit)
     async with tenant_transaction(pool, tenant_id) as conn:
         rows = await conn.fetch(

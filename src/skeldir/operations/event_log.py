@@ -44,6 +44,15 @@ class EventFilter:
         return conditions
 
 
+def keyset_condition(args: list, after: Keyset | None, id_column: str, operator: str) -> list[str]:
+    """The SQL condition keeping the rows beyond `after` in (received_at, `id_column`) order,
+    `operator` "<" in a listing newest first, ">" oldest first; its values go onto `args`."""
+    if after is None:
+        return []
+    args.extend(after)
+    return [f"(received_at, {id_column}) {operator} (${len(args) - 1}, ${len(args)})"]
+
+
 def time_bound(text: str, *, end: bool) -> datetime:
     """An ISO date or date-time as a UTC instant. A date means its whole UTC day: as a start its
     first instant, as an end the next day's first (ends are exclusive). No offset means UTC."""
@@ -99,10 +108,11 @@ async def list_events(
 ) -> list[StoredEvent]:
     """Up to `limit` events, newest first, from the one after `after`."""
     args: list = [tenant_id]
-    conditions = ["tenant_id = $1", *filters.conditions(args)]
-    if after is not None:
-        args.extend(after)
-        conditions.append(f"(received_at, event_id) < (${len(args) - 1}, ${len(args)})")
+    conditions = [
+        "tenant_id = $1",
+        *filters.conditions(args),
+        *keyset_condition(args, after, "event_id", "<"),
+    ]
     args.append(limit)
     async with tenant_transaction(pool, tenant_id) as conn:
         rows = await conn.fetch(
