@@ -298,6 +298,17 @@ def stitch_refs(
     )
 
 
+def named_values(items: Any, name_key: str) -> dict[str, Any]:
+    """A list of `{name_key: name, "value": value}` objects as a dict, the first of a repeated
+    name winning; no list, or an item without a string name, reads as nothing (stitching
+    hints are best effort)."""
+    named: dict[str, Any] = {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get(name_key), str):
+            named.setdefault(item[name_key], item.get("value"))
+    return named
+
+
 def _stitch_text(candidates: tuple[Any, ...], max_length: int) -> str | None:
     for value in candidates:
         if isinstance(value, str):

@@ -32,6 +32,7 @@ from skeldir.domains.providers.payload import (
     header_topic,
     header_value,
     load_json_object,
+    named_values,
     optional_object,
     optional_objects,
     optional_str,
@@ -263,14 +264,8 @@ def _hints(order: Mapping[str, Any]) -> AttributionHints:
 
 
 def _stitch(order: Mapping[str, Any]) -> StitchRefs:
-    attributes = order.get("note_attributes")
-    if not isinstance(attributes, list):
-        attributes = []
     # Shopify keeps one value per attribute name; should a name repeat, the first counts.
-    named: dict[str, Any] = {}
-    for attribute in attributes:
-        if isinstance(attribute, Mapping) and isinstance(attribute.get("name"), str):
-            named.setdefault(attribute["name"], attribute.get("value"))
+    named = named_values(order.get("note_attributes"), "name")
     customer = order.get("customer")
     customer_email = customer.get("email") if isinstance(customer, Mapping) else None
     return stitch_refs(

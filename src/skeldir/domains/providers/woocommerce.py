@@ -32,6 +32,7 @@ from skeldir.domains.providers.payload import (
     header_topic,
     header_value,
     load_json_object,
+    named_values,
     optional_objects,
     optional_str,
     optional_timestamp,
@@ -258,14 +259,8 @@ def _hints(order: Mapping[str, Any]) -> AttributionHints:
 
 
 def _stitch(order: Mapping[str, Any]) -> StitchRefs:
-    entries = order.get("meta_data")
-    if not isinstance(entries, list):
-        entries = []
-    meta: dict[str, Any] = {}
-    for entry in entries:
-        # The first entry of a key wins, as WooCommerce's get_meta() reads it.
-        if isinstance(entry, Mapping) and isinstance(entry.get("key"), str):
-            meta.setdefault(entry["key"], entry.get("value"))
+    # The first entry of a key wins, as WooCommerce's get_meta() reads it.
+    meta = named_values(order.get("meta_data"), "key")
     billing = order.get("billing")
     return stitch_refs(
         visitor_id=(meta.get(VISITOR_ID_META),),
