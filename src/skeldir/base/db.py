@@ -142,9 +142,20 @@ def owner_connection(
     """A connection as the owner role, for migrations and operator commands."""
     if not settings.owner_database_url:
         raise DatabaseNotConfigured("SKELDIR_OWNER_DATABASE_URL is not set and no data dir is up")
-    with psycopg.connect(
-        settings.owner_database_url,
-        autocommit=autocommit,
-        connect_timeout=settings.db_connect_timeout_seconds,
-    ) as conn:
+    with _connect(settings, settings.owner_database_url, autocommit) as conn:
         yield conn
+
+
+@contextmanager
+def runtime_connection(settings: Settings) -> Iterator[psycopg.Connection]:
+    """An autocommit connection as the runtime role, for checks of what that role may do."""
+    if not settings.database_url:
+        raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
+    with _connect(settings, settings.database_url, autocommit=True) as conn:
+        yield conn
+
+
+def _connect(settings: Settings, url: str, autocommit: bool) -> psycopg.Connection:
+    return psycopg.connect(
+        url, autocommit=autocommit, connect_timeout=settings.db_connect_timeout_seconds
+    )

@@ -9,8 +9,8 @@ to be safe.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 
 import httpx
@@ -23,7 +23,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import DatabaseNotConfigured, owner_connection
+from skeldir.base.db import DatabaseNotConfigured, owner_connection, runtime_connection
 from skeldir.deployment import migrate
 
 OK, FAIL, WARN = "ok", "fail", "warn"
@@ -67,7 +67,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
     """Every check, in a fixed order, one result each."""
     with ExitStack() as stack:
         owner, owner_error = _open(stack, lambda: owner_connection(settings, autocommit=True))
-        runtime, runtime_error = _open(stack, lambda: _runtime_connection(settings))
+        runtime, runtime_error = _open(stack, lambda: runtime_connection(settings))
         no_owner = _unconnected("owner", owner_error)
         no_runtime = _unconnected("runtime", runtime_error)
         findings = {
@@ -307,18 +307,6 @@ def api_answers(public_url: str) -> Finding:
     if response.status_code != 200:
         return fail(f"{url} answered {response.status_code}", "see the API log")
     return ok(f"{url} answers")
-
-
-@contextmanager
-def _runtime_connection(settings: Settings) -> Iterator[psycopg.Connection]:
-    if not settings.database_url:
-        raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
-    with psycopg.connect(
-        settings.database_url,
-        autocommit=True,
-        connect_timeout=settings.db_connect_timeout_seconds,
-    ) as conn:
-        yield conn
 
 
 def _open(stack: ExitStack, opener: Callable[[], AbstractContextManager]):

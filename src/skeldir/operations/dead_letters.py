@@ -24,7 +24,7 @@ from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.ingestion.provider import Delivery, UnprocessableEvent
 from skeldir.domains.ingestion.touchpoints import tenant_stitch_key
 from skeldir.domains.providers.registry import PROVIDERS
-from skeldir.operations.event_log import EventFilter, Keyset
+from skeldir.operations.event_log import EventFilter, Keyset, newest_first
 
 log = logging.getLogger(__name__)
 
@@ -77,21 +77,16 @@ async def list_dead_events(
     after: Keyset | None = None,
 ) -> list[DeadEvent]:
     """Up to `limit` dead events, newest first, from the one after `after`. Never a body."""
-    args: list = [tenant_id]
-    conditions = ["tenant_id = $1", *filters.conditions(args), *_status_condition(status)]
-    if after is not None:
-        args.extend(after)
-        conditions.append(f"(received_at, dead_event_id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit)
-    async with tenant_transaction(pool, tenant_id) as conn:
-        rows = await conn.fetch(
-            "SELECT dead_event_id, provider, topic, reason, received_at, replayed_at,"
-            " replayed_event_id, replay_attempts, last_replay_error FROM dead_events"
-            f" WHERE {' AND '.join(conditions)}"
-            f" ORDER BY received_at DESC, dead_event_id DESC LIMIT ${len(args)}",
-            *args,
-        )
-    return [DeadEvent(**row) for row in rows]
+    return await newest_first(
+        pool,
+        tenant_id,
+        "dead_events",
+        DeadEvent,
+        filters,
+        conditions=_status_condition(status),
+        limit=limit,
+        after=after,
+    )
 
 
 async def dead_event_ids(

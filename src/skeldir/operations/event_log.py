@@ -7,8 +7,10 @@ Listings carry no payload: stored payloads are redacted, but an operator listing
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, timezone
+from typing import TypeVar
 
 import asyncpg
 
@@ -20,6 +22,7 @@ _MAX_BOUND_LENGTH = 64
 
 # A position in a listing: the (received_at, id) of the last row seen.
 Keyset = tuple[datetime, uuid.UUID]
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,15 @@ class EventFilter:
                 args.append(value)
                 conditions.append(f"{column} {operator} ${len(args)}")
         return conditions
+
+
+def keyset_condition(args: list, after: Keyset | None, id_column: str, operator: str) -> list[str]:
+    """The SQL condition keeping the rows beyond `after` in (received_at, `id_column`) order,
+    `operator` "<" in a listing newest first, ">" oldest first; its values go onto `args`."""
+    if after is None:
+        return []
+    args.extend(after)
+    return [f"(received_at, {id_column}) {operator} (${len(args) - 1}, ${len(args)})"]
 
 
 def time_bound(text: str, *, end: bool) -> datetime:
@@ -98,21 +110,40 @@ async def list_events(
     after: Keyset | None = None,
 ) -> list[StoredEvent]:
     """Up to `limit` events, newest first, from the one after `after`."""
+    return await newest_first(
+        pool, tenant_id, "webhook_events", StoredEvent, filters, limit=limit, after=after
+    )
+
+
+async def newest_first(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    table: str,
+    row_type: type[Row],
+    filters: EventFilter,
+    *,
+    conditions: Sequence[str] = (),
+    limit: int,
+    after: Keyset | None,
+) -> list[Row]:
+    """Up to `limit` rows of an event `table` that match, newest first, from the one after
+    `after`, as `row_type`: a dataclass naming the columns read, the table's id first."""
+    columns = [field.name for field in fields(row_type)]
     args: list = [tenant_id]
-    conditions = ["tenant_id = $1", *filters.conditions(args)]
-    if after is not None:
-        args.extend(after)
-        conditions.append(f"(received_at, event_id) < (${len(args) - 1}, ${len(args)})")
+    where = [
+        "tenant_id = $1",
+        *filters.conditions(args),
+        *conditions,
+        *keyset_condition(args, after, columns[0], "<"),
+    ]
     args.append(limit)
     async with tenant_transaction(pool, tenant_id) as conn:
         rows = await conn.fetch(
-            "SELECT event_id, provider, topic, external_order_id, received_at,"
-            " signature_verified, reparsed_at FROM webhook_events"
-            f" WHERE {' AND '.join(conditions)}"
-            f" ORDER BY received_at DESC, event_id DESC LIMIT ${len(args)}",
+            f"SELECT {', '.join(columns)} FROM {table} WHERE {' AND '.join(where)}"
+            f" ORDER BY received_at DESC, {columns[0]} DESC LIMIT ${len(args)}",
             *args,
         )
-    return [StoredEvent(**row) for row in rows]
+    return [row_type(**row) for row in rows]
 
 
 async def count_events(pool: asyncpg.Pool, tenant_id: uuid.UUID, filters: EventFilter) -> int:

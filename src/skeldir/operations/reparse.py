@@ -28,7 +28,7 @@ from skeldir.domains.ingestion.inbox import (
 )
 from skeldir.domains.ingestion.provider import Delivery, UnprocessableEvent
 from skeldir.domains.providers.registry import PROVIDERS, TOPIC_HEADERS
-from skeldir.operations.event_log import EventFilter, Keyset
+from skeldir.operations.event_log import EventFilter, Keyset, keyset_condition
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +116,11 @@ async def _next_batch(
     conn: asyncpg.Connection, tenant_id: uuid.UUID, filters: EventFilter, after: Keyset | None
 ) -> list[asyncpg.Record]:
     args: list = [tenant_id]
-    conditions = ["tenant_id = $1", *filters.conditions(args)]
-    if after is not None:
-        args.extend(after)
-        conditions.append(f"(received_at, event_id) > (${len(args) - 1}, ${len(args)})")
+    conditions = [
+        "tenant_id = $1",
+        *filters.conditions(args),
+        *keyset_condition(args, after, "event_id", ">"),
+    ]
     args.append(BATCH_SIZE)
     return await conn.fetch(
         "SELECT event_id, source_id, provider, topic, dedupe_key, received_at, payload"

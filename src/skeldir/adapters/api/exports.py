@@ -12,6 +12,7 @@ import asyncio
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from datetime import date
 from enum import Enum
 from typing import IO
 
@@ -51,6 +52,8 @@ _FILE_RESPONSE = {
 export_days = day_range(EXPORT_MAX_DAYS)
 
 RowSource = Callable[[asyncpg.Connection], AsyncIterator[exports.Chunk]]
+# The rows of an export for (start day, end day, model or None for every model).
+RowReader = Callable[[asyncpg.Connection, date, date, str | None], AsyncIterator[exports.Chunk]]
 
 
 _SEND_PIECE_BYTES = 64 * 1024
@@ -153,48 +156,49 @@ def _filename(name: str, days: DayRange, model: str | None) -> str:
     return "_".join([name, *([model] if model else []), str(days.start), str(days.end)])
 
 
-@router.get(
-    "/channel-performance.{file_format}",
-    summary="Channel performance per model, day, currency and channel as a CSV or Parquet file",
-    response_class=StreamingResponse,
-    responses=_FILE_RESPONSE,
-)
-async def channel_performance(
-    request: Request,
-    file_format: FileFormat,
-    # First: a request without a valid key learns nothing, not even that a parameter is wrong.
-    principal: Principal = Depends(require_reader),
-    days: DayRange = Depends(export_days),
-    model: str | None = Depends(optional_model),
-) -> Response:
-    return await _export(
-        request,
-        principal,
-        exports.CHANNEL_PERFORMANCE,
-        file_format,
-        lambda conn: exports.channel_performance_rows(conn, days.start, days.end, model),
-        _filename("channel-performance", days, model),
+def _add_export_route(name: str, export: exports.Export, read: RowReader, summary: str) -> None:
+    """GET /api/exports/{name}.csv or .parquet: the rows `read` gives for the days and model
+    asked for, in a file named after them."""
+
+    async def endpoint(
+        request: Request,
+        file_format: FileFormat,
+        # First: a request without a valid key learns nothing, not even that a parameter is
+        # wrong.
+        principal: Principal = Depends(require_reader),
+        days: DayRange = Depends(export_days),
+        model: str | None = Depends(optional_model),
+    ) -> Response:
+        return await _export(
+            request,
+            principal,
+            export,
+            file_format,
+            lambda conn: read(conn, days.start, days.end, model),
+            _filename(name, days, model),
+        )
+
+    router.add_api_route(
+        f"/{name}.{{file_format}}",
+        endpoint,
+        methods=["GET"],
+        # The operation ids in the OpenAPI document are made from this name.
+        name=name.replace("-", "_"),
+        summary=summary,
+        response_class=StreamingResponse,
+        responses=_FILE_RESPONSE,
     )
 
 
-@router.get(
-    "/allocations.{file_format}",
-    summary="Each order's net and gross credit per model and channel as a CSV or Parquet file",
-    response_class=StreamingResponse,
-    responses=_FILE_RESPONSE,
+_add_export_route(
+    "channel-performance",
+    exports.CHANNEL_PERFORMANCE,
+    exports.channel_performance_rows,
+    "Channel performance per model, day, currency and channel as a CSV or Parquet file",
 )
-async def allocations(
-    request: Request,
-    file_format: FileFormat,
-    principal: Principal = Depends(require_reader),
-    days: DayRange = Depends(export_days),
-    model: str | None = Depends(optional_model),
-) -> Response:
-    return await _export(
-        request,
-        principal,
-        exports.ALLOCATIONS,
-        file_format,
-        lambda conn: exports.allocation_rows(conn, days.start, days.end, model),
-        _filename("allocations", days, model),
-    )
+_add_export_route(
+    "allocations",
+    exports.ALLOCATIONS,
+    exports.allocation_rows,
+    "Each order's net and gross credit per model and channel as a CSV or Parquet file",
+)

@@ -6,6 +6,8 @@ of channels and currencies, so they come whole.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import APIRouter, Depends
 
 from skeldir.adapters.api.attribution import get_order_attribution
@@ -38,6 +40,23 @@ router = APIRouter(prefix="/api/reports", tags=["reports"])
 
 report_days = day_range(REPORT_MAX_DAYS)
 
+
+async def _report_page(
+    days: DayRange,
+    paging: PageRequest,
+    sort_fields: tuple[str, ...],
+    read: Callable[[tuple | None, int], Awaitable[list]],
+) -> dict:
+    """One keyset page of a report sorted by day, then by the text `sort_fields`:
+    `read(after, n)` fetches at most n rows after the sort key `after` (None: from the start)."""
+    after = day_key_after(paging.cursor, 1 + len(sort_fields))
+    rows = await read(after, paging.limit + 1)
+    items, next_cursor = page(
+        rows, paging.limit, lambda r: (r["day"].isoformat(), *(r[f] for f in sort_fields))
+    )
+    return {"from": days.start, "to": days.end, "items": items, "next_cursor": next_cursor}
+
+
 # In every route the key is checked first: without one, a request learns nothing, not even that
 # a parameter is wrong.
 
@@ -55,18 +74,14 @@ async def daily_revenue(
     *,
     conn: TenantConnection,
 ) -> dict:
-    after = day_key_after(paging.cursor, 2)
-    rows = await daily_revenue_rows(conn, days.start, days.end, after, paging.limit + 1)
-    items, next_cursor = page(
-        rows, paging.limit, lambda r: (r["day"].isoformat(), r["currency"])
+    report = await _report_page(
+        days,
+        paging,
+        ("currency",),
+        lambda after, n: daily_revenue_rows(conn, days.start, days.end, after, n),
     )
-    return {
-        "from": days.start,
-        "to": days.end,
-        "items": items,
-        "next_cursor": next_cursor,
-        "days": items,
-    }
+    # `days` repeats the rows for clients written before paging.
+    return {**report, "days": report["items"]}
 
 
 @router.get(
@@ -84,18 +99,13 @@ async def channels(
     *,
     conn: TenantConnection,
 ) -> dict:
-    after = day_key_after(paging.cursor, 3)
-    rows = await channel_rows(conn, model, days.start, days.end, currency, after, paging.limit + 1)
-    items, next_cursor = page(
-        rows, paging.limit, lambda r: (r["day"].isoformat(), r["currency"], r["channel"])
+    report = await _report_page(
+        days,
+        paging,
+        ("currency", "channel"),
+        lambda after, n: channel_rows(conn, model, days.start, days.end, currency, after, n),
     )
-    return {
-        "model": model,
-        "from": days.start,
-        "to": days.end,
-        "items": items,
-        "next_cursor": next_cursor,
-    }
+    return {"model": model, **report}
 
 
 @router.get(

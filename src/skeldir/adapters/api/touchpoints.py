@@ -15,6 +15,7 @@ from skeldir.adapters.api.auth import bearer_principal
 from skeldir.adapters.api.problem_responses import problem_responses
 from skeldir.base.db import tenant_transaction
 from skeldir.base.http import rate_limits
+from skeldir.base.http.bodies import read_capped
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
 
@@ -42,18 +43,6 @@ async def _collector(request: Request) -> uuid.UUID:
     return principal.tenant_id
 
 
-async def _capped_body(request: Request) -> bytes | None:
-    """The body, or None once it passes _MAX_BODY: a chunked body declares no length, so the
-    reading itself stops there rather than holding whatever a client sends."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > _MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.options("/api/touchpoints", include_in_schema=False)
 async def touchpoints_preflight() -> Response:
     return Response(status_code=204, headers=_CORS)
@@ -66,7 +55,7 @@ async def touchpoints_preflight() -> Response:
 )
 async def collect_touchpoints(request: Request) -> JSONResponse:
     tenant_id = await _collector(request)
-    body = await _capped_body(request)
+    body = await read_capped(request, _MAX_BODY)
     if body is None:
         raise HTTPException(413, f"the body limit is {_MAX_BODY} bytes", headers=_CORS)
     try:

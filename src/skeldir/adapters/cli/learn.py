@@ -3,7 +3,6 @@ of the window they were learned from (the scheduled learner runs hourly)."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 
 import click
@@ -12,25 +11,18 @@ from skeldir.adapters.cli.output import emit, json_option
 from skeldir.adapters.cli.root import (
     follow_worker,
     main,
+    mark_range,
     operator_errors,
     operator_settings,
     run_as_runtime,
+    wait_options,
 )
 from skeldir.domains.attribution.learning import learn_weights
-from skeldir.operations import reattribution
 
 
 @main.command()
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
-@click.option(
-    "--wait/--no-wait",
-    default=True,
-    show_default=True,
-    help="Follow the worker until the window's orders are attributed with the new weights.",
-)
-@click.option(
-    "--timeout", default=3600, show_default=True, type=int, help="Seconds to wait at most."
-)
+@wait_options("Follow the worker until the window's orders are attributed with the new weights.")
 @json_option
 @click.pass_context
 def learn(
@@ -47,11 +39,7 @@ def learn(
                 "no converting journey in the lookback window: nothing to learn from yet"
             )
         first_day, last_day = learned[0].window_start.date(), learned[0].window_end.date()
-        total = await reattribution.orders_in_range(pool, tenant_id, first_day, last_day)
-        with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
-            marked = await reattribution.mark_range_pending(
-                pool, tenant_id, first_day, last_day, on_batch=bar.update
-            )
+        _, marked = await mark_range(pool, tenant_id, first_day, last_day)
         if wait and marked:
             await follow_worker(pool, tenant_id, timeout)
         return {

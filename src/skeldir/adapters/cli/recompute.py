@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 
 import click
 
 from skeldir.adapters.cli.output import emit, json_option
-from skeldir.adapters.cli.root import follow_worker, main, operator_settings, run_as_runtime
-from skeldir.operations import reattribution
+from skeldir.adapters.cli.root import (
+    follow_worker,
+    main,
+    mark_range,
+    operator_settings,
+    run_as_runtime,
+    wait_options,
+)
 
 
 @main.command()
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.option("--from", "start", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--to", "end", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
-@click.option(
-    "--wait/--no-wait",
-    default=True,
-    show_default=True,
-    help="Follow the worker until every order of the range is attributed again.",
-)
-@click.option(
-    "--timeout", default=3600, show_default=True, type=int, help="Seconds to wait at most."
-)
+@wait_options("Follow the worker until every order of the range is attributed again.")
 @json_option
 @click.pass_context
 def recompute(
@@ -37,11 +34,7 @@ def recompute(
         raise click.UsageError("--to is before --from")
     # One pool for the whole command: counting, marking and following the worker.
     async def mark_and_follow(pool) -> int:
-        total = await reattribution.orders_in_range(pool, tenant_id, first, last)
-        with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
-            await reattribution.mark_range_pending(
-                pool, tenant_id, first, last, on_batch=bar.update
-            )
+        total, _ = await mark_range(pool, tenant_id, first, last)
         if wait and total:
             await follow_worker(pool, tenant_id, timeout)
         return total

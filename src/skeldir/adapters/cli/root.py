@@ -1,5 +1,6 @@
 """The `skeldir` group and the helpers its commands share: the operator's settings, the
-runtime role's pool, operator mistakes as one-line errors, following the worker.
+runtime role's pool, operator mistakes as one-line errors, marking orders to re-attribute and
+following the worker.
 
 The commands live beside it, one module per concept, each adding itself to `main`."""
 
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import TypeVar
 
 import click
@@ -51,6 +53,31 @@ def run_as_runtime(settings: Settings, action: Callable[..., Awaitable[T]]) -> T
             await pool.close()
 
     return asyncio.run(with_pool())
+
+
+def wait_options(wait_help: str) -> Callable[[Callable], Callable]:
+    """The `--wait/--no-wait` and `--timeout` options of a command that can follow the worker."""
+
+    def add(command: Callable) -> Callable:
+        command = click.option(
+            "--timeout", default=3600, show_default=True, type=int, help="Seconds to wait at most."
+        )(command)
+        return click.option(
+            "--wait/--no-wait", default=True, show_default=True, help=wait_help
+        )(command)
+
+    return add
+
+
+async def mark_range(pool, tenant_id: uuid.UUID, first: date, last: date) -> tuple[int, int]:
+    """Mark the orders of days `first` to `last` for re-attribution, with a progress bar:
+    (orders counted first, orders marked)."""
+    total = await reattribution.orders_in_range(pool, tenant_id, first, last)
+    with click.progressbar(length=total, label="marking orders", file=sys.stderr) as bar:
+        marked = await reattribution.mark_range_pending(
+            pool, tenant_id, first, last, on_batch=bar.update
+        )
+    return total, marked
 
 
 async def follow_worker(pool, tenant_id: uuid.UUID, timeout: int) -> None:

@@ -23,6 +23,7 @@ from skeldir.adapters.webhooks.sources import ResolvedSource, SourceResolver
 from skeldir.base.crypto import SecretBox
 from skeldir.base.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.base.http import rate_limits
+from skeldir.base.http.bodies import read_capped
 from skeldir.base.http.problems import problem
 from skeldir.base.http.unavailable import database_unavailable
 from skeldir.base.observability import metrics
@@ -169,7 +170,7 @@ async def _capped_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise _too_large(limit)
-    body = await _read_capped(request, limit)
+    body = await read_capped(request, limit)
     if body is None:
         raise _too_large(limit)
     return body
@@ -299,17 +300,6 @@ def _claimed_provider(headers: dict[str, str]) -> Provider:
         if any(header in headers for header in signature_headers):
             return PROVIDERS[name]
     return PROVIDERS["shopify"]
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def delivery_topic(body: bytes) -> str | None:

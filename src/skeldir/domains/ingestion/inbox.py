@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,6 +36,18 @@ def ledger_refusal(exc: asyncpg.PostgresError) -> UnprocessableEvent | None:
     if getattr(exc, "sqlstate", None) != LEDGER_REFUSED_SQLSTATE:
         return None
     return UnprocessableEvent(getattr(exc, "message", None) or str(exc))
+
+
+@contextmanager
+def _refusals_unprocessable() -> Iterator[None]:
+    """Raises the ledger's refusal of an event as UnprocessableEvent; other errors as they are."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        refusal = ledger_refusal(exc)
+        if refusal is None:
+            raise
+        raise refusal from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +157,7 @@ async def ingest(
 async def ingest_one(
     executor: asyncpg.Pool | asyncpg.Connection, event: IngestArguments, chain_stale: timedelta
 ) -> IngestResult:
-    try:
+    with _refusals_unprocessable():
         row = await executor.fetchrow(
             _INGEST_SQL,
             event.tenant_id,
@@ -156,11 +170,6 @@ async def ingest_one(
             event.entries,
             chain_stale,
         )
-    except asyncpg.PostgresError as exc:
-        refusal = ledger_refusal(exc)
-        if refusal is None:
-            raise
-        raise refusal from None
     return IngestResult(row["status"], row["event_id"], row["order_id"], row["needs_chain"])
 
 
@@ -170,7 +179,7 @@ async def ingest_many(
     """Every event in one round trip and one transaction: all are stored or none is. Each event
     sets its own tenant context inside, so events of different tenants may share a call. One
     event the ledger refuses fails the call (the batcher then stores each event alone)."""
-    try:
+    with _refusals_unprocessable():
         rows = await pool.fetch(
             _INGEST_MANY_SQL,
             [e.tenant_id for e in events],
@@ -183,11 +192,6 @@ async def ingest_many(
             [_json(e.entries) for e in events],
             chain_stale,
         )
-    except asyncpg.PostgresError as exc:
-        refusal = ledger_refusal(exc)
-        if refusal is None:
-            raise
-        raise refusal from None
     results: list[IngestResult | None] = [None] * len(events)
     for row in rows:
         results[row["ordinal"] - 1] = IngestResult(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,6 +43,16 @@ def header_value(headers: Mapping[str, str], *names: str) -> str | None:
         if value is not None and value.strip():
             return value.strip()
     return None
+
+
+def header_topic(headers: Mapping[str, str], names: tuple[str, ...], topics: Container[str]) -> str:
+    """The lower-cased topic in the first of the headers `names` present, one of `topics`."""
+    topic = (header_value(headers, *names) or "").lower()
+    if not topic:
+        raise UnprocessableEvent("topic header is missing")
+    if topic not in topics:
+        raise UnprocessableEvent(f"unsupported topic {topic[:64]!r}")
+    return topic
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:
@@ -286,6 +296,17 @@ def stitch_refs(
         cart_token=_stitch_text(cart_token, MAX_TOKEN),
         customer_ref=_stitch_text(customer_ref, MAX_CUSTOMER_REF),
     )
+
+
+def named_values(items: Any, name_key: str) -> dict[str, Any]:
+    """A list of `{name_key: name, "value": value}` objects as a dict, the first of a repeated
+    name winning; no list, or an item without a string name, reads as nothing (stitching
+    hints are best effort)."""
+    named: dict[str, Any] = {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get(name_key), str):
+            named.setdefault(item[name_key], item.get("value"))
+    return named
 
 
 def _stitch_text(candidates: tuple[Any, ...], max_length: int) -> str | None:

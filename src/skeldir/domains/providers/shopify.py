@@ -23,15 +23,16 @@ from skeldir.domains.ingestion.privacy import (
 )
 from skeldir.domains.ingestion.provider import (
     Delivery,
-    SignatureError,
     StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
 from skeldir.domains.providers.payload import (
     PRINTABLE_ID,
+    header_topic,
     header_value,
     load_json_object,
+    named_values,
     optional_object,
     optional_objects,
     optional_str,
@@ -41,7 +42,7 @@ from skeldir.domains.providers.payload import (
     required_id,
     stitch_refs,
 )
-from skeldir.domains.providers.signing import base64_digest, check_hmac_sha256, usable_secrets
+from skeldir.domains.providers.signing import check_body_hmac
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "orders/cancelled"})
 REFUND_TOPIC = "refunds/create"
@@ -98,17 +99,10 @@ class ShopifyProvider:
         secrets: Sequence[bytes],
         context: VerificationContext | None = None,
     ) -> None:
-        received = base64_digest(header_value(headers, *_HMAC_HEADERS))
-        if not body:
-            raise SignatureError("body is empty")
-        check_hmac_sha256([received], body, usable_secrets(secrets))
+        check_body_hmac(body, header_value(headers, *_HMAC_HEADERS), secrets)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
-        topic = (header_value(headers, *_TOPIC_HEADERS) or "").lower()
-        if not topic:
-            raise UnprocessableEvent("topic header is missing")
-        if topic not in ORDER_TOPICS and topic != REFUND_TOPIC:
-            raise UnprocessableEvent(f"unsupported topic {topic[:64]!r}")
+        topic = header_topic(headers, _TOPIC_HEADERS, ORDER_TOPICS | {REFUND_TOPIC})
         payload = load_json_object(body)
         if topic == REFUND_TOPIC:
             event, spec, stitch = _refund_event(payload), REFUND_SPEC, StitchRefs()
@@ -270,14 +264,8 @@ def _hints(order: Mapping[str, Any]) -> AttributionHints:
 
 
 def _stitch(order: Mapping[str, Any]) -> StitchRefs:
-    attributes = order.get("note_attributes")
-    if not isinstance(attributes, list):
-        attributes = []
     # Shopify keeps one value per attribute name; should a name repeat, the first counts.
-    named: dict[str, Any] = {}
-    for attribute in attributes:
-        if isinstance(attribute, Mapping) and isinstance(attribute.get("name"), str):
-            named.setdefault(attribute["name"], attribute.get("value"))
+    named = named_values(order.get("note_attributes"), "name")
     customer = order.get("customer")
     customer_email = customer.get("email") if isinstance(customer, Mapping) else None
     return stitch_refs(

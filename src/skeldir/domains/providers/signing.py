@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import hmac
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from skeldir.domains.ingestion.provider import SignatureError, VerificationContext
 
@@ -60,6 +60,23 @@ def check_hmac_sha256(received: Iterable[bytes], message: bytes, keys: Iterable[
             matched |= hmac.compare_digest(candidate, digest)
     if not matched:
         raise SignatureError("signature does not match any secret")
+
+
+def check_body_hmac(
+    body: bytes,
+    signature: str | None,
+    secrets: Sequence[bytes],
+    signing_key: Callable[[bytes], bytes] | None = None,
+) -> None:
+    """SignatureError unless `signature` is the base64 HMAC-SHA256 of the raw, non-empty body
+    under a secret (or under `signing_key(secret)`); the scheme has no timestamp."""
+    received = base64_digest(signature)
+    if not body:
+        raise SignatureError("body is empty")
+    keys = usable_secrets(secrets)
+    if signing_key is not None:
+        keys = [signing_key(secret) for secret in keys]
+    check_hmac_sha256([received], body, keys)
 
 
 def tolerance_seconds(context: VerificationContext) -> float:

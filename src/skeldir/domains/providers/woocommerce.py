@@ -24,14 +24,15 @@ from skeldir.domains.ingestion.privacy import (
 )
 from skeldir.domains.ingestion.provider import (
     Delivery,
-    SignatureError,
     StitchRefs,
     UnprocessableEvent,
     VerificationContext,
 )
 from skeldir.domains.providers.payload import (
+    header_topic,
     header_value,
     load_json_object,
+    named_values,
     optional_objects,
     optional_str,
     optional_timestamp,
@@ -41,7 +42,7 @@ from skeldir.domains.providers.payload import (
     required_id,
     stitch_refs,
 )
-from skeldir.domains.providers.signing import base64_digest, check_hmac_sha256, usable_secrets
+from skeldir.domains.providers.signing import check_body_hmac
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 # Paid or being fulfilled. A refunded order was paid too: its refunds[] net the sale to zero,
@@ -169,18 +170,11 @@ class WooCommerceProvider:
         secrets: Sequence[bytes],
         context: VerificationContext | None = None,
     ) -> None:
-        received = base64_digest(header_value(headers, _SIGNATURE_HEADER))
-        if not body:
-            raise SignatureError("body is empty")
-        keys = [wordpress_signing_key(secret) for secret in usable_secrets(secrets)]
-        check_hmac_sha256([received], body, keys)
+        signature = header_value(headers, _SIGNATURE_HEADER)
+        check_body_hmac(body, signature, secrets, wordpress_signing_key)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
-        topic = (header_value(headers, _TOPIC_HEADER) or "").lower()
-        if not topic:
-            raise UnprocessableEvent("topic header is missing")
-        if topic not in ORDER_TOPICS:
-            raise UnprocessableEvent(f"unsupported topic {topic[:64]!r}")
+        topic = header_topic(headers, (_TOPIC_HEADER,), ORDER_TOPICS)
         payload = load_json_object(body)
         event = _order_event(topic, payload)
         return Delivery(
@@ -265,14 +259,8 @@ def _hints(order: Mapping[str, Any]) -> AttributionHints:
 
 
 def _stitch(order: Mapping[str, Any]) -> StitchRefs:
-    entries = order.get("meta_data")
-    if not isinstance(entries, list):
-        entries = []
-    meta: dict[str, Any] = {}
-    for entry in entries:
-        # The first entry of a key wins, as WooCommerce's get_meta() reads it.
-        if isinstance(entry, Mapping) and isinstance(entry.get("key"), str):
-            meta.setdefault(entry["key"], entry.get("value"))
+    # The first entry of a key wins, as WooCommerce's get_meta() reads it.
+    meta = named_values(order.get("meta_data"), "key")
     billing = order.get("billing")
     return stitch_refs(
         visitor_id=(meta.get(VISITOR_ID_META),),

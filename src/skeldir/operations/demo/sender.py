@@ -10,6 +10,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -94,15 +95,8 @@ def wait_until_reported(
     deadline = time.monotonic() + timeout
     last = None
     while True:
-        response = _request(
-            client,
-            "GET",
-            f"{public_url}/api/status",
-            headers={"Authorization": f"Bearer {api_key}"},
-        )
-        if response.status_code != 200:
-            raise DemoError(f"GET /api/status answered {response.status_code}: {response.text}")
-        freshness = response.json()["freshness"]
+        status = _api_json(client, "GET", f"{public_url}/api/status", api_key, "GET /api/status")
+        freshness = status["freshness"]
         counts = (freshness["pending_orders"], freshness["report_dirty_orders"])
         if counts != last:
             on_progress(*counts)
@@ -120,14 +114,15 @@ def wait_until_reported(
 def learn_weights(client: httpx.Client, public_url: str, api_key: str) -> dict:
     """Learn the Markov and Shapley weights now (`POST /api/attribution/weights/learn`), so the
     demo's orders are credited under all eight models; the chain then re-attributes them."""
-    response = _request(
-        client,
-        "POST",
-        f"{public_url}/api/attribution/weights/learn",
-        headers={"Authorization": f"Bearer {api_key}"},
-    )
+    url = f"{public_url}/api/attribution/weights/learn"
+    return _api_json(client, "POST", url, api_key, "learning the weights")
+
+
+def _api_json(client: httpx.Client, method: str, url: str, api_key: str, what: str) -> Any:
+    """The JSON a call with the tenant's key answers; a DemoError naming `what` unless a 200."""
+    response = _request(client, method, url, headers={"Authorization": f"Bearer {api_key}"})
     if response.status_code != 200:
-        raise DemoError(f"learning the weights answered {response.status_code}: {response.text}")
+        raise DemoError(f"{what} answered {response.status_code}: {response.text}")
     return response.json()
 
 
