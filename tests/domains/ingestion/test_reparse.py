@@ -30,7 +30,7 @@ from skeldir.domains.providers.shopify import ShopifyProvider
 from skeldir.operations import reparse
 from skeldir.operations.event_log import EventFilter
 
-OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def delivery_headers(provider: str, fixture_name: str) -> dict[str, str]:

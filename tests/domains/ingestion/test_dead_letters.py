@@ -26,7 +26,7 @@ from skeldir.operations.event_log import EventFilter
 pytestmark = pytest.mark.anyio
 
 STRIPE_SECRET = "whsec_test_replay_secret"
-STRIPE_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "stripe" / (
+STRIPE_FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "stripe" / (
     "payment_intent.succeeded__jpy.json"
 )
 
