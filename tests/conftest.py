@@ -22,6 +22,13 @@ from skeldir.deployment.provision import drop, provision, role_url
 from skeldir.embedded.postgres import EmbeddedPostgres
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Database tests sit beside the code they test, so a path cannot select them; the fixture can.
+    for item in items:
+        if "database" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
