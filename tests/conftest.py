@@ -8,12 +8,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from databases import new_roles
 from db_helpers import create_tenant
+from skeldir.adapters.app import create_app
 from skeldir.base.config import Settings
 from skeldir.base.crypto import new_secret_key
 from skeldir.base.db import create_pool
@@ -83,3 +86,10 @@ async def runtime_pool(database: Settings) -> AsyncIterator:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture(scope="module")
+def client(database: Settings) -> Iterator[TestClient]:
+    """The API in process; chains are published to an in-memory broker nobody consumes."""
+    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
+        yield test_client
