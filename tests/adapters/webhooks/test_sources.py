@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import psycopg
@@ -23,6 +24,18 @@ def token_of(url: str) -> str:
     return url.rsplit("/", 1)[-1]
 
 
+@pytest.fixture
+async def resolver(database: Settings, runtime_pool) -> AsyncIterator[SourceResolver]:
+    """A resolver listening for changes, as the API runs one."""
+    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
+                              listen_dsn=database.database_url)
+    await resolver.start()
+    try:
+        yield resolver
+    finally:
+        await resolver.close()
+
+
 async def test_source_resolves_by_token_and_by_tenant_key(database: Settings, runtime_pool, tenant_factory):
     tenant = tenant_factory()
     resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
@@ -39,39 +52,33 @@ async def test_source_resolves_by_token_and_by_tenant_key(database: Settings, ru
 
 
 async def test_rotation_adds_a_secret_and_retirement_removes_the_old_one(
-    database: Settings, runtime_pool, tenant_factory
+    database: Settings, tenant_factory, resolver
 ):
     tenant = tenant_factory()
-    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
-                              listen_dsn=database.database_url)
-    await resolver.start()
-    try:
-        token = token_of(tenant.source_url)
-        assert (await resolver.by_token(token)).secrets == (SHOPIFY_SECRET.encode(),)
-        with owner_connection(database) as conn:
-            rotated = tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                                            source_id=tenant.source_id, secret="new-secret")
-        both = await _eventually(resolver, token, lambda s: len(s.secrets) == 2)
-        assert set(both.secrets) == {b"new-secret", SHOPIFY_SECRET.encode()}
+    token = token_of(tenant.source_url)
+    assert (await resolver.by_token(token)).secrets == (SHOPIFY_SECRET.encode(),)
+    with owner_connection(database) as conn:
+        rotated = tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                        source_id=tenant.source_id, secret="new-secret")
+    both = await _eventually(resolver, token, lambda s: len(s.secrets) == 2)
+    assert set(both.secrets) == {b"new-secret", SHOPIFY_SECRET.encode()}
 
-        with owner_connection(database) as conn:
-            tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                                  source_id=tenant.source_id, secret=None, retire_others=False,
-                                  retire=[uuid.UUID(s["secret_id"]) for s in tenants.list_sources(
-                                    conn, tenant.tenant_id)[0]["secrets"]
-                                    if s["secret_id"] != rotated["added_secret_id"]])
-        only_new = await _eventually(resolver, token, lambda s: len(s.secrets) == 1)
-        assert only_new.secrets == (b"new-secret",)
+    with owner_connection(database) as conn:
+        tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                              source_id=tenant.source_id, secret=None, retire_others=False,
+                              retire=[uuid.UUID(s["secret_id"]) for s in tenants.list_sources(
+                                conn, tenant.tenant_id)[0]["secrets"]
+                                if s["secret_id"] != rotated["added_secret_id"]])
+    only_new = await _eventually(resolver, token, lambda s: len(s.secrets) == 1)
+    assert only_new.secrets == (b"new-secret",)
 
-        with owner_connection(database) as conn:
-            graced = tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
-                                           source_id=tenant.source_id, secret="newest",
-                                           retire_others=True, grace=timedelta(hours=1))
-        assert graced["retired_secret_ids"] == [rotated["added_secret_id"]]
-        in_grace = await _eventually(resolver, token, lambda s: len(s.secrets) == 2)
-        assert set(in_grace.secrets) == {b"newest", b"new-secret"}, "a retired secret verifies during grace"
-    finally:
-        await resolver.close()
+    with owner_connection(database) as conn:
+        graced = tenants.rotate_secret(conn, secret_box(database), tenant_id=tenant.tenant_id,
+                                       source_id=tenant.source_id, secret="newest",
+                                       retire_others=True, grace=timedelta(hours=1))
+    assert graced["retired_secret_ids"] == [rotated["added_secret_id"]]
+    in_grace = await _eventually(resolver, token, lambda s: len(s.secrets) == 2)
+    assert set(in_grace.secrets) == {b"newest", b"new-secret"}, "a retired secret verifies during grace"
 
 
 async def _eventually(resolver: SourceResolver, token: str, check, attempts: int = 100):
@@ -97,57 +104,45 @@ async def _eventually_key(resolver: SourceResolver, key: str, check, seconds: fl
 
 
 async def test_a_revoked_webhook_key_stops_resolving_within_a_second(
-    database: Settings, runtime_pool, tenant_factory
+    database: Settings, runtime_pool, tenant_factory, resolver
 ):
     tenant = tenant_factory()
-    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
-                              listen_dsn=database.database_url)
-    await resolver.start()
-    try:
-        assert await resolver.by_tenant_key(tenant.webhook_key, "shopify") is not None  # cached
-        listed = await api_keys.list_keys(runtime_pool, tenant.tenant_id)
-        webhook_key_id = next(k["key_id"] for k in listed if k["scope"] == "webhook")
-        await api_keys.revoke_key(runtime_pool, tenant.tenant_id, uuid.UUID(webhook_key_id))
-        await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
-    finally:
-        await resolver.close()
+    assert await resolver.by_tenant_key(tenant.webhook_key, "shopify") is not None  # cached
+    listed = await api_keys.list_keys(runtime_pool, tenant.tenant_id)
+    webhook_key_id = next(k["key_id"] for k in listed if k["scope"] == "webhook")
+    await api_keys.revoke_key(runtime_pool, tenant.tenant_id, uuid.UUID(webhook_key_id))
+    await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
 
 
 async def test_a_lost_listener_bypasses_the_cache_then_listens_again(
-    database: Settings, admin_url: str, runtime_pool, tenant_factory
+    database: Settings, admin_url: str, tenant_factory, resolver
 ):
     tenant = tenant_factory()
-    resolver = SourceResolver(runtime_pool, secret_box(database), ttl_seconds=60,
-                              listen_dsn=database.database_url)
-    await resolver.start()
-    try:
-        assert await resolver.by_tenant_key(tenant.webhook_key, "shopify") is not None
-        listener_pid = resolver._listener.get_server_pid()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(%s)", (listener_pid,))
-        # Whatever happens while nobody listens is seen: nothing is answered from the cache.
-        with owner_connection(database) as conn:
-            conn.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s"
-                         " AND scope = 'webhook'", (tenant.tenant_id,))
-            conn.commit()
-        await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
-        deadline = asyncio.get_running_loop().time() + 10
-        while not (resolver.listening and resolver._listener.get_server_pid() != listener_pid):
-            assert asyncio.get_running_loop().time() < deadline, "the resolver never listened again"
-            await asyncio.sleep(0.05)
-        # Listening again: a change made now reaches it by notification.
-        with owner_connection(database) as conn:
-            conn.execute("UPDATE api_keys SET revoked_at = NULL WHERE tenant_id = %s"
-                         " AND scope = 'webhook'", (tenant.tenant_id,))
-            conn.commit()
-        await _eventually_key(resolver, tenant.webhook_key, lambda found: found is not None)
-        with owner_connection(database) as conn:
-            conn.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s"
-                         " AND scope = 'webhook'", (tenant.tenant_id,))
-            conn.commit()
-        await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
-    finally:
-        await resolver.close()
+    assert await resolver.by_tenant_key(tenant.webhook_key, "shopify") is not None
+    listener_pid = resolver._listener.get_server_pid()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (listener_pid,))
+    # Whatever happens while nobody listens is seen: nothing is answered from the cache.
+    with owner_connection(database) as conn:
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s"
+                     " AND scope = 'webhook'", (tenant.tenant_id,))
+        conn.commit()
+    await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (resolver.listening and resolver._listener.get_server_pid() != listener_pid):
+        assert asyncio.get_running_loop().time() < deadline, "the resolver never listened again"
+        await asyncio.sleep(0.05)
+    # Listening again: a change made now reaches it by notification.
+    with owner_connection(database) as conn:
+        conn.execute("UPDATE api_keys SET revoked_at = NULL WHERE tenant_id = %s"
+                     " AND scope = 'webhook'", (tenant.tenant_id,))
+        conn.commit()
+    await _eventually_key(resolver, tenant.webhook_key, lambda found: found is not None)
+    with owner_connection(database) as conn:
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s"
+                     " AND scope = 'webhook'", (tenant.tenant_id,))
+        conn.commit()
+    await _eventually_key(resolver, tenant.webhook_key, lambda found: found is None)
 
 
 def test_operator_errors_are_clear(database: Settings, tenant_factory):
