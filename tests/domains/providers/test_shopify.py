@@ -17,7 +17,6 @@ from skeldir.domains.providers.shopify import ShopifyProvider
 
 OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify"
 SECRET = b"test-shopify-client-secret"
-OLD_SECRET = b"test-shopify-client-secret-before-rotation"
 provider = ShopifyProvider()
 
 

@@ -25,7 +25,6 @@ from skeldir.domains.providers.woocommerce import (
 
 OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "woocommerce"
 SECRET = b"test-woocommerce-webhook-secret"
-OLD_SECRET = b"test-woocommerce-webhook-secret-before-rotation"
 DELIVERY_ID = "6f1d3c9a52e84b0c9d7e1f2a3b4c5d6e"
 provider = WooCommerceProvider()
 
