@@ -37,9 +37,9 @@ test: install browser
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
-# Unit and property tests only: no database, no processes.
+# Unit and property tests of the source tree's mirror: no database (marker `db`), no processes.
 test-fast: install
-	$(BIN)/pytest -m "not e2e" tests/attribution tests/ingestion tests/domains/providers tests/test_money.py
+	$(BIN)/pytest -m "not db and not e2e" tests/domains tests/base tests/operations
 
 # Every benchmark, then one table of figures and targets (needs wrk; several minutes).
 bench: install

@@ -13,7 +13,7 @@ from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.attribution.jobs import finish_run, start_run
-from skeldir.domains.attribution.recompute import recompute_pending
+from skeldir.domains.attribution.recompute import RecomputeOutcome, recompute_pending
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
 from skeldir.domains.ingestion.inbox import ingest
@@ -37,9 +37,9 @@ class Shop:
                                                       self.tenant_id)
 
     async def visit(self, visitor: str, url: str | None, at: datetime,
-                    **extra) -> touchpoints.Stored:
-        item = {"id": uuid.uuid4().hex, "visitor_id": visitor, "occurred_at": at.isoformat(),
-                **({"url": url} if url else {}), **extra}
+                    touchpoint_id: str | None = None, **extra) -> touchpoints.Stored:
+        item = {"id": touchpoint_id or uuid.uuid4().hex, "visitor_id": visitor,
+                "occurred_at": at.isoformat(), **({"url": url} if url else {}), **extra}
         valid = touchpoints.validate(item, 0, await self.stitch_key(), NOW)
         assert isinstance(valid, touchpoints.Touchpoint), valid
         return await touchpoints.store(self.pool, self.tenant_id, [valid], rules_in_force)
@@ -56,11 +56,12 @@ class Shop:
                               chain_stale=CHAIN_STALE, stitch_key=await self.stitch_key())
         assert result.status == "accepted", result
 
-    async def recompute(self) -> None:
+    async def recompute(self, batch_size: int = 50) -> RecomputeOutcome:
         job = uuid.uuid4()
         await start_run(self.pool, self.tenant_id, job)
-        outcome = await recompute_pending(self.pool, self.tenant_id, batch_size=50)
+        outcome = await recompute_pending(self.pool, self.tenant_id, batch_size=batch_size)
         await finish_run(self.pool, self.tenant_id, job, outcome)
+        return outcome
 
     async def run_chain(self) -> None:
         await self.recompute()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("SKELDIR_SCHEMA_EXAMPLES", "50"))
 # The webhook routes take a provider's signature, not an API key: generated requests would
-# only ever test the 401 path. tests/api/test_hostile_input.py covers them instead.
+# only ever test the 401 path. tests/adapters/api/test_hostile_input.py covers them instead.
 UNSIGNED_ROUTES = r"^/(hooks|api/webhooks)/"
 
 

@@ -1,8 +1,8 @@
 """The runtime role, connected as the API and the worker connect, against every relation and
 function the catalog lists: what it cannot read, write, call or become.
 
-tests/db/test_row_level_security.py proves two tenants' contexts apart on the tables that have
-a tenant_id. This module covers every relation (a table without tenant_id must be declared
+tests/deployment/test_row_level_security.py proves two tenants' contexts apart on the tables that
+have a tenant_id. This module covers every relation (a table without tenant_id must be declared
 shared), connections with no tenant context at all, writes with no filter, and the ways out.
 """
 

@@ -1,6 +1,8 @@
 """The contract every registered provider keeps, checked the same way for each: a signed
 delivery verifies; a tampered body, a retired secret, a stale timestamp (where the scheme signs
-one) and a missing signature header do not; a ping is recognised only while unsigned.
+one) and a missing signature header do not; a ping is recognised only while unsigned. The
+providers signing with an HMAC of a shared secret also refuse an empty body and an empty secret
+list, accept any configured secret and try every one.
 
 Each provider's own test file keeps what is particular to it (garbled headers, tolerance
 settings, key formats, parsing). A provider defined here and registered with one line passes
@@ -29,7 +31,7 @@ from skeldir.domains.ingestion.provider import (
     SignatureError,
     VerificationContext,
 )
-from skeldir.domains.providers import registry
+from skeldir.domains.providers import registry, signing
 from skeldir.domains.providers.paypal import PayPalProvider, signed_message
 from skeldir.domains.providers.signing import check_freshness, check_hmac_sha256, usable_secrets
 from skeldir.domains.providers.woocommerce import wordpress_signing_key
@@ -259,6 +261,47 @@ def test_a_ping_is_recognised_only_unsigned_and_never_verifies(name):
     assert not is_ping(BODY, case.sign(BODY, case.secret, NOW))
     with pytest.raises(SignatureError):
         _provider(name).verify(body, headers, [case.secret], _context())
+
+
+# The providers that sign with an HMAC of a shared secret keep these laws of the secret list.
+SHARED_SECRET_HMAC = ["shopify", "woocommerce", "stripe"]
+
+
+@pytest.mark.parametrize("name", SHARED_SECRET_HMAC)
+def test_an_empty_body_is_rejected_even_when_signed(name):
+    case = CASES[name]
+    with pytest.raises(SignatureError):
+        _provider(name).verify(b"", case.sign(b"", case.secret, NOW), [case.secret], _context())
+
+
+@pytest.mark.parametrize("secrets", [[], [b""]])
+@pytest.mark.parametrize("name", SHARED_SECRET_HMAC)
+def test_no_usable_secret_rejects_everything(name, secrets):
+    case = CASES[name]
+    with pytest.raises(SignatureError):
+        _provider(name).verify(BODY, case.sign(BODY, b"", NOW), secrets, _context())
+
+
+@pytest.mark.parametrize("signed_with", ["retired", "secret"])
+@pytest.mark.parametrize("name", SHARED_SECRET_HMAC)
+def test_rotated_secrets_accept_either(name, signed_with):
+    case = CASES[name]
+    headers = case.sign(BODY, getattr(case, signed_with), NOW)
+    _provider(name).verify(BODY, headers, [case.retired, case.secret], _context())
+
+
+@pytest.mark.parametrize("name", SHARED_SECRET_HMAC)
+def test_every_secret_is_tried_even_after_a_match(name, monkeypatch):
+    case, computed = CASES[name], []
+
+    def counting_hmac(secret, message):
+        computed.append(secret)
+        return hmac.new(secret, message, hashlib.sha256).digest()
+
+    monkeypatch.setattr(signing, "hmac_sha256", counting_hmac)
+    secrets = [case.secret, case.retired, b"third"]
+    _provider(name).verify(BODY, case.sign(BODY, case.secret, NOW), secrets, _context())
+    assert computed == secrets
 
 
 def test_the_clock_defaults_to_now():

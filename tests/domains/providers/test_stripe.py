@@ -23,7 +23,6 @@ from skeldir.domains.ingestion.provider import (
     UnprocessableEvent,
     VerificationContext,
 )
-from skeldir.domains.providers import signing
 from skeldir.domains.providers.stripe import StripeProvider
 from skeldir.domains.providers.stripe_amounts import iso_minor_units, stripe_exponent
 
@@ -629,39 +628,11 @@ def test_without_a_context_the_real_clock_is_used():
         provider.verify(BODY, signature_header(BODY, timestamp=now - 3600), [SECRET])
 
 
-def test_empty_body_is_rejected_even_when_signed():
-    with pytest.raises(SignatureError):
-        provider.verify(b"", signature_header(b""), [SECRET], context())
-
-
-@pytest.mark.parametrize("secrets", [[], [b""]])
-def test_no_usable_secret_rejects_everything(secrets):
-    with pytest.raises(SignatureError):
-        provider.verify(BODY, signature_header(BODY, b""), secrets, context())
-
-
-@pytest.mark.parametrize("signed_with", [OLD_SECRET, SECRET])
-def test_rotated_secrets_accept_either(signed_with):
-    provider.verify(BODY, signature_header(BODY, signed_with), [OLD_SECRET, SECRET], context())
-
-
 def test_any_of_several_v1_values_may_match_any_secret():
     header = f"t={NOW},v1={sign(BODY, b'whsec_unknown')},v1={sign(BODY, OLD_SECRET)}"
     provider.verify(BODY, {"stripe-signature": header}, [SECRET, OLD_SECRET], context())
     with pytest.raises(SignatureError):
         provider.verify(BODY, {"stripe-signature": header}, [SECRET], context())
-
-
-def test_every_secret_is_tried_even_after_a_match(monkeypatch):
-    computed = []
-
-    def counting_hmac(secret, message):
-        computed.append(secret)
-        return hmac.new(secret, message, hashlib.sha256).digest()
-
-    monkeypatch.setattr(signing, "hmac_sha256", counting_hmac)
-    provider.verify(BODY, signature_header(BODY), [SECRET, OLD_SECRET, b"third"], context())
-    assert computed == [SECRET, OLD_SECRET, b"third"]
 
 
 # --- parsing -----------------------------------------------------------------------------

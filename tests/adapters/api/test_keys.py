@@ -4,27 +4,18 @@ hashed, revocation, tenant isolation, and the audit row every keyed request leav
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import asyncpg
 import pytest
 from click.testing import CliRunner
-from starlette.testclient import TestClient
 
 from db_helpers import create_tenant
-from skeldir.adapters.app import create_app
 from skeldir.adapters.cli import main
 from skeldir.base import credentials
 from skeldir.base.config import Settings
 from skeldir.base.db import create_pool, owner_connection, tenant_transaction
 
 REPORT = "/api/reports/daily-revenue?from=2026-01-01&to=2026-01-31"
-
-
-@pytest.fixture(scope="module")
-def client(database: Settings):
-    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
-        yield test_client
 
 
 def bearer(key: str) -> dict[str, str]:

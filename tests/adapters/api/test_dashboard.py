@@ -7,25 +7,13 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import replace
 from urllib.parse import urlsplit
-
-import pytest
-from starlette.testclient import TestClient
 
 from db_helpers import SHOPIFY_SECRET, create_tenant, order_body
 from skeldir.adapters.api.dashboard import CONTENT_SECURITY_POLICY
-from skeldir.adapters.app import create_app
-from skeldir.base.config import Settings
 from skeldir.base.db import owner_connection
 
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
-
-
-@pytest.fixture(scope="module")
-def client(database: Settings):
-    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
-        yield test_client
 
 
 def assert_security_headers(response) -> None:

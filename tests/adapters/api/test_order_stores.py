@@ -7,13 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from dataclasses import replace
 
 import pytest
-from starlette.testclient import TestClient
 
 from db_helpers import CHAIN_STALE, create_tenant, ingest_shopify, order_body
-from skeldir.adapters.app import create_app
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import create_pool, owner_connection, tenant_transaction
@@ -74,12 +71,6 @@ def two_stores(database: Settings):
 
     asyncio.run(load())
     return tenant, [str(store) for store in stores]
-
-
-@pytest.fixture(scope="module")
-def client(database: Settings):
-    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
-        yield test_client
 
 
 def explain(client, tenant, path: str, **params):

@@ -5,29 +5,12 @@ model comparison's exact-sum law, and the OpenAPI document and docs page."""
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 
-import pytest
-from starlette.testclient import TestClient
-
-from report_data import ORDERS, WINDOW, build_report_data
-from skeldir.adapters.app import create_app
-from skeldir.base.config import Settings
+from report_data import ORDERS, WINDOW
 
 PROBLEM = "application/problem+json"
 RULE_BASED = ("first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
               "position_based")
-
-
-@pytest.fixture(scope="module")
-def data(database: Settings):
-    return build_report_data(database)
-
-
-@pytest.fixture(scope="module")
-def client(database: Settings):
-    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
-        yield test_client
 
 
 def bearer(key: str) -> dict[str, str]:

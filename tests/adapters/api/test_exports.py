@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
 from datetime import date
 
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client import REGISTRY
-from starlette.testclient import TestClient
 
 from db_helpers import create_tenant
-from report_data import WINDOW, build_report_data
-from skeldir.adapters.app import create_app
+from report_data import WINDOW
 from skeldir.base.config import Settings
 from skeldir.base.db import create_pool, owner_connection, tenant_transaction
 from skeldir.domains.reporting import exports
@@ -27,17 +24,6 @@ FORMATS = ("csv", "parquet")
 INTEGERS = {"revenue_cents", "refunds_cents", "net_cents", "gross_cents", "orders"}
 BULK_ORDERS = 10_000
 BULK_WINDOW = {"from": "2025-06-01", "to": "2025-06-30"}
-
-
-@pytest.fixture(scope="module")
-def data(database: Settings):
-    return build_report_data(database)
-
-
-@pytest.fixture(scope="module")
-def client(database: Settings):
-    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import json
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest.mock import patch
@@ -30,7 +29,7 @@ from skeldir.domains.providers.shopify import ShopifyProvider
 from skeldir.operations import reparse
 from skeldir.operations.event_log import EventFilter
 
-OWN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+OWN_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def delivery_headers(provider: str, fixture_name: str) -> dict[str, str]:
@@ -92,15 +91,6 @@ def refund_body(refund_id: int, order_id: int, amount: str) -> bytes:
     return json.dumps({"id": refund_id, "order_id": order_id, "created_at": at, "transactions": [
         {"id": refund_id * 10, "kind": "refund", "status": "success", "amount": amount,
          "currency": "USD", "created_at": at}]}).encode()
-
-
-@pytest.fixture
-async def pool(database: Settings) -> AsyncIterator:
-    pool = await create_pool(database, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def ledger(database, tenant) -> dict[str, tuple]:

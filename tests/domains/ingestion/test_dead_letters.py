@@ -8,15 +8,13 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from db_helpers import CHAIN_STALE, create_tenant, order_body
-from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import create_pool, owner_connection
+from skeldir.base.db import owner_connection
 from skeldir.domains.ingestion.inbox import record_dead_event
 from skeldir.domains.ingestion.provider import SignatureError, VerificationContext
 from skeldir.domains.providers.stripe import StripeProvider
@@ -26,18 +24,9 @@ from skeldir.operations.event_log import EventFilter
 pytestmark = pytest.mark.anyio
 
 STRIPE_SECRET = "whsec_test_replay_secret"
-STRIPE_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "stripe" / (
+STRIPE_FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "stripe" / (
     "payment_intent.succeeded__jpy.json"
 )
-
-
-@pytest.fixture
-async def pool(database: Settings) -> AsyncIterator:
-    pool = await create_pool(database, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def dead_letter(database, pool, tenant, body: bytes, headers: dict, *, provider="shopify",

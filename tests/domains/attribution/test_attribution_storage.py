@@ -6,22 +6,17 @@ orders whose path is their own landing page."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from db_helpers import CHAIN_STALE, create_tenant, shopify_delivery
+import shop_helpers
+from db_helpers import CHAIN_STALE, shopify_delivery
 from skeldir.base.config import Settings
-from skeldir.base.crypto import secret_box
 from skeldir.base.db import SET_TENANT_SQL, owner_connection, tenant_transaction
 from skeldir.domains.attribution.channels import classify
-from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.learning import learn_weights
 from skeldir.domains.attribution.packing import unpack
-from skeldir.domains.attribution.recompute import recompute_pending
-from skeldir.domains.attribution.tenant_attribution import rules_in_force
-from skeldir.domains.ingestion import touchpoints
 from skeldir.domains.ingestion.inbox import ingest
 from skeldir.domains.ingestion.privacy import attribution_hints
 from skeldir.domains.reporting import channel_daily
@@ -46,40 +41,12 @@ RULE_BASED = ("first_touch", "last_touch", "last_non_direct", "linear", "time_de
 # --- helpers --------------------------------------------------------------------------------
 
 
-class Shop:
-    """One tenant and the events its shop and collector send."""
+class Shop(shop_helpers.Shop):
+    """One tenant and the events its shop and collector send, refunds included."""
 
     def __init__(self, database: Settings, pool) -> None:
-        self.database = database
-        self.pool = pool
-        self.tenant = create_tenant(database)
-        self.tenant_id = self.tenant.tenant_id
+        super().__init__(database, pool)
         self._refunds = 0
-
-    async def stitch_key(self) -> bytes:
-        async with tenant_transaction(self.pool, self.tenant_id) as conn:
-            return await touchpoints.tenant_stitch_key(conn, secret_box(self.database),
-                                                      self.tenant_id)
-
-    async def visit(self, visitor: str, url: str, at: datetime, touchpoint_id: str | None = None,
-                    **extra) -> touchpoints.Stored:
-        item = {"id": touchpoint_id or uuid.uuid4().hex, "visitor_id": visitor, "url": url,
-                "occurred_at": at.isoformat(), **extra}
-        valid = touchpoints.validate(item, 0, await self.stitch_key(), NOW)
-        assert isinstance(valid, touchpoints.Touchpoint), valid
-        return await touchpoints.store(self.pool, self.tenant_id, [valid], rules_in_force)
-
-    async def order(self, order_id: int, total: str, at: datetime, *, visitor: str | None = None,
-                    currency: str = "USD", topic: str = "orders/create", **extra) -> None:
-        body = {"id": order_id, "currency": currency, "total_price": total,
-                "created_at": at.isoformat(), **extra}
-        if visitor:
-            body["note_attributes"] = [{"name": "skeldir_visitor_id", "value": visitor}]
-        result = await ingest(self.pool, tenant_id=self.tenant_id, source_id=self.tenant.source_id,
-                              provider="shopify",
-                              delivery=shopify_delivery(json.dumps(body).encode(), topic),
-                              chain_stale=CHAIN_STALE, stitch_key=await self.stitch_key())
-        assert result.status == "accepted", result
 
     async def refund(self, order_id: int, amount: str, at: datetime, currency: str = "USD") -> None:
         self._refunds += 1
@@ -96,10 +63,7 @@ class Shop:
         assert result.status == "accepted", result
 
     async def run_chain(self, batch_size: int = 3) -> None:
-        job = uuid.uuid4()
-        await start_run(self.pool, self.tenant_id, job)
-        outcome = await recompute_pending(self.pool, self.tenant_id, batch_size=batch_size)
-        await finish_run(self.pool, self.tenant_id, job, outcome)
+        outcome = await self.recompute(batch_size)
         await refresh_tenant(self.pool, self.tenant_id)
         assert not outcome.more_pending
         assert await self.fetchval("SELECT count(*) FROM pending_orders") == 0
@@ -110,14 +74,6 @@ class Shop:
                 "INSERT INTO pending_orders (tenant_id, order_id, order_version)"
                 " SELECT tenant_id, order_id, version FROM orders WHERE has_snapshot"
                 " ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()")
-
-    async def fetch(self, sql: str, *args):
-        async with tenant_transaction(self.pool, self.tenant_id) as conn:
-            return await conn.fetch(sql, *args)
-
-    async def fetchval(self, sql: str, *args):
-        async with tenant_transaction(self.pool, self.tenant_id) as conn:
-            return await conn.fetchval(sql, *args)
 
     async def stored_channels(self, external_order_id: str) -> dict[str, dict[str, tuple]]:
         """model -> channel -> (net, gross), read through the packed row."""

@@ -4,21 +4,9 @@ idempotency, collect-key scope, stitch keys instead of tokens, the snippet and C
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-
-import pytest
-from starlette.testclient import TestClient
 
 from db_helpers import create_tenant
-from skeldir.adapters.app import create_app
-from skeldir.base.config import Settings
 from skeldir.base.db import owner_connection
-
-
-@pytest.fixture(scope="module")
-def client(database: Settings):
-    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
-        yield test_client
 
 
 def visit(touchpoint_id: str, **extra) -> dict:

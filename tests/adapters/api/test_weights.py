@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-import pytest
-from starlette.testclient import TestClient
-
 from db_helpers import create_tenant
 from learning_journeys import add_converting_journeys
-from skeldir.adapters.app import create_app
 from skeldir.base.config import Settings
 from skeldir.base.db import owner_connection
-
-
-@pytest.fixture(scope="module")
-def client(database: Settings):
-    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
-        yield test_client
 
 
 def bearer(key: str) -> dict[str, str]:

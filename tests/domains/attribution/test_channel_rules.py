@@ -27,7 +27,7 @@ def test_default_rules_are_written_in_canonical_form():
 
 
 def test_the_documented_default_rules_are_the_default_rules():
-    text = (Path(__file__).parents[2] / "docs" / "channel-rules.md").read_text()
+    text = (Path(__file__).parents[3] / "docs" / "channel-rules.md").read_text()
     documented = text.split("## The default rules", 1)[1].split("```json", 1)[1].split("```")[0]
     assert json.loads(documented) == DEFAULT_RULES
 

@@ -13,12 +13,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import pytest
 from click.testing import CliRunner
-from starlette.testclient import TestClient
 
 from db_helpers import SHOPIFY_SECRET, create_tenant, order_body
-from skeldir.adapters.app import create_app
 from skeldir.adapters.cli import main
 from skeldir.base.config import Settings
 from skeldir.base.db import owner_connection
@@ -26,12 +23,6 @@ from skeldir.domains.ingestion.provider import UnprocessableEvent
 from skeldir.domains.providers.shopify import ShopifyProvider
 
 REAL_PARSE = ShopifyProvider.parse
-
-
-@pytest.fixture(scope="module")
-def client(database: Settings):
-    with TestClient(create_app(replace(database, broker_url="memory://"))) as test_client:
-        yield test_client
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -8,14 +8,13 @@ import asyncio
 import dataclasses
 import itertools
 import json
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from db_helpers import CHAIN_STALE, create_tenant, ingest_shopify, order_body, shopify_delivery
 from skeldir.base.config import Settings
-from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.base.db import owner_connection, tenant_transaction
 from skeldir.domains.ingestion import batching
 from skeldir.domains.ingestion.batching import IngestBatcher
 from skeldir.domains.ingestion.inbox import IngestArguments, ingest_arguments, ingest_many
@@ -23,15 +22,6 @@ from skeldir.domains.ingestion.inbox import IngestArguments, ingest_arguments, i
 pytestmark = pytest.mark.anyio
 
 _order_ids = itertools.count(700_001)
-
-
-@pytest.fixture
-async def pool(database: Settings) -> AsyncIterator:
-    pool = await create_pool(database, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture
