@@ -96,6 +96,12 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
         await conn.execute(
             "INSERT INTO audit_log (tenant_id, key_id, scope, method, route, status, duration_ms)"
             " VALUES ($1, $2, 'admin', 'GET', '/api/keys', 200, 1)", tenant.tenant_id, uuid.uuid4())
+    async with tenant_transaction(pool, tenant.tenant_id) as conn:
+        # What POST /api/spend and `skeldir spend load` write.
+        await conn.execute(
+            "INSERT INTO ad_spend (tenant_id, day, platform, account_id, campaign_id, currency,"
+            " spend_minor) VALUES ($1, '2026-01-25', 'meta', 'act_1', 'c1', 'USD', 5000)",
+            tenant.tenant_id)
     # Leave one order pending and one dirty, so those tables hold a row too.
     await ingest_shopify(pool, tenant, order_body(910002), event_id="populate-2")
     async with tenant_transaction(pool, tenant.tenant_id) as conn:

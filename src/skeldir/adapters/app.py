@@ -21,6 +21,7 @@ from skeldir.adapters.api import (
     exports,
     operations,
     reports,
+    spend,
     touchpoints,
     weights,
 )
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(weights.router)
     app.include_router(reports.router)
     app.include_router(exports.router)
+    app.include_router(spend.router)
     app.include_router(docs_page.router)
     app.include_router(touchpoints.router)
     app.include_router(api_keys.router)

@@ -12,6 +12,7 @@ from skeldir.adapters.cli import learn  # noqa: F401
 from skeldir.adapters.cli import operations  # noqa: F401
 from skeldir.adapters.cli import recompute  # noqa: F401
 from skeldir.adapters.cli import services  # noqa: F401
+from skeldir.adapters.cli import spend  # noqa: F401
 from skeldir.adapters.cli import tenants  # noqa: F401
 from skeldir.adapters.cli.root import main
 

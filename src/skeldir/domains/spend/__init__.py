@@ -1,0 +1,1 @@
+"""The spend ledger: a tenant's ad spend per day, platform, account, campaign, ad set and ad."""
