@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import HTTPException, Query
 from pydantic import BeforeValidator
 
-from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
+from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS, RULE_BASED_MODELS
 
 MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
@@ -118,3 +118,19 @@ def day_key_after(cursor: str | None, arity: int) -> tuple | None:
         return (date.fromisoformat(values[0]), *values[1:])
     except ValueError:
         raise HTTPException(400, "the cursor is not one this API returned") from None
+
+
+async def report_page(
+    days: DayRange,
+    paging: PageRequest,
+    sort_fields: tuple[str, ...],
+    read: Callable[[tuple | None, int], Awaitable[list]],
+) -> dict:
+    """One keyset page of a report sorted by day, then by the text `sort_fields`:
+    `read(after, n)` fetches at most n rows after the sort key `after` (None: from the start)."""
+    after = day_key_after(paging.cursor, 1 + len(sort_fields))
+    rows = await read(after, paging.limit + 1)
+    items, next_cursor = page(
+        rows, paging.limit, lambda r: (r["day"].isoformat(), *(r[f] for f in sort_fields))
+    )
+    return {"from": days.start, "to": days.end, "items": items, "next_cursor": next_cursor}

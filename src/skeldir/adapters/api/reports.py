@@ -6,14 +6,11 @@ of channels and currencies, so they come whole.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from fastapi import APIRouter, Depends
 
 from skeldir.adapters.api.attribution import get_order_attribution
 from skeldir.adapters.api.auth import Principal, require_reader
 from skeldir.adapters.api.order_schemas import OrderExplanation
-from skeldir.adapters.api.pagination import page
 from skeldir.adapters.api.problem_responses import READER_ERRORS, problem_responses
 from skeldir.adapters.api.report_params import (
     MODELS,
@@ -21,9 +18,9 @@ from skeldir.adapters.api.report_params import (
     DayRange,
     PageRequest,
     currency_filter,
-    day_key_after,
     day_range,
     page_request,
+    report_page,
     required_model,
 )
 from skeldir.adapters.api.report_schemas import (
@@ -39,22 +36,6 @@ from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
 report_days = day_range(REPORT_MAX_DAYS)
-
-
-async def _report_page(
-    days: DayRange,
-    paging: PageRequest,
-    sort_fields: tuple[str, ...],
-    read: Callable[[tuple | None, int], Awaitable[list]],
-) -> dict:
-    """One keyset page of a report sorted by day, then by the text `sort_fields`:
-    `read(after, n)` fetches at most n rows after the sort key `after` (None: from the start)."""
-    after = day_key_after(paging.cursor, 1 + len(sort_fields))
-    rows = await read(after, paging.limit + 1)
-    items, next_cursor = page(
-        rows, paging.limit, lambda r: (r["day"].isoformat(), *(r[f] for f in sort_fields))
-    )
-    return {"from": days.start, "to": days.end, "items": items, "next_cursor": next_cursor}
 
 
 # In every route the key is checked first: without one, a request learns nothing, not even that
@@ -74,7 +55,7 @@ async def daily_revenue(
     *,
     conn: TenantConnection,
 ) -> dict:
-    report = await _report_page(
+    report = await report_page(
         days,
         paging,
         ("currency",),
@@ -99,7 +80,7 @@ async def channels(
     *,
     conn: TenantConnection,
 ) -> dict:
-    report = await _report_page(
+    report = await report_page(
         days,
         paging,
         ("currency", "channel"),

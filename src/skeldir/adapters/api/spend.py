@@ -8,15 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import JSONResponse
 
 from skeldir.adapters.api.auth import Principal, require_admin, require_reader
-from skeldir.adapters.api.pagination import page
 from skeldir.adapters.api.problem_responses import READER_ERRORS, problem_responses
 from skeldir.adapters.api.report_params import (
     REPORT_MAX_DAYS,
     DayRange,
     PageRequest,
-    day_key_after,
     day_range,
     page_request,
+    report_page,
 )
 from skeldir.adapters.api.spend_schemas import (
     MAX_ROWS,
@@ -92,9 +91,9 @@ async def spend_report(
     *,
     conn: TenantConnection,
 ) -> dict:
-    after = day_key_after(paging.cursor, 6)
-    rows = await spend_rows(conn, days.start, days.end, after, paging.limit + 1)
-    items, next_cursor = page(rows, paging.limit, lambda r: (
-        r["day"].isoformat(), r["platform"], r["account_id"], r["campaign_id"], r["adset_id"],
-        r["ad_id"]))
-    return {"from": days.start, "to": days.end, "items": items, "next_cursor": next_cursor}
+    return await report_page(
+        days,
+        paging,
+        ("platform", "account_id", "campaign_id", "adset_id", "ad_id"),
+        lambda after, n: spend_rows(conn, days.start, days.end, after, n),
+    )
