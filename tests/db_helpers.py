@@ -52,10 +52,12 @@ def shopify_delivery(body: bytes, topic: str = "orders/create", event_id: str | 
 
 
 async def ingest_shopify(pool, tenant: TenantUnderTest, body: bytes, *, topic: str = "orders/create",
-                         event_id: str | None = None) -> IngestResult:
+                         event_id: str | None = None, stitch_key: bytes | None = None) -> IngestResult:
+    """`stitch_key` (the tenant's, or any fixed key) makes the order's references stitch keys,
+    its email a customer; the webhook edge passes the tenant's own."""
     return await ingest(pool, tenant_id=tenant.tenant_id, source_id=tenant.source_id,
                         provider="shopify", delivery=shopify_delivery(body, topic, event_id),
-                        chain_stale=CHAIN_STALE)
+                        chain_stale=CHAIN_STALE, stitch_key=stitch_key)
 
 
 def order_body(order_id: int, total: str = "10.50", currency: str = "USD",
@@ -67,7 +69,9 @@ def order_body(order_id: int, total: str = "10.50", currency: str = "USD",
 async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUnderTest) -> None:
     """Run the real flows that write tenant rows, so every tenant table has one for `tenant`."""
     box = secret_box(settings)
-    result = await ingest_shopify(pool, tenant, order_body(910001), event_id="populate-1")
+    # An order with an email: its customer gets a row in customers.
+    result = await ingest_shopify(pool, tenant, order_body(910001, email="populate@example.invalid"),
+                                  event_id="populate-1", stitch_key=b"populate-stitch-key")
     assert result.status == "accepted"
     await pool.fetchval("SELECT claim_chain($1, $2)", tenant.tenant_id, CHAIN_STALE)
     await record_dead_event(pool, box, tenant_id=tenant.tenant_id, source_id=tenant.source_id,
