@@ -125,12 +125,14 @@ async def report_page(
     paging: PageRequest,
     sort_fields: tuple[str, ...],
     read: Callable[[tuple | None, int], Awaitable[list]],
+    day_field: str = "day",
 ) -> dict:
-    """One keyset page of a report sorted by day, then by the text `sort_fields`:
-    `read(after, n)` fetches at most n rows after the sort key `after` (None: from the start)."""
+    """One keyset page of a report sorted by day (the rows' `day_field`), then by the text
+    `sort_fields`: `read(after, n)` fetches at most n rows after the sort key `after` (None:
+    from the start)."""
     after = day_key_after(paging.cursor, 1 + len(sort_fields))
     rows = await read(after, paging.limit + 1)
     items, next_cursor = page(
-        rows, paging.limit, lambda r: (r["day"].isoformat(), *(r[f] for f in sort_fields))
+        rows, paging.limit, lambda r: (r[day_field].isoformat(), *(r[f] for f in sort_fields))
     )
     return {"from": days.start, "to": days.end, "items": items, "next_cursor": next_cursor}

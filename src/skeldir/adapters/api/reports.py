@@ -1,4 +1,5 @@
-"""Report endpoints: daily revenue, channel performance, model comparison, an order explained.
+"""Report endpoints: daily revenue, channel performance, model comparison, customer cohorts, an
+order explained.
 
 Lists are keyset-paged (see api.pagination); totals and comparisons are bounded by the number
 of channels and currencies, so they come whole.
@@ -6,9 +7,10 @@ of channels and currencies, so they come whole.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from skeldir.adapters.api.attribution import get_order_attribution
+from skeldir.adapters.api.cohort_schemas import CohortPage
 from skeldir.adapters.api.auth import Principal, require_reader
 from skeldir.adapters.api.order_schemas import OrderExplanation
 from skeldir.adapters.api.problem_responses import READER_ERRORS, problem_responses
@@ -31,7 +33,9 @@ from skeldir.adapters.api.report_schemas import (
 )
 from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
+from skeldir.domains.reporting.cohorts import PERIODS, cohorts, no_customer
 from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
+from skeldir.domains.spend.reads import reporting_currency
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
@@ -133,3 +137,67 @@ router.add_api_route(
     response_model=OrderExplanation,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
+
+
+SPLITS = ("first_touch_channel",)
+
+
+def cohort_period(
+    period: str = Query(default="month", description="`month` (UTC) or `week` (ISO, from Monday)"),
+) -> str:
+    if period not in PERIODS:
+        raise HTTPException(400, f"unknown period; known: {', '.join(PERIODS)}")
+    return period
+
+
+def cohort_split(
+    by: str | None = Query(
+        default=None,
+        description="`first_touch_channel`: one row per cohort and acquiring channel, the"
+        " channel `model` credits the most of the customer's first order (default model"
+        " `first_touch`: the channel of its first touch)"),
+    model: str | None = Query(
+        default=None, description="With `by`: the model naming the acquiring channel; "
+        + ", ".join(MODELS)),
+) -> str | None:
+    """The model naming the acquiring channel, or None for no split."""
+    if by is None:
+        if model is not None:
+            raise HTTPException(400, "model needs by=first_touch_channel")
+        return None
+    if by not in SPLITS:
+        raise HTTPException(400, f"unknown split; known: {', '.join(SPLITS)}")
+    return required_model(model or "first_touch")
+
+
+@router.get(
+    "/cohorts",
+    summary="Customers acquired per period, their revenue in each later period, repeat rate",
+    response_model=CohortPage,
+    responses=READER_ERRORS,
+)
+async def cohort_report(
+    principal: Principal = Depends(require_reader),
+    days: DayRange = Depends(report_days),
+    period: str = Depends(cohort_period),
+    model: str | None = Depends(cohort_split),
+    paging: PageRequest = Depends(page_request),
+    *,
+    conn: TenantConnection,
+) -> dict:
+    async def read(after: tuple | None, n: int) -> list[dict]:
+        rows = await cohorts(conn, period, days.start, days.end, model)
+        if after is not None:
+            rows = [r for r in rows if (r["cohort"], *([r["channel"]] if model else []))
+                    > tuple(after)]
+        return rows[:n]
+
+    report = await report_page(days, paging, ("channel",) if model else (), read, "cohort")
+    return {
+        **report,
+        "period": period,
+        "by": SPLITS[0] if model else None,
+        "model": model,
+        "reporting_currency": await reporting_currency(conn),
+        "no_customer": await no_customer(conn, period, days.start, days.end),
+    }
