@@ -6,10 +6,13 @@ orders with no customer."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
+import pyarrow.parquet as pq
 import pytest
 from db_helpers import CHAIN_STALE, create_tenant, shopify_delivery
 from report_data import EMAIL, SEARCH, SOCIAL
@@ -187,9 +190,16 @@ def test_bad_parameters_are_problems(client, shop):
     for params in ({"period": "year"}, {"model": "linear"}, {"by": "campaign"},
                    {"by": "first_touch_channel", "model": "nope"},
                    {"from": "2026-03-01", "to": "2026-01-01"}, {"cursor": "x"}):
-        response = client.get(PATH, params={**WINDOW, **params}, headers=bearer(shop.api_key))
-        assert_problem(response, 400)
+        for path in (PATH, "/api/exports/cohorts.csv"):
+            response = client.get(path, params={**WINDOW, **params},
+                                  headers=bearer(shop.api_key))
+            if path == PATH or "cursor" not in params:
+                assert_problem(response, 400)
     assert_problem(client.get(PATH, params=WINDOW), 401)
+    assert_problem(client.get("/api/exports/cohorts.csv", params=WINDOW), 401)
+    longer = {"from": "2025-01-01", "to": "2026-03-31"}  # an export's window is a report's
+    assert_problem(client.get("/api/exports/cohorts.csv", params=longer,
+                              headers=bearer(shop.api_key)), 400)
 
 
 def test_an_earlier_order_arriving_later_moves_the_customer_to_its_cohort(client, database):
@@ -214,3 +224,39 @@ def test_an_earlier_order_arriving_later_moves_the_customer_to_its_cohort(client
         ("2026-02-01", 1, 1, 2000, 5000, 0),
         ("2026-03-01", 0, 0, 0, 5000, 0),
     ]
+
+
+def exported(client, tenant, file_format: str, **params) -> list[dict]:
+    response = client.get(f"/api/exports/cohorts.{file_format}", params={**WINDOW, **params},
+                          headers=bearer(tenant.api_key))
+    assert response.status_code == 200, response.text
+    if file_format == "csv":
+        rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+        # CSV has no null: an empty cell is one.
+        return [{k: None if v == "" else v if k in ("channel",) or "start" in k or k == "cohort"
+                 else int(float(v)) for k, v in row.items()} for row in rows]
+    return [{k: v.isoformat() if isinstance(v, date) else v for k, v in row.items()}
+            for row in pq.read_table(io.BytesIO(response.content)).to_pylist()]
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_the_cohort_files_hold_the_reports_curves_then_the_orders_without_a_customer(
+        client, shop, file_format):
+    rows = exported(client, shop, file_format, by="first_touch_channel")
+    body = cohorts(client, shop, by="first_touch_channel")
+    expected = [
+        {"cohort": r["cohort"], "channel": r["channel"], "cohort_customers": r["customers"],
+         "repeat_customers": r["repeat_customers"], "offset": p["offset"],
+         "period_start": p["start"], "customers": p["customers"], "orders": p["orders"],
+         "revenue_cents": p["revenue_cents"],
+         "cumulative_revenue_cents": p["cumulative_revenue_cents"],
+         "unconverted_orders": p["unconverted_orders"]}
+        for r in body["items"] for p in r["periods"]]
+    expected += [
+        {"cohort": None, "channel": None, "cohort_customers": None, "repeat_customers": None,
+         "offset": None, "period_start": p["start"], "customers": None, "orders": p["orders"],
+         "revenue_cents": p["revenue_cents"], "cumulative_revenue_cents": None,
+         "unconverted_orders": p["unconverted_orders"]}
+        for p in body["no_customer"]["periods"]]
+    assert rows == expected
+    assert len(rows) == 3 + 3 + 2 + 3  # two January cohorts, one February, three months apart

@@ -13,6 +13,7 @@ from pydantic import BeforeValidator
 
 from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS, RULE_BASED_MODELS
+from skeldir.domains.reporting.cohorts import PERIODS
 
 MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
 REPORT_MAX_DAYS = 366
@@ -88,6 +89,37 @@ def currency_filter(
     ),
 ) -> str | None:
     return currency
+
+
+SPLITS = ("first_touch_channel",)
+
+
+def cohort_period(
+    period: str = Query(default="month", description="`month` (UTC) or `week` (ISO, from Monday)"),
+) -> str:
+    if period not in PERIODS:
+        raise HTTPException(400, f"unknown period; known: {', '.join(PERIODS)}")
+    return period
+
+
+def cohort_split(
+    by: str | None = Query(
+        default=None,
+        description="`first_touch_channel`: one row per cohort and acquiring channel, the"
+        " channel `model` credits the most of the customer's first order (default model"
+        " `first_touch`: the channel of its first touch)"),
+    model: str | None = Query(
+        default=None, description="With `by`: the model naming the acquiring channel; "
+        + ", ".join(MODELS)),
+) -> str | None:
+    """The model naming the acquiring channel, or None for no split."""
+    if by is None:
+        if model is not None:
+            raise HTTPException(400, "model needs by=first_touch_channel")
+        return None
+    if by not in SPLITS:
+        raise HTTPException(400, f"unknown split; known: {', '.join(SPLITS)}")
+    return required_model(model or "first_touch")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ of channels and currencies, so they come whole.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends
 
 from skeldir.adapters.api.attribution import get_order_attribution
 from skeldir.adapters.api.cohort_schemas import CohortPage
@@ -17,8 +17,11 @@ from skeldir.adapters.api.problem_responses import READER_ERRORS, problem_respon
 from skeldir.adapters.api.report_params import (
     MODELS,
     REPORT_MAX_DAYS,
+    SPLITS,
     DayRange,
     PageRequest,
+    cohort_period,
+    cohort_split,
     currency_filter,
     day_range,
     page_request,
@@ -33,7 +36,7 @@ from skeldir.adapters.api.report_schemas import (
 )
 from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
-from skeldir.domains.reporting.cohorts import PERIODS, cohorts, no_customer
+from skeldir.domains.reporting.cohorts import cohorts, no_customer
 from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
 from skeldir.domains.spend.reads import reporting_currency
 
@@ -137,37 +140,6 @@ router.add_api_route(
     response_model=OrderExplanation,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-
-
-SPLITS = ("first_touch_channel",)
-
-
-def cohort_period(
-    period: str = Query(default="month", description="`month` (UTC) or `week` (ISO, from Monday)"),
-) -> str:
-    if period not in PERIODS:
-        raise HTTPException(400, f"unknown period; known: {', '.join(PERIODS)}")
-    return period
-
-
-def cohort_split(
-    by: str | None = Query(
-        default=None,
-        description="`first_touch_channel`: one row per cohort and acquiring channel, the"
-        " channel `model` credits the most of the customer's first order (default model"
-        " `first_touch`: the channel of its first touch)"),
-    model: str | None = Query(
-        default=None, description="With `by`: the model naming the acquiring channel; "
-        + ", ".join(MODELS)),
-) -> str | None:
-    """The model naming the acquiring channel, or None for no split."""
-    if by is None:
-        if model is not None:
-            raise HTTPException(400, "model needs by=first_touch_channel")
-        return None
-    if by not in SPLITS:
-        raise HTTPException(400, f"unknown split; known: {', '.join(SPLITS)}")
-    return required_model(model or "first_touch")
 
 
 @router.get(
