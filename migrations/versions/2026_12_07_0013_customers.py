@@ -39,7 +39,7 @@ CREATE TABLE customers (
     tenant_id uuid NOT NULL,
     customer_key bytea NOT NULL,
     first_order_id uuid NOT NULL,
-    -- NULL only between the row's insert and its settling, within one transaction.
+    -- As the order's ordered_at, which a stored snapshot always has.
     first_ordered_at timestamptz,
     PRIMARY KEY (tenant_id, customer_key)
 );
@@ -59,7 +59,9 @@ SELECT DISTINCT ON (o.tenant_id, o.customer_key) o.tenant_id, o.customer_key, o.
        o.ordered_at
 FROM orders o
 WHERE o.customer_key IS NOT NULL
-ORDER BY o.tenant_id, o.customer_key, o.ordered_at, o.order_id;
+ORDER BY o.tenant_id, o.customer_key, o.ordered_at, o.order_id
+-- The table is new here; a customer already settled (a test running this again) stays.
+ON CONFLICT (tenant_id, customer_key) DO NOTHING;
 
 UPDATE orders o SET is_new_customer = (o.order_id = c.first_order_id)
 FROM customers c

@@ -18,8 +18,10 @@ DECLARE
     v_first_at timestamptz;
     v_flipped uuid[];
 BEGIN
+    -- A new customer's row is right as inserted: its first order is this one.
     INSERT INTO customers AS c (tenant_id, customer_key, first_order_id, first_ordered_at)
-    VALUES (p_tenant, p_customer, p_order, NULL)
+    SELECT p_tenant, p_customer, o.order_id, o.ordered_at FROM orders o
+    WHERE o.tenant_id = p_tenant AND o.order_id = p_order
     ON CONFLICT (tenant_id, customer_key) DO NOTHING;
     SELECT c.first_order_id INTO v_old_first FROM customers c
     WHERE c.tenant_id = p_tenant AND c.customer_key = p_customer

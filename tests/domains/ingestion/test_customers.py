@@ -4,16 +4,19 @@ the customer's first in the tenant by order time, whatever order the orders arri
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from db_helpers import CHAIN_STALE, create_tenant, ingest_shopify, order_body, shopify_delivery
+from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_ledger_concurrency import wait_until_blocked
 
 from skeldir.base.config import Settings
-from skeldir.base.db import create_pool, tenant_transaction
+from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.deployment import migrate
 from skeldir.domains.ingestion.inbox import IngestResult, ingest_arguments, ingest_one
 from skeldir.domains.ingestion.stitching import CUSTOMER, stitch_key
 
@@ -232,3 +235,35 @@ async def history_scenario(database: Settings, orders, arrivals) -> None:
 def test_any_arrival_order_ends_with_exactly_each_customers_earliest_order_new(database, history):
     orders, arrivals = history
     asyncio.run(history_scenario(database, orders, arrivals))
+
+
+def customers_migration(database: Settings):
+    # Reading the migrations puts their folder (and sql_functions) on sys.path.
+    ScriptDirectory.from_config(migrate.alembic_config(database))
+    path = migrate.MIGRATIONS_DIR / "versions" / "2026_12_07_0013_customers.py"
+    spec = importlib.util.spec_from_file_location("customers_migration", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_migration_backfills_the_flags_of_stored_orders(database, runtime_pool,
+                                                                  tenant_factory):
+    tenant = tenant_factory()
+    await deliver(runtime_pool, tenant, 70, "2026-03-02T10:00:00Z", ALICE)
+    await deliver(runtime_pool, tenant, 71, "2026-03-01T10:00:00Z", ALICE)
+    await deliver(runtime_pool, tenant, 72, "2026-03-03T10:00:00Z", BOB)
+    await deliver(runtime_pool, tenant, 73, "2026-03-03T10:00:00Z", None)
+    settled = await flags(runtime_pool, tenant)
+    firsts = await customers(runtime_pool, tenant)
+    # As before the migration: no flag, no customer rows.
+    with owner_connection(database) as conn:
+        conn.execute("UPDATE orders SET is_new_customer = NULL WHERE tenant_id = %s",
+                     (tenant.tenant_id,))
+        conn.execute("DELETE FROM customers WHERE tenant_id = %s", (tenant.tenant_id,))
+    assert set((await flags(runtime_pool, tenant)).values()) == {None}
+    with owner_connection(database) as conn:
+        conn.execute(customers_migration(database).BACKFILL)
+    assert await flags(runtime_pool, tenant) == settled == {
+        "70": False, "71": True, "72": True, "73": None}
+    assert await customers(runtime_pool, tenant) == firsts
