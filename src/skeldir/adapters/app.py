@@ -69,7 +69,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.long_operations = TenantOperationSlots(settings.long_operations_per_tenant)
         app.state.box = box
         app.state.schedule_chain = scheduler.request
-        app.state.rate_limits = TenantRateLimits.from_settings(settings)
+        rate_limits = TenantRateLimits.from_settings(settings)
+        app.state.rate_limits = rate_limits
         app.state.webhook_edge = webhooks.WebhookEdge(
             pool=ingest_pool,
             box=box,
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
                 metrics_listener.shutdown()
                 metrics_listener.server_close()
             await batcher.close()
+            await rate_limits.close()
             await scheduler.drain()
             await sources.close()
             await ingest_pool.close()
