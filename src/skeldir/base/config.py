@@ -21,6 +21,12 @@ class Settings:
     database_url: str | None = None
     # Owner role: migrations and operator commands.
     owner_database_url: str | None = None
+    # The runtime role on a streaming replica (hot standby) of that database: reports, exports
+    # and listings read there while it lags at most `read_replica_max_lag_seconds`; writes, the
+    # webhook path and key checks stay on the primary. Unset: everything on the primary.
+    read_database_url: str | None = None
+    read_replica_max_lag_seconds: float = 2.0
+    read_replica_check_seconds: float = 0.5
     broker_url: str | None = None
     # Base64 key that encrypts signing secrets at rest; read from the data dir when unset.
     secret_key: str | None = None
