@@ -217,6 +217,18 @@ class Cluster:
         result = subprocess.run(command, capture_output=True, text=True, timeout=15)
         return int(result.stdout or 0)
 
+    def post(self, host: str, url: str, body: bytes, headers: dict) -> int:
+        """The status of a POST of `body` to `url` made from `host` (0 when nothing answered)."""
+        path = self.directory / f"body-{uuid.uuid4().hex[:6]}"
+        path.write_bytes(body)
+        command = [*self.network.run_in(host), "curl", "-s", "-o", "/dev/null", "-w",
+                   "%{http_code}", "--max-time", "5", "--data-binary", f"@{path}", url]
+        for name, value in headers.items():
+            command += ["-H", f"{name}: {value}"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=15)
+        path.unlink()
+        return int(result.stdout or 0)
+
     def get_text(self, host: str, url: str, headers: dict | None = None) -> str:
         """The body of a GET of `url` made from `host`; fails unless it is answered 2xx."""
         command = [*self.network.run_in(host), "curl", "-s", "--fail", "--max-time", "10", url]
@@ -246,7 +258,8 @@ class Cluster:
             tenant = tenants.create_tenant(conn, box, name)
             source = tenants.add_source(conn, box, tenant_id=tenant.tenant_id, provider="shopify",
                                         secret=SHOPIFY_SECRET, public_url=self.lb_url)
-        return {"tenant_id": tenant.tenant_id, "api_key": tenant.api_key, "url": source.url}
+        return {"tenant_id": tenant.tenant_id, "api_key": tenant.api_key, "url": source.url,
+                "source_id": source.source_id}
 
     # --- looking ------------------------------------------------------------------------------
 

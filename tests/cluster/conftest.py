@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 
 # Low enough that a flood through both API hosts is measured against it in a few seconds, and
 # above the steady load the other tests send.
-WEBHOOKS_PER_SECOND = 15.0
-BURST = 15.0
+WEBHOOKS_PER_SECOND = 12.0
+BURST = 12.0
 
 
 @pytest.fixture(scope="module")

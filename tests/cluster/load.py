@@ -1,7 +1,8 @@
 """The cluster test's webhook sender, run on the load balancer's host: `python load.py SPEC`.
 
 SPEC (JSON) names the URL, the Shopify secret, and per stream a source path, a first order id,
-a rate (0: as fast as `concurrency` allows), a duration and whether to retry. A retrying stream
+a rate (0: as fast as `concurrency` allows), a duration or a number of orders, and how many
+attempts an order gets. A retrying stream
 sends each order until it is answered 200, as a provider does; the driver writes, per stream,
 the orders answered 200, those never answered 200 and the count of each status, to SPEC's
 `out`, and the count of orders answered so far to `progress`.
@@ -30,7 +31,8 @@ def _headers(secret: str, body: bytes) -> dict[str, str]:
 
 async def _stream(client: httpx.AsyncClient, spec: dict, stream: dict, progress: Counter) -> dict:
     answered, never, statuses, latencies = [], [], Counter(), []
-    deadline = time.monotonic() + stream["seconds"]
+    deadline = time.monotonic() + stream.get("seconds", 3600)
+    last_order = stream["first_order"] + stream.get("orders", 10**9) - 1
     next_order = stream["first_order"]
     interval = 1 / stream["rate"] if stream["rate"] else 0.0
     started = time.monotonic()
@@ -56,7 +58,7 @@ async def _stream(client: httpx.AsyncClient, spec: dict, stream: dict, progress:
         never.append(order_id)
 
     running: set[asyncio.Task] = set()
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and next_order <= last_order:
         if interval:
             # Paced: order n leaves at started + n * interval, however long answers take.
             due = started + (next_order - stream["first_order"]) * interval

@@ -9,17 +9,22 @@ served, and reports read from the replica equal the primary's."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import time
 import uuid
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from attribution_checks import _check
 from cluster import SHOPIFY_SECRET, Cluster, poll
 from conftest import BURST, WEBHOOKS_PER_SECOND
-from urllib.parse import urlsplit
+
+from skeldir.base.crypto import secret_box
+from skeldir.operations import tenants
 
 pytestmark = pytest.mark.cluster
 
@@ -36,10 +41,11 @@ def run_load(cluster: Cluster, streams: list[dict], on_progress=None) -> dict:
     return json.loads(out.read_text())
 
 
-def stream(name: str, tenant: dict, *, first: int, rate: float, seconds: float,
-           attempts: int = 1, concurrency: int = 1) -> dict:
+def stream(name: str, tenant: dict, *, first: int, rate: float, attempts: int = 1,
+           concurrency: int = 1, **length: float) -> dict:
+    """`length`: seconds=S or orders=N (or both: whichever ends first)."""
     return {"name": name, "path": urlsplit(tenant["url"]).path, "first_order": first,
-            "rate": rate, "seconds": seconds, "attempts": attempts, "concurrency": concurrency}
+            "rate": rate, "attempts": attempts, "concurrency": concurrency, **length}
 
 
 def stored_orders(cluster: Cluster, tenant: dict) -> list[str]:
@@ -63,16 +69,16 @@ def test_killing_an_api_host_and_a_worker_host_loses_no_webhook(cluster):
     tenant = cluster.create_tenant("steady")
 
     def kill_midway(progress) -> None:
-        poll("a third of the load answered", lambda: progress().get("steady", 0) >= 80, 60,
+        poll("a third of the load answered", lambda: progress().get("steady", 0) >= 60, 60,
              cluster.logs)
         cluster.kill("api1")
         cluster.kill("worker2")
 
-    result = run_load(cluster, [stream("steady", tenant, first=1, rate=12, seconds=20,
+    result = run_load(cluster, [stream("steady", tenant, first=1, rate=8, seconds=22,
                                        attempts=50)], kill_midway)["steady"]
     assert result["never_200"] == [], f"orders never answered 200: {result}"
     answered = result["answered_200"]
-    assert len(answered) > 200, result
+    assert len(answered) > 150, result
     poll("every order attributed and reported", lambda: backlog(cluster, tenant) == (0, 0, 0),
          90, lambda: f"pending, dirty, unattributed: {backlog(cluster, tenant)}\n{cluster.logs()}")
     stored = stored_orders(cluster, tenant)
@@ -91,19 +97,18 @@ def test_a_flooding_tenant_is_held_to_the_rate_across_both_api_hosts(cluster):
         cluster.http("lb", f"http://{cluster.address(h)}:8000/healthz") == 200
         for h in ("api1", "api2")), 30, cluster.logs)
     flooder, neighbour = cluster.create_tenant("flooder"), cluster.create_tenant("neighbour")
-    seconds = 4.0
     result = run_load(cluster, [
-        stream("flood", flooder, first=1, rate=0, seconds=seconds, concurrency=16),
-        stream("neighbour", neighbour, first=1, rate=10, seconds=seconds),
+        stream("flood", flooder, first=1, rate=0, orders=400, concurrency=16),
+        stream("neighbour", neighbour, first=1, rate=5, seconds=10),
     ])
     flood, calm = result["flood"], result["neighbour"]
     admitted = len(flood["answered_200"])
     sent = sum(flood["statuses"].values())
     allowance = BURST + WEBHOOKS_PER_SECOND * flood["seconds"]
     print(f"flood: {sent} sent, {admitted} admitted, allowance {allowance:.0f}; {flood['statuses']}")
-    # Per-process buckets would admit up to twice the allowance: the flood must be able to
-    # show that, or the test proves nothing.
-    assert sent > 2 * allowance, f"the flood was too slow to tell: {flood}"
+    # Per-process buckets would admit up to twice the allowance, so a flood well over the
+    # allowance would show more than it admitted; a flood under it would prove nothing.
+    assert sent > 1.3 * allowance, f"the flood was too slow to tell: {flood}"
     assert admitted <= allowance * 1.05 + 2, f"{admitted} admitted, allowance {allowance:.0f}"
     assert admitted >= allowance * 0.6, f"{admitted} admitted, allowance {allowance:.0f}"
     assert set(flood["statuses"]) <= {"200", "429"}, flood["statuses"]
@@ -135,3 +140,43 @@ def test_reports_read_from_the_replica_equal_the_primarys(cluster):
                               "&from=2026-01-01&to=2026-02-01", headers)
     assert sum(row["net_cents"] for row in report["rows"]) == 1050 * len(
         stored_orders(cluster, tenant))
+
+
+def signed(secret: str, order_id: int) -> tuple[bytes, dict]:
+    body = json.dumps({"id": order_id, "total_price": "10.50", "currency": "USD",
+                       "created_at": "2026-01-25T12:34:56Z"}).encode()
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return body, {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
+                  "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode()}
+
+
+def test_a_rotated_secret_and_a_revoked_key_are_refused_by_every_api_host(cluster):
+    tenant = cluster.create_tenant("rotating")
+    path = urlsplit(tenant["url"]).path
+    hosts = ("api1", "api2")
+    urls = {host: f"http://{cluster.address(host)}:8000" for host in hosts}
+    # Each host has the source in its cache.
+    for order, host in enumerate(hosts, start=1):
+        assert cluster.post("lb", urls[host] + path, *signed(SHOPIFY_SECRET, order)) == 200
+    new_secret = "shpss_rotated_secret"
+    with psycopg.connect(cluster.owner_socket_url) as conn:
+        tenants.rotate_secret(conn, secret_box(cluster.settings), tenant_id=tenant["tenant_id"],
+                              source_id=tenant["source_id"], secret=new_secret,
+                              retire_others=True)
+    rotated_at = time.monotonic()
+    order = iter(range(100, 10_000))
+    poll("every host refuses the retired secret", lambda: all(
+        cluster.post("lb", urls[h] + path, *signed(SHOPIFY_SECRET, next(order))) == 401
+        for h in hosts), 10, cluster.logs, interval=0.05)
+    print(f"retired secret refused by both hosts {time.monotonic() - rotated_at:.2f} s after"
+          " the rotation committed")
+    for host in hosts:
+        assert cluster.post("lb", urls[host] + path, *signed(new_secret, next(order))) == 200
+
+    headers = {"Authorization": f"Bearer {tenant['api_key']}"}
+    assert all(cluster.http("lb", urls[h] + "/api/status", headers) == 200 for h in hosts)
+    with psycopg.connect(cluster.owner_socket_url) as conn:
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s",
+                     (tenant["tenant_id"],))
+    # Keys are looked up on every request: refused at once, on every host.
+    assert [cluster.http("lb", urls[h] + "/api/status", headers) for h in hosts] == [401, 401]
