@@ -40,6 +40,7 @@ API_PORT = 8000
 LB_PORT = 8080
 REPO = Path(__file__).resolve().parents[2]
 SKELDIR = Path(sys.executable).parent / "skeldir"
+HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "skeldir.cfg"
 # Hosts and their last address octet on the test network.
 HOSTS = {"db": 2, "replica": 3, "redis": 4, "lb": 10, "api1": 11, "api2": 12,
          "worker1": 21, "worker2": 22}
@@ -190,13 +191,11 @@ class Cluster:
                     self._skeldir_env())
 
     def _start_haproxy(self) -> None:
-        servers = "\n".join(
-            f"    server {host} {self.address(host)}:{API_PORT} check" for host in ("api1", "api2")
-        )
-        config = self.directory / "haproxy.cfg"
-        config.write_text(HAPROXY_CONFIG.format(bind=f"{self.address('lb')}:{LB_PORT}",
-                                                servers=servers))
-        self._start("lb", ["haproxy", "-W", "-db", "-f", config])
+        # The configuration shipped for deployments, with this network's addresses.
+        env = {**os.environ, "SKELDIR_LB_BIND": f"{self.address('lb')}:{LB_PORT}",
+               "SKELDIR_API1": f"{self.address('api1')}:{API_PORT}",
+               "SKELDIR_API2": f"{self.address('api2')}:{API_PORT}"}
+        self._start("lb", ["haproxy", "-W", "-db", "-f", HAPROXY_CONFIG], env)
         poll("HAProxy answers", lambda: self.http("lb", f"{self.lb_url}/healthz") == 200, 30,
              lambda: self.log("lb"))
 
@@ -276,30 +275,3 @@ class Cluster:
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
         self.network.remove()
-
-
-HAPROXY_CONFIG = """\
-global
-    maxconn 4096
-
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    # A connection refused by a host that is down is tried again on the other one; a request
-    # a host received is never sent twice (the sender retries, as a provider would).
-    retries 2
-    option redispatch
-
-frontend webhooks
-    bind {bind}
-    default_backend api
-
-backend api
-    balance roundrobin
-    option httpchk GET /healthz
-    http-check expect status 200
-    default-server inter 200ms fall 2 rise 2
-{servers}
-"""
