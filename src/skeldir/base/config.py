@@ -21,6 +21,12 @@ class Settings:
     database_url: str | None = None
     # Owner role: migrations and operator commands.
     owner_database_url: str | None = None
+    # The runtime role on a streaming replica (hot standby) of that database: reports, exports
+    # and listings read there while it lags at most `read_replica_max_lag_seconds`; writes, the
+    # webhook path and key checks stay on the primary. Unset: everything on the primary.
+    read_database_url: str | None = None
+    read_replica_max_lag_seconds: float = 2.0
+    read_replica_check_seconds: float = 0.5
     broker_url: str | None = None
     # Base64 key that encrypts signing secrets at rest; read from the data dir when unset.
     secret_key: str | None = None
@@ -69,8 +75,8 @@ class Settings:
     ingest_batch_max: int = 64
     ingest_batch_wait_ms: float = 0.0
     ingest_batches_in_flight: int = 2
-    # Per tenant and per API process (N processes admit N times these); a rate of 0 turns
-    # a limit off. The webhook limit is above what one process ingests on 2 cores (~4,000/s):
+    # Per tenant and per API process (N processes admit N times these) unless shared through
+    # Redis (below); a rate of 0 turns a limit off. The webhook limit is above what one process ingests on 2 cores (~4,000/s):
     # one shop's sale day must not look like an attack.
     rate_limit_webhooks_per_second: float = 10000.0
     rate_limit_webhooks_burst: float = 20000.0
@@ -79,6 +85,12 @@ class Settings:
     rate_limit_collect_burst: float = 2000.0
     rate_limit_api_per_second: float = 50.0
     rate_limit_api_burst: float = 100.0
+    # Several API processes share each tenant's buckets through this Redis (redis:// or
+    # unix://), so together they admit the rates above. A Redis that does not answer within
+    # the timeout is skipped (each process limits on its own) and asked again after the pause.
+    rate_limit_redis_url: str | None = None
+    rate_limit_redis_timeout_seconds: float = 0.05
+    rate_limit_redis_retry_seconds: float = 5.0
     # The API's /metrics: on the public port when the port is 0; else only on this listener
     # (for example 127.0.0.1, reached by the scraper alone), and the public port answers 404.
     api_metrics_host: str = "127.0.0.1"

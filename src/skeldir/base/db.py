@@ -92,18 +92,20 @@ async def create_pool(
     max_size: int | None = None,
     plan_every_query: bool = False,
     server_settings: dict[str, str] | None = None,
+    url: str | None = None,
+    min_size: int = 2,
 ) -> BoundedPool:
-    """The runtime role's pool. `plan_every_query` suits batch work (the worker): a generic plan
+    """The runtime role's pool (at `url` when given: a read replica). `plan_every_query` suits batch work (the worker): a generic plan
     cached while tables were nearly empty can pick an index that scans a whole tenant later
     (sizes tie, so the choice is arbitrary); planning each batch query costs little there."""
     if not settings.database_url:
         raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
     size = max_size or settings.db_pool_size
     pool = BoundedPool(
-        settings.database_url,
+        url or settings.database_url,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
-        min_size=min(2, size),
+        min_size=min(min_size, size),
         max_size=size,
         max_queries=50000,
         max_inactive_connection_lifetime=300.0,

@@ -47,7 +47,7 @@ async def get_order_attribution(
     if "\x00" in provider + external_order_id + (store or ""):
         # No stored id holds a NUL, and PostgreSQL refuses one even as a query parameter.
         raise HTTPException(404, "no such order for this tenant")
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
+    async with tenant_transaction(request.app.state.reads.pool, principal.tenant_id) as conn:
         try:
             result = await order_attribution(conn, provider, external_order_id, store)
         except AmbiguousOrder as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
 from skeldir.adapters.api.auth import Principal, require_reader
@@ -83,7 +83,7 @@ def _iso(moment) -> str | None:
     responses=problem_responses(401, 403),
 )
 async def status(
-    principal: Principal = Depends(require_reader), *, conn: TenantConnection
+    request: Request, principal: Principal = Depends(require_reader), *, conn: TenantConnection
 ) -> dict:
     row = await conn.fetchrow(_STATUS_SQL, principal.tenant_id)
     oldest = row["oldest_pending_at"]
@@ -109,4 +109,6 @@ async def status(
             "last_attributed_at": _iso(row["last_attributed_at"]),
             "reports_fresh": row["pending_orders"] == 0 and row["report_dirty_orders"] == 0,
         },
+        # Whether reads go to the read replica, and how far behind it is.
+        "read_replica": request.app.state.reads.status(),
     }

@@ -145,7 +145,7 @@ async def _export(
     slots = state.long_operations
     slots.take(principal.tenant_id, "exports")
     try:
-        spool = await _spool(state.pool, principal, encoded, settings.export_spool_memory_bytes)
+        spool = await _spool(state.reads.pool, principal, encoded, settings.export_spool_memory_bytes)
     except BaseException:
         slots.give_back(principal.tenant_id)
         raise

@@ -39,7 +39,7 @@ async def _collector(request: Request) -> uuid.UUID:
     request.state.principal = principal
     if principal.scope not in ("collect", "admin"):
         raise HTTPException(403, "this key cannot write touchpoints", headers=_CORS)
-    rate_limits.enforce(request, rate_limits.COLLECT, principal.tenant_id, headers=_CORS)
+    await rate_limits.enforce(request, rate_limits.COLLECT, principal.tenant_id, headers=_CORS)
     return principal.tenant_id
 
 

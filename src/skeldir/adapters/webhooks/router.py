@@ -128,7 +128,7 @@ async def _receive(
             headers.setdefault(TOPIC_HEADERS[label], options["default_topic"])
         source, provider = await _verified(source, label, body, headers)
         # Refused before anything is stored: the provider retries later.
-        _admit(request, source)
+        await _admit(request, source)
     except _Refusal as refusal:
         return _outcome(label, refusal.outcome, refusal.response)
 
@@ -227,8 +227,8 @@ async def _verified(
     return source, provider
 
 
-def _admit(request: Request, source: ResolvedSource) -> None:
-    refused = rate_limits.refusal(request, rate_limits.WEBHOOKS, source.tenant_id)
+async def _admit(request: Request, source: ResolvedSource) -> None:
+    refused = await rate_limits.refusal(request, rate_limits.WEBHOOKS, source.tenant_id)
     if refused is not None:
         raise _Refusal("rate_limited", refused)
 

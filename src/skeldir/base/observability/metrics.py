@@ -58,6 +58,10 @@ ORDERS_ATTRIBUTED = Counter("orders_attributed_total", "Orders whose allocations
 RATE_LIMITED = Counter(
     "rate_limited_total", "Requests refused because their tenant was over its rate limit", ["kind"]
 )
+RATE_LIMIT_FALLBACKS = Counter(
+    "rate_limit_fallbacks_total",
+    "Times the shared rate limits' Redis did not answer and the process limited on its own",
+)
 HEADERS_TOO_LARGE = Counter(
     "headers_too_large_total", "Requests refused with 431: request line and headers over the cap"
 )
