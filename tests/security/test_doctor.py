@@ -73,6 +73,7 @@ def run_doctor(settings: Settings, *args: str) -> Doctor:
     env = {
         "SKELDIR_OWNER_DATABASE_URL": settings.owner_database_url,
         "SKELDIR_DATABASE_URL": settings.database_url,
+        "SKELDIR_WORKER_DATABASE_URL": settings.worker_database_url,
         "SKELDIR_SECRET_KEY": settings.secret_key,
         "SKELDIR_BROKER_URL": settings.broker_url,
         "SKELDIR_PUBLIC_URL": settings.public_url,
@@ -148,6 +149,7 @@ def throwaway(admin_url: str) -> Iterator[Throwaway]:
         data_dir=data_dir,
         owner_database_url=role_url(admin_url, roles.database, roles.owner),
         database_url=role_url(admin_url, roles.database, roles.runtime),
+        worker_database_url=role_url(admin_url, roles.database, roles.worker),
         secret_key=new_secret_key(),
         broker_url="memory://",
         public_url=f"http://127.0.0.1:{free_port()}",

@@ -196,10 +196,10 @@ async def test_functions_and_server_powers_it_was_not_granted_are_refused(
 
 
 async def test_update_and_delete_without_a_filter_touch_only_the_tenant_in_context(
-        database: Settings, runtime_pool, tenant_factory) -> None:
+        database: Settings, runtime_pool, worker_pool, tenant_factory) -> None:
     tenant_a, tenant_b = tenant_factory("A"), tenant_factory("B")
     for tenant in (tenant_a, tenant_b):
-        await populate_every_tenant_table(database, runtime_pool, tenant)
+        await populate_every_tenant_table(database, worker_pool, tenant)
     with owner_connection(database) as conn:
         writable = conn.execute(
             "SELECT c.oid::regclass::text, has_table_privilege(%(role)s, c.oid, 'DELETE'),"
