@@ -67,7 +67,8 @@ def order_body(order_id: int, total: str = "10.50", currency: str = "USD",
 
 
 async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUnderTest) -> None:
-    """Run the real flows that write tenant rows, so every tenant table has one for `tenant`."""
+    """Run the real flows that write tenant rows, so every tenant table has one for `tenant`;
+    `pool` is the worker role's, as the flows include the worker's recompute."""
     box = secret_box(settings)
     # An order with an email: its customer gets a row in customers.
     result = await ingest_shopify(pool, tenant, order_body(910001, email="populate@example.invalid"),

@@ -110,6 +110,7 @@ class FaultSystem:
         self.settings = Settings(
             data_dir=self.app_dir,
             database_url=role_url(self.postgres.dsn(), roles.database, roles.runtime),
+            worker_database_url=role_url(self.postgres.dsn(), roles.database, roles.worker),
             owner_database_url=role_url(self.postgres.dsn(), roles.database, roles.owner),
             broker_url=self.redis.url,
             secret_key=new_secret_key(),

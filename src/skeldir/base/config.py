@@ -17,8 +17,11 @@ _ENV_PREFIX = "SKELDIR_"
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".skeldir")
-    # Runtime role (API and worker): NOSUPERUSER NOBYPASSRLS, DML only.
+    # Runtime role (the API): NOSUPERUSER NOBYPASSRLS, DML only.
     database_url: str | None = None
+    # Worker role (the Celery worker and beat): the runtime role's DML under the same row-level
+    # security, plus the few functions that list tenant ids across tenants for the schedules.
+    worker_database_url: str | None = None
     # Owner role: migrations and operator commands.
     owner_database_url: str | None = None
     # The runtime role on a streaming replica (hot standby) of that database: reports, exports
@@ -113,11 +116,20 @@ class Settings:
     @property
     def external_services(self) -> bool:
         """True when PostgreSQL and the broker are given, so nothing embedded is started."""
-        return bool(self.database_url and self.owner_database_url and self.broker_url)
+        return bool(
+            self.database_url
+            and self.worker_database_url
+            and self.owner_database_url
+            and self.broker_url
+        )
 
     @property
     def runtime_role(self) -> str:
         return _user_of(self.database_url, "skeldir_app")
+
+    @property
+    def worker_role(self) -> str:
+        return _user_of(self.worker_database_url, "skeldir_worker")
 
     @property
     def owner_role(self) -> str:
