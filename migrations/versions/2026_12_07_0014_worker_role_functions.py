@@ -7,14 +7,14 @@ for them, and a runtime role that could call them could enumerate every tenant. 
 only one left that may execute them.
 
 Revision ID: 20261207_0014
-Revises: 20261207_0011
+Revises: 20261207_0013
 Create Date: 2026-12-07
 """
 
 from alembic import context, op
 
 revision = "20261207_0014"
-down_revision = "20261207_0011"
+down_revision = "20261207_0013"
 branch_labels = None
 depends_on = None
 

@@ -44,6 +44,10 @@ HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "skeldir.cfg"
 # Hosts and their last address octet on the test network.
 HOSTS = {"db": 2, "replica": 3, "redis": 4, "lb": 10, "api1": 11, "api2": 12,
          "worker1": 21, "worker2": 22}
+# The cluster's webhook rate limit: low enough that a flood through both API hosts is measured
+# against it in a few seconds, and above the steady load the tests send.
+WEBHOOKS_PER_SECOND = 12.0
+BURST = 12.0
 T = TypeVar("T")
 
 
@@ -111,6 +115,7 @@ class Cluster:
             data_dir=self.directory / "skeldir",
             database_url=role_url(tcp, roles.database, roles.runtime),
             owner_database_url=role_url(tcp, roles.database, roles.owner),
+            worker_database_url=role_url(tcp, roles.database, roles.worker),
             read_database_url=role_url(tcp.replace(db, replica), roles.database, roles.runtime),
             broker_url=f"redis://{redis}:6379/0",
             rate_limit_redis_url=f"redis://{redis}:6379/1",
@@ -134,10 +139,12 @@ class Cluster:
         self.primary.start()
         roles = new_roles()
         provision(self.primary.dsn(), roles)
-        migrate.upgrade(Settings(owner_database_url=role_url(self.primary.dsn(), roles.database,
-                                                             roles.owner),
-                                 database_url=role_url(self.primary.dsn(), roles.database,
-                                                       roles.runtime)))
+        socket = self.primary.dsn()
+        migrate.upgrade(Settings(
+            owner_database_url=role_url(socket, roles.database, roles.owner),
+            database_url=role_url(socket, roles.database, roles.runtime),
+            worker_database_url=role_url(socket, roles.database, roles.worker),
+        ))
         self.primary.stop()
         with (self.primary.pgdata / "pg_hba.conf").open("a") as hba:
             hba.write(f"host all all {SUBNET}.0/24 trust\n"

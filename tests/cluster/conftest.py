@@ -5,16 +5,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import Cluster
+from cluster import BURST, WEBHOOKS_PER_SECOND, Cluster
 from network import namespaces_supported
 
 # The checks of a converged tenant are the fault suite's (tests/faults/attribution_checks.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
-
-# Low enough that a flood through both API hosts is measured against it in a few seconds, and
-# above the steady load the other tests send.
-WEBHOOKS_PER_SECOND = 12.0
-BURST = 12.0
 
 
 @pytest.fixture(scope="module")

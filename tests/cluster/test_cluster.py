@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from attribution_checks import _check
-from cluster import SHOPIFY_SECRET, Cluster, poll
-from conftest import BURST, WEBHOOKS_PER_SECOND
+from cluster import BURST, SHOPIFY_SECRET, WEBHOOKS_PER_SECOND, Cluster, poll
 
 from skeldir.base.crypto import secret_box
 from skeldir.operations import tenants

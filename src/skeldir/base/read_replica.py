@@ -12,15 +12,18 @@ report read from it is never older than that bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
 
-from skeldir.base.db import DATABASE_UNAVAILABLE_ERRORS
+from skeldir.base.db import DATABASE_UNAVAILABLE_ERRORS, SET_TENANT_SQL
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,24 @@ class ReplicaState:
 _NOT_CHECKED = ReplicaState(False, None, None, "not checked yet")
 
 
+async def _begin_on(pool: asyncpg.Pool, tenant_id: uuid.UUID | str):
+    """A connection of `pool` in a read-only transaction of `tenant_id`, and the transaction."""
+    conn = await pool.acquire()
+    transaction = conn.transaction(readonly=True)
+    try:
+        await transaction.start()
+        await conn.execute(SET_TENANT_SQL, str(tenant_id))
+    except BaseException:
+        # Pooled connections are released without a reset (base/db.py): none may keep an
+        # open transaction.
+        if conn.is_in_transaction():
+            with contextlib.suppress(*DATABASE_UNAVAILABLE_ERRORS):
+                await transaction.rollback()
+        await pool.release(conn)
+        raise
+    return conn, transaction
+
+
 class ReadPools:
     """The pool a read should use: the replica's while it keeps up, else the primary's."""
 
@@ -82,6 +103,43 @@ class ReadPools:
         if self.replica is not None and self.state.serving_reads:
             return self.replica
         return self.primary
+
+    @asynccontextmanager
+    async def tenant_transaction(
+        self, tenant_id: uuid.UUID | str
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A read-only tenant transaction: on the replica while it serves, on the primary when
+        it does not, or when it fails before the first statement (it died since the last
+        check: it is left out at once rather than at the next check)."""
+        pool, conn, transaction = await self._begin(tenant_id)
+        try:
+            yield conn
+        except BaseException:
+            # A connection that died takes its transaction along; the first error is the one
+            # that matters.
+            with contextlib.suppress(*DATABASE_UNAVAILABLE_ERRORS):
+                await transaction.rollback()
+            raise
+        else:
+            await transaction.commit()
+        finally:
+            await pool.release(conn)
+
+    async def _begin(self, tenant_id: uuid.UUID | str):
+        pool = self.pool
+        if pool is self.replica:
+            try:
+                return pool, *await _begin_on(pool, tenant_id)
+            except DATABASE_UNAVAILABLE_ERRORS as error:
+                await self._left_out(error)
+        return self.primary, *await _begin_on(self.primary, tenant_id)
+
+    async def _left_out(self, error: BaseException) -> None:
+        # Its pooled connections died with it (a restart, a failover): replaced at their next
+        # use, so reads that come back to it do not meet a dead one.
+        await self.replica.expire_connections()
+        reason = f"unreachable: {type(error).__name__}"
+        self._decide(ReplicaState(False, None, None, reason))
 
     def status(self) -> dict:
         if self.replica is None:
@@ -126,8 +184,8 @@ class ReadPools:
         try:
             in_recovery, replayed = await self.replica.fetchrow(_REPLICA_POSITION_SQL)
         except DATABASE_UNAVAILABLE_ERRORS as error:
-            reason = f"unreachable: {type(error).__name__}"
-            return self._decide(ReplicaState(False, None, None, reason))
+            await self._left_out(error)
+            return self.state
         if not in_recovery or replayed is None:
             return self._decide(ReplicaState(False, None, None, "not a standby"))
         replayed_position = wal_position(replayed)

@@ -19,7 +19,7 @@ from report_data import EMAIL, SEARCH, SOCIAL
 from test_reports import assert_problem, bearer, walk
 
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import create_pool, tenant_transaction
+from skeldir.base.db import create_worker_pool, tenant_transaction
 from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
@@ -88,7 +88,8 @@ async def _attribute(pool, tenant) -> None:
 
 
 async def _build(database, orders, refund=None):
-    pool = await create_pool(database, max_size=2)
+    # The worker's role: the build runs the recompute as the worker does.
+    pool = await create_worker_pool(database, max_size=2)
     try:
         tenant = create_tenant(database, "cohorts")
         for order in orders:
@@ -209,7 +210,7 @@ def test_an_earlier_order_arriving_later_moves_the_customer_to_its_cohort(client
         ("2026-02-01", 1)]
 
     async def earlier():
-        pool = await create_pool(database, max_size=2)
+        pool = await create_worker_pool(database, max_size=2)
         try:
             await _order(database, pool, tenant, 2, eve, "2026-01-05T12:00:00", "USD", 3000, [])
         finally:

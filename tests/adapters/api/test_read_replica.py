@@ -38,6 +38,7 @@ class Pair:
             data_dir=directory / "skeldir",
             owner_database_url=role_url(self.primary.dsn(), roles.database, roles.owner),
             database_url=role_url(self.primary.dsn(), roles.database, roles.runtime),
+            worker_database_url=role_url(self.primary.dsn(), roles.database, roles.worker),
             secret_key=new_secret_key(),
             broker_url="memory://",
         )
@@ -83,7 +84,9 @@ def order_ids(client, tenant) -> set[str]:
 
 
 def replica_status(client, tenant) -> dict:
-    return client.get("/api/status", headers=bearer(tenant.api_key)).json()["read_replica"]
+    response = client.get("/api/status", headers=bearer(tenant.api_key))
+    assert response.status_code == 200, response.text
+    return response.json()["read_replica"]
 
 
 def send_order(client, tenant, order_id: int) -> str:

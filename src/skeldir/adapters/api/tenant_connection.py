@@ -14,14 +14,13 @@ import asyncpg
 from fastapi import Depends, Request
 
 from skeldir.adapters.api.auth import Principal, require_reader
-from skeldir.base.db import tenant_transaction
 
 
 async def reader_transaction(
     request: Request, principal: Principal = Depends(require_reader)
 ) -> AsyncIterator[asyncpg.Connection]:
     # Reads only: on the read replica while it keeps up (base/read_replica.py).
-    async with tenant_transaction(request.app.state.reads.pool, principal.tenant_id) as conn:
+    async with request.app.state.reads.tenant_transaction(principal.tenant_id) as conn:
         yield conn
 
 
