@@ -185,6 +185,23 @@ def test_the_period_spreads_orders_over_every_one_of_its_90_days(period):
     assert demo_period(seed=5, visitors=40, now=NOON) == period
 
 
+def test_the_clock_only_cuts_the_current_day_and_moves_times():
+    earlier = demo_period(seed=5, visitors=40, now=NOON, days=5)
+    later = demo_period(seed=5, visitors=40, now=NOON + timedelta(hours=3), days=5)
+
+    def drawn(order: journeys.Order) -> tuple:
+        return (order.number, order.key, order.checkout, order.currency, order.lines,
+                order.customer_ref, order.ordered_at)
+
+    assert [drawn(o) for o in later.orders if o.ordered_at <= NOON] == [
+        drawn(o) for o in earlier.orders]
+    assert len(later.orders) > len(earlier.orders)
+    assert [t for t in later.touchpoints if t.occurred_at <= NOON] == list(earlier.touchpoints)
+    # Earlier days' spend is fixed; today's is what was spent by then.
+    before_today = [row for row in earlier.spend if row["date"] != NOON.date().isoformat()]
+    assert before_today == [row for row in later.spend if row["date"] != NOON.date().isoformat()]
+
+
 def test_returning_customers_reuse_the_email_checkout_and_currency_of_an_earlier_order(period):
     first_orders: dict[str, journeys.Order] = {}
     for order in sorted(period.orders, key=lambda o: o.ordered_at):

@@ -157,28 +157,37 @@ def demo_day(seed: int, visitors: int, now: datetime) -> Day:
 
 def demo_period(seed: int, visitors: int, now: datetime, days: int = DEFAULT_DAYS) -> Day:
     """The current UTC day and the `days - 1` before it: about `visitors` a day (busier on
-    weekdays and later in the period; the current day in proportion to its hours so far),
-    returning customers, and every ad's spend of each day, in the same rhythm."""
+    weekdays and later in the period), returning customers, and every ad's spend of each day,
+    in the same rhythm.
+
+    Each day is drawn whole from its own generator (the seed and how many days back it is),
+    so nothing drawn depends on the clock: the current day is cut at `now` (what happens after
+    it is not sent yet), and its spend is its share of the day so far."""
     if visitors < MIN_VISITORS:
         raise ValueError(f"a demo day needs at least {MIN_VISITORS} visitors")
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"a demo period is 1 to {MAX_DAYS} days")
-    rng = random.Random(seed)
     today = _midnight(now)
     customers = _Customers()
     touchpoints: list[Visit | Identify] = []
     orders: list[Order] = []
     spend: list[dict] = []
     for back in range(days - 1, -1, -1):
+        rng = random.Random(f"{seed}:{back}")
         start = today - timedelta(days=back)
-        end = now if back == 0 else start + timedelta(days=1)
-        share = (end - start) / timedelta(days=1)
+        end = start + timedelta(days=1)
         factor = campaigns.day_factor(rng, start.date(), 1 - back / max(1, days - 1))
-        count = max(MIN_VISITORS, round(visitors * factor * share))
+        count = max(MIN_VISITORS, round(visitors * factor))
         day_touchpoints, day_orders = _day(rng, count, start, end, 1001 + len(orders), customers)
-        touchpoints += day_touchpoints
-        orders += day_orders
+        day_orders = _with_refunds(rng, day_orders, max(now, end))
+        share = min(1.0, (now - start) / timedelta(days=1))
         spend += campaigns.spend_rows(rng, start.date(), factor, share)
+        # Orders, visits and refunds after `now` have not happened yet.
+        touchpoints += [t for t in day_touchpoints if t.occurred_at <= now]
+        for order in day_orders:
+            if order.ordered_at <= now:
+                refunds = tuple(r for r in order.refunds if r.refunded_at <= now)
+                orders.append(replace(order, refunds=refunds))
         # A customer returns on a later day, never on the day of their first order.
         customers.known += [
             (order.customer_ref, order.checkout, order.currency)
@@ -186,7 +195,7 @@ def demo_period(seed: int, visitors: int, now: datetime, days: int = DEFAULT_DAY
         ]
     return Day(
         tuple(sorted(touchpoints, key=lambda t: (t.occurred_at, t.touchpoint_id))),
-        _with_refunds(rng, orders, now),
+        tuple(orders),
         tuple(spend),
     )
 
