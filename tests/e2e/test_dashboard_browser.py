@@ -480,3 +480,31 @@ def test_the_campaign_drill_down_reads_the_performance_report_where_the_server_h
     assert all(a["model"] == "linear" for a in asked)
     watched.assert_only_own_origin()
     assert watched.errors == [], (watched.errors, watched.refused)
+
+
+def test_revenue_in_another_currency_converts_at_its_days_rate_once_loaded(system, shop, browser,
+                                                                         tmp_path):
+    """A JPY rate for the JPY order's day: its revenue joins its channel in USD, at the rate the
+    order was converted at (JPY 1,200 at 0.0065 is USD 7.80), and leaves the unconverted list."""
+    jpy_day = (TODAY - timedelta(days=1)).date().isoformat()
+    rates = tmp_path / "rates.csv"
+    rates.write_text(f"date,base,quote,rate\n{jpy_day},JPY,USD,0.0065\n")
+    system.cli("fx", "load", str(rates), "--json")
+    start, end = (TODAY - timedelta(days=29)).date().isoformat(), TODAY.date().isoformat()
+    poll("the JPY day converted",
+         lambda: [d["gross_reporting_cents"] for d in api_get(
+             system, shop["api_key"], "/api/reports/daily-revenue",
+             **{"from": start, "to": end}).json()["items"] if d["currency"] == "JPY"],
+         lambda converted: converted == [780])
+
+    watched = Watched(browser, system.api_url)
+    page = watched.page
+    page.goto(f"{system.api_url}/#key={shop['api_key']}")
+    paid_search = page.locator('#spend-channels tr[data-channel="paid_search"]')
+    expect(paid_search.locator("[data-key=revenue]")).to_have_attribute("data-cents", "5780")
+    expect(paid_search.locator("[data-key=roas]")).to_have_text("1.45×")
+    unconverted = page.locator("#spend-unconverted")
+    expect(unconverted).to_contain_text("EUR 10.00 of spend")
+    expect(unconverted).not_to_contain_text("JPY")
+    watched.assert_only_own_origin()
+    assert watched.errors == [], (watched.errors, watched.refused)
