@@ -1,7 +1,8 @@
 """Sending the demo day to a running system over HTTP, and waiting until it is attributed.
 
-Touchpoints go first, as a storefront's collector sends them before anyone checks out; then
-every webhook in the order its platform would send it, each signed just before it is sent.
+The ad spend goes first, then the touchpoints, as a storefront's collector sends them before
+anyone checks out; then every webhook in the order its platform would send it, each signed just
+before it is sent.
 """
 
 from __future__ import annotations
