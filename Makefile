@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser haproxy up demo test test-fast bench bench-ingest bench-freshness bench-attribution lock clean
+.PHONY: install browser haproxy up demo test test-fast bench bench-ingest bench-freshness bench-attribution bench-spend lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ bench-freshness: install
 
 bench-attribution: install
 	$(BIN)/python bench/attribution.py
+
+bench-spend: install
+	$(BIN)/python bench/spend_load.py
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: install
