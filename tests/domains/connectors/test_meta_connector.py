@@ -11,6 +11,8 @@ from datetime import date
 import pytest
 
 from ads_platform_server import Reply, ads_fixture
+from ads_shapes import meta_page as page
+from ads_shapes import meta_row
 from skeldir.domains.connectors.api import platform_api
 from skeldir.domains.connectors.meta import MetaConnector, usage_pause
 from skeldir.domains.connectors.platform import NeedsReauth, PlatformError, Throttled, Transient
@@ -21,22 +23,6 @@ pytestmark = pytest.mark.anyio
 META = MetaConnector()
 TOKEN = {"access_token": "EAAB-secret-token"}
 INSIGHTS = "/v23.0/act_123/insights"
-
-
-def meta_row(day: str, ad: str, spend: str, **extra) -> dict:
-    """An ad-level daily insights row as Meta writes it: every value a string."""
-    return {"account_currency": "EUR", "campaign_id": "23850000000000001",
-            "campaign_name": "Spring", "adset_id": "23850000000000002",
-            "adset_name": "Lookalike", "ad_id": ad, "ad_name": f"Ad {ad}", "spend": spend,
-            "impressions": "1000", "clicks": "12", "date_start": day, "date_stop": day,
-            **extra}
-
-
-def page(rows: list[dict], next_url: str | None = None) -> dict:
-    paging = {"cursors": {"before": "QVFIUmJF", "after": "QVFIUmFm"}}
-    if next_url:
-        paging["next"] = next_url
-    return {"data": rows, "paging": paging}
 
 
 async def test_the_insights_request_asks_for_ad_level_daily_rows_of_the_range(platform, api):
