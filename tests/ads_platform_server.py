@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -26,6 +26,8 @@ import pytest
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
+
+from skeldir.base.config import Settings
 
 SHARED_ADS_FIXTURES = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "ads"
@@ -153,3 +155,33 @@ def running_platform() -> Iterator[PlatformServer]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def platform_server() -> Iterator[PlatformServer]:
+    """One local platform for the session (import this fixture and `platform` where needed)."""
+    with running_platform() as server:
+        yield server
+
+
+@pytest.fixture
+def platform(platform_server: PlatformServer) -> Iterator[PlatformServer]:
+    """The local platform with no route scripted and no request seen."""
+    platform_server.reset()
+    yield platform_server
+    platform_server.reset()
+
+
+def platform_settings(url: str, base: Settings | None = None, **overrides) -> Settings:
+    """`base` with every platform's base URL at the local server, short timeouts and waits."""
+    return replace(
+        base or Settings(),
+        connector_meta_base_url=f"{url}/v23.0",
+        connector_google_ads_base_url=f"{url}/v21",
+        connector_google_oauth_token_url=f"{url}/token",
+        connector_tiktok_base_url=f"{url}/open_api/v1.3",
+        connector_timeout_seconds=5.0,
+        connector_backoff_seconds=1.0,
+        connector_max_wait_seconds=120.0,
+        **overrides,
+    )

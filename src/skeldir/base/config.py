@@ -114,6 +114,8 @@ class Settings:
     connector_recent_interval_seconds: float = 3600.0
     connector_restate_interval_seconds: float = 86400.0
     connector_restate_days: int = 28
+    # How often the worker takes the next chunk of every unfinished backfill (one per connector).
+    connector_backfill_interval_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

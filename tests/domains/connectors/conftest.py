@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from ads_platform_server import PlatformServer, running_platform
+from ads_platform_server import platform, platform_server, platform_settings  # noqa: F401
 from skeldir.base.config import Settings
 from skeldir.domains.connectors.api import Api, platform_api
-
-
-@pytest.fixture(scope="session")
-def platform_server() -> Iterator[PlatformServer]:
-    with running_platform() as server:
-        yield server
-
-
-@pytest.fixture
-def platform(platform_server: PlatformServer) -> Iterator[PlatformServer]:
-    platform_server.reset()
-    yield platform_server
-    platform_server.reset()
-
-
-def platform_settings(url: str, base: Settings | None = None, **overrides) -> Settings:
-    from dataclasses import replace
-
-    return replace(
-        base or Settings(),
-        connector_meta_base_url=f"{url}/v23.0",
-        connector_google_ads_base_url=f"{url}/v21",
-        connector_google_oauth_token_url=f"{url}/token",
-        connector_tiktok_base_url=f"{url}/open_api/v1.3",
-        connector_timeout_seconds=5.0,
-        connector_backoff_seconds=1.0,
-        connector_max_wait_seconds=120.0,
-        **overrides,
-    )
 
 
 async def _no_sleep(_seconds: float) -> None:
@@ -45,7 +16,7 @@ async def _no_sleep(_seconds: float) -> None:
 
 
 @pytest.fixture
-def settings(platform: PlatformServer) -> Settings:
+def settings(platform) -> Settings:  # noqa: F811
     return platform_settings(platform.url)
 
 

@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 from prometheus_client import REGISTRY
 
-from ads_platform_server import Reply
+from ads_platform_server import Reply, platform_settings
 from ads_shapes import meta_page, meta_row
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import owner_connection, tenant_transaction
@@ -32,11 +32,8 @@ async def _no_sleep(_seconds: float) -> None:
 
 
 @pytest.fixture
-def pull_settings(database, settings):
-    return replace(database, **{k: getattr(settings, k) for k in (
-        "connector_meta_base_url", "connector_google_ads_base_url",
-        "connector_google_oauth_token_url", "connector_tiktok_base_url",
-        "connector_timeout_seconds", "connector_backoff_seconds")}, connector_attempts=2)
+def pull_settings(database, platform):
+    return platform_settings(platform.url, database, connector_attempts=2)
 
 
 async def connect(pool, settings, tenant_id, platform="meta", account="act_123",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import asyncpg
 
@@ -141,3 +141,28 @@ async def backfill_step(pool: asyncpg.Pool, api: Api, box: SecretBox, tenant_id:
     if chunk is None:
         return None
     return await pull(pool, api, box, tenant_id, connector_id, *chunk, backfill=True)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    tenant_id: uuid.UUID
+    connector_id: uuid.UUID
+    platform: str
+    status: str
+    last_success_at: datetime | None
+    backfill_pending: bool
+
+
+async def scheduled(pool: asyncpg.Pool) -> list[Scheduled]:
+    """Every tenant's connectors, for the scheduled pulls (ids and status, no credentials)."""
+    return [Scheduled(**dict(r)) for r in await pool.fetch("SELECT * FROM connectors_to_pull()")]
+
+
+def lag_by_platform(connectors: list[Scheduled], now: datetime) -> dict[str, float]:
+    """Per platform, seconds since the least recent success among its connectors that can be
+    pulled (a connector never pulled counts from now: it has no lag yet, it has a status)."""
+    lag: dict[str, float] = {platform: 0.0 for platform in CONNECTORS}
+    for c in connectors:
+        if c.status != "needs_reauth" and c.last_success_at is not None:
+            lag[c.platform] = max(lag[c.platform], (now - c.last_success_at).total_seconds())
+    return lag
