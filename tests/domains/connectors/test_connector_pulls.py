@@ -231,3 +231,21 @@ async def test_a_backfill_goes_in_chunks_and_resumes_where_it_stopped(
     assert done.backfill_next is None and done.public()["backfill"]["done"]
     assert [r[0] for r in await ledger_rows(runtime_pool, tenant.tenant_id)] == [
         "2026-10-01", "2026-10-08", "2026-10-15"]
+
+
+async def test_no_token_reaches_the_logs_or_the_stored_error(runtime_pool, pull_settings,
+                                                              platform, tenant_factory, caplog):
+    tenant = tenant_factory()
+    connector = await connect(runtime_pool, pull_settings, tenant.tenant_id)
+    second = f"{platform.url}{INSIGHTS}?access_token={TOKEN}&after=x"
+    platform.on("GET", INSIGHTS, Reply(body=meta_page([meta_row("2026-12-01", "1", "1")], second)),
+                Reply(400, {"error": {"message": "Invalid parameter", "code": 100}}))
+    with caplog.at_level("DEBUG"):
+        result = await run_pull(runtime_pool, pull_settings, tenant.tenant_id,
+                                connector.connector_id, date(2026, 12, 1), date(2026, 12, 1))
+    assert result.outcome == "error" and result.error == "Meta error 100: Invalid parameter"
+    assert platform.seen()[-1].query["access_token"] == TOKEN  # the token was sent...
+    assert caplog.records and not [r for r in caplog.records if TOKEN in r.getMessage()
+                                   or TOKEN in json.dumps(r.__dict__, default=str)]
+    assert TOKEN not in (await status_of(runtime_pool, tenant.tenant_id,
+                                         connector.connector_id)).last_error
