@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ads_platform_server import Reply, ads_fixture
+from ads_platform_server import Reply, ads_fixture, replies
 from skeldir.base.money import exponent
 from skeldir.domains.connectors.google_ads import GoogleAdsConnector, round_to_minor_unit
 from skeldir.domains.connectors.platform import NeedsReauth, PlatformError, Throttled
@@ -47,6 +47,19 @@ def ads_row(day: str, ad: str, cost_micros: str, currency: str = "USD", **metric
     }
 
 
+def serve(platform, *ads: Reply, campaigns: tuple[Reply, ...] = ()) -> None:
+    """Answer the ad query with `ads` in turn and the campaign-totals query with `campaigns`
+    (by default no row: every campaign's spend is on its ads)."""
+    ad_answers = replies(*ads)
+    campaign_answers = replies(*(campaigns or (Reply(body=search_page([])),)))
+    platform.on("POST", SEARCH, lambda seen: (
+        campaign_answers if " FROM campaign " in seen.json["query"] else ad_answers)(seen))
+
+
+def ad_queries(platform) -> list:
+    return [s for s in platform.seen("POST", SEARCH) if "FROM ad_group_ad" in s.json["query"]]
+
+
 def search_page(rows: list[dict], next_token: str | None = None) -> dict:
     body = {"results": rows, "fieldMask": "customer.currencyCode,campaign.id,metrics.costMicros",
             "queryResourceConsumption": "570"}
@@ -57,11 +70,13 @@ def search_page(rows: list[dict], next_token: str | None = None) -> dict:
 
 async def test_a_pull_refreshes_the_token_and_queries_ad_group_ads_by_day(platform, api):
     platform.on("POST", "/token", token_reply())
-    platform.on("POST", SEARCH, Reply(body=search_page(
+    serve(platform, Reply(body=search_page(
         [ads_row("2026-12-01", "333", "12345678"), ads_row("2026-12-02", "333", "5000000")])))
     rows = await fetch_rows(api, GOOGLE, CREDENTIALS, "1234567890", date(2026, 12, 1),
                             date(2026, 12, 2))
-    token, search = platform.seen()
+    token, search, totals = platform.seen()
+    assert " FROM campaign WHERE segments.date BETWEEN '2026-12-01' AND '2026-12-02'" in (
+        totals.json["query"])
     assert token.form == {"grant_type": "refresh_token", "refresh_token": "1//refresh-secret",
                           "client_id": "client.apps.googleusercontent.com",
                           "client_secret": "client-secret"}
@@ -89,7 +104,7 @@ async def test_page_tokens_are_followed_with_the_same_query(platform, api):
                 Reply(body={"fieldMask": "campaign.id", "queryResourceConsumption": "12"}))
     rows = await fetch_rows(api, GOOGLE, CREDENTIALS, "1234567890", date(2026, 12, 1),
                             date(2026, 12, 1))
-    first, second = platform.seen("POST", SEARCH)
+    first, second = ad_queries(platform)
     assert "pageToken" not in first.json and second.json["pageToken"] == "CPii5aS87vfF"
     assert first.json["query"] == second.json["query"]
     assert [r.spend_minor for r in rows] == [100]
@@ -97,7 +112,7 @@ async def test_page_tokens_are_followed_with_the_same_query(platform, api):
 
 async def test_zero_decimal_currencies_round_micros_to_whole_units(platform, api):
     platform.on("POST", "/token", token_reply())
-    platform.on("POST", SEARCH, Reply(body=search_page(
+    serve(platform, Reply(body=search_page(
         [ads_row("2026-12-01", "1", "1500000000", "JPY"),
          ads_row("2026-12-01", "2", "499999", "JPY", impressions="0")])))
     rows = await fetch_rows(api, GOOGLE, CREDENTIALS, "1234567890", date(2026, 12, 1),
@@ -115,7 +130,7 @@ def test_micros_round_half_up_to_a_whole_minor_unit(micros: int, currency: str) 
 
 async def test_the_real_quota_error_with_a_long_retry_delay_ends_the_pull(platform, api):
     platform.on("POST", "/token", token_reply())
-    platform.on("POST", SEARCH, Reply(429, ads_fixture(
+    serve(platform, Reply(429, ads_fixture(
         "google_ads", "error_429_resource_exhausted_retry_delay__pipedream_issue_21554_v21.json")))
     with pytest.raises(Throttled, match="quotaError RESOURCE_EXHAUSTED") as raised:
         await GOOGLE.pull(api, CREDENTIALS, "1234567890", date(2026, 12, 1), date(2026, 12, 1))
@@ -128,7 +143,7 @@ async def test_a_short_retry_delay_is_waited_then_the_call_retried(platform, api
         "google_ads", "error_429_resource_exhausted_retry_delay__pipedream_issue_21554_v21.json"))
     quota["error"]["details"][0]["errors"][0]["details"]["quotaErrorDetails"]["retryDelay"] = "7s"
     platform.on("POST", "/token", token_reply())
-    platform.on("POST", SEARCH, Reply(429, quota),
+    serve(platform, Reply(429, quota),
                 Reply(body=search_page([ads_row("2026-12-01", "1", "1000000")])))
     assert len(await GOOGLE.pull(api, CREDENTIALS, "1234567890", date(2026, 12, 1),
                                  date(2026, 12, 1))) == 1
@@ -145,7 +160,7 @@ async def test_a_revoked_refresh_token_needs_reauth(platform, api):
 
 async def test_an_unauthenticated_answer_needs_reauth(platform, api):
     platform.on("POST", "/token", token_reply())
-    platform.on("POST", SEARCH, Reply(401, ads_fixture(
+    serve(platform, Reply(401, ads_fixture(
         "google_ads", "error_401_unauthenticated_not_ads_user__mcp_google_ads_issue_7_v19.json")))
     with pytest.raises(NeedsReauth, match="NOT_ADS_USER"):
         await GOOGLE.pull(api, CREDENTIALS, "1234567890", date(2026, 12, 1), date(2026, 12, 1))
@@ -153,7 +168,7 @@ async def test_an_unauthenticated_answer_needs_reauth(platform, api):
 
 async def test_a_disabled_customer_is_an_error_that_names_the_reason(platform, api):
     platform.on("POST", "/token", token_reply())
-    platform.on("POST", SEARCH, Reply(403, ads_fixture(
+    serve(platform, Reply(403, ads_fixture(
         "google_ads",
         "error_403_permission_denied_customer_not_enabled__autoidm_tap_googleads_v8.json")))
     with pytest.raises(PlatformError, match="CUSTOMER_NOT_ENABLED"):
@@ -184,3 +199,24 @@ def test_customer_ids_lose_their_hyphens():
     assert GOOGLE.account_id("123-456-7890") == "1234567890"
     with pytest.raises(ValueError):
         GOOGLE.account_id("123-abc")
+
+
+async def test_spend_no_ad_carries_becomes_a_campaign_level_row(platform, api):
+    platform.on("POST", "/token", token_reply())
+    pmax = {"customer": {"currencyCode": "USD"}, "segments": {"date": "2026-12-01"},
+            "campaign": {"resourceName": "customers/1234567890/campaigns/999", "id": "999",
+                         "name": "Performance Max"},
+            "metrics": {"costMicros": "40000000", "impressions": "5000", "clicks": "80"}}
+    search = {**pmax, "campaign": {"id": "111", "name": "Search"},
+              "metrics": {"costMicros": "13000000", "impressions": "1000", "clicks": "31"}}
+    serve(platform, Reply(body=search_page([ads_row("2026-12-01", "1", "12345678")])),
+          campaigns=(Reply(body=search_page([pmax, search])),))
+    rows = await fetch_rows(api, GOOGLE, CREDENTIALS, "1234567890", date(2026, 12, 1),
+                            date(2026, 12, 1))
+    assert [(r.campaign_id, r.adset_id, r.ad_id, r.spend_minor, r.impressions, r.clicks)
+            for r in rows] == [
+        ("111", "222", "1", 1235, 900, 30),
+        # Performance Max: no ad group ads, all of it at campaign level.
+        ("999", "", "", 4000, 5000, 80),
+        # Search: 13.00 in all, 12.345678 on its ads: the rest, 0.654322, at campaign level.
+        ("111", "", "", 65, 100, 1)]

@@ -6,6 +6,8 @@ token (`Authorization: Bearer`), got from the stored refresh token at the start 
 the `developer-token` and, when the account is reached through a manager account, the
 `login-customer-id`. int64 fields (ids, impressions, clicks, cost_micros) are JSON strings;
 `metrics.cost_micros` is in millionths of the account's currency (`customer.currency_code`).
+A second query of the campaigns' own daily totals adds a campaign-level row for spend no ad
+group ad carries (Performance Max and other campaigns without ad group ads).
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ QUERY = (
     " metrics.impressions, metrics.clicks"
     " FROM ad_group_ad WHERE segments.date BETWEEN '{start}' AND '{end}'"
 )
+# Campaigns' own totals: spend that no ad group ad carries (Performance Max, and other
+# campaign types without ad group ads) is the difference, kept as a campaign-level row.
+CAMPAIGN_QUERY = (
+    "SELECT customer.currency_code, campaign.id, campaign.name, segments.date,"
+    " metrics.cost_micros, metrics.impressions, metrics.clicks"
+    " FROM campaign WHERE segments.date BETWEEN '{start}' AND '{end}'"
+)
+_FIGURES = ("costMicros", "impressions", "clicks")
 # Token endpoint errors that only the account's owner can fix by granting access again.
 REAUTH_TOKEN_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 TRANSIENT_STATUSES = frozenset({"UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"})
@@ -151,8 +161,16 @@ class GoogleAdsConnector:
     async def pull(self, api: Api, credentials: Mapping[str, str], account_id: str,
                    start: date, end: date) -> list[dict[str, Any]]:
         token = await self.access_token(api, credentials)
+        dates = {"start": start.isoformat(), "end": end.isoformat()}
+        ads = await self._search(api, credentials, token, account_id, QUERY.format(**dates))
+        campaigns = await self._search(api, credentials, token, account_id,
+                                       CAMPAIGN_QUERY.format(**dates))
+        return ads + campaign_remainders(campaigns, ads)
+
+    async def _search(self, api: Api, credentials: Mapping[str, str], token: str,
+                      account_id: str, query: str) -> list[dict[str, Any]]:
+        """Every row of one GAQL query, page after page (the same query with each token)."""
         url = f"{api.settings.connector_google_ads_base_url}/customers/{account_id}/googleAds:search"
-        query = QUERY.format(start=start.isoformat(), end=end.isoformat())
         rows: list[dict[str, Any]] = []
         page_token: str | None = None
         while True:
@@ -191,6 +209,43 @@ class GoogleAdsConnector:
             "ad_name": ad.get("name"), "currency": currency, "spend_micros": micros,
             "impressions": metrics.get("impressions"), "clicks": metrics.get("clicks"),
         }
+
+
+def _figures(row: Mapping[str, Any]) -> list[int]:
+    metrics = row.get("metrics") or {}
+    try:
+        return [int(metrics.get(name) or 0) for name in _FIGURES]
+    except (TypeError, ValueError):
+        raise PlatformError(f"Google Ads returned a figure that is not an integer: {metrics}")
+
+
+def _campaign_day(row: Mapping[str, Any]) -> tuple:
+    return (str((row.get("campaign") or {}).get("id")), (row.get("segments") or {}).get("date"))
+
+
+def campaign_remainders(campaigns: list[dict[str, Any]],
+                        ads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A campaign-level row per campaign and day for what its ad group ads do not account for
+    (all of it for a campaign without any), so an account's days add up to its campaigns'."""
+    covered: dict[tuple, list[int]] = {}
+    for row in ads:
+        sums = covered.setdefault(_campaign_day(row), [0, 0, 0])
+        for index, value in enumerate(_figures(row)):
+            sums[index] += value
+    totals: dict[tuple, tuple[dict[str, Any], list[int]]] = {}
+    for row in campaigns:
+        _, sums = totals.setdefault(_campaign_day(row), (row, [0, 0, 0]))
+        for index, value in enumerate(_figures(row)):
+            sums[index] += value
+    remainders = []
+    for key, (row, sums) in totals.items():
+        rest = [max(0, total - seen) for total, seen in zip(sums, covered.get(key, [0, 0, 0]))]
+        if any(rest):
+            remainders.append({
+                "customer": row.get("customer"), "campaign": row.get("campaign"),
+                "segments": row.get("segments"),
+                "metrics": {name: str(value) for name, value in zip(_FIGURES, rest)}})
+    return remainders
 
 
 def _id(value: Any) -> str | None:

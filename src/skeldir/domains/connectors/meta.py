@@ -113,15 +113,10 @@ def check(response: httpx.Response) -> Any:
     if code in REAUTH_CODES or subcode in REAUTH_SUBCODES:
         raise NeedsReauth(message)
     if code in THROTTLE_CODES or subcode == 2446079:
-        return _throttled(message, response)
+        raise Throttled(message, retry_after=usage_pause(response) or None)
     if error.get("is_transient") or code in TRANSIENT_CODES or response.status_code >= 500:
         raise Transient(message)
     raise PlatformError(message)
-
-
-def _throttled(message: str, response: httpx.Response) -> Any:
-    pause = usage_pause(response)
-    raise Throttled(message, retry_after=pause or None)
 
 
 class MetaConnector:
