@@ -82,6 +82,6 @@ CONNECTOR_ROWS = Counter(
 )
 CONNECTOR_LAG = Gauge(
     "connector_lag_seconds",
-    "Seconds since the least recent successful pull among a platform's active connectors",
+    "Seconds since the least recent last success among a platform's connectors",
     ["platform"],
 )

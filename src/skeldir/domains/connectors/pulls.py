@@ -159,10 +159,11 @@ async def scheduled(pool: asyncpg.Pool) -> list[Scheduled]:
 
 
 def lag_by_platform(connectors: list[Scheduled], now: datetime) -> dict[str, float]:
-    """Per platform, seconds since the least recent success among its connectors that can be
-    pulled (a connector never pulled counts from now: it has no lag yet, it has a status)."""
+    """Per platform, seconds since the least recent last success among its connectors: how
+    stale its oldest data is, whatever the reason (a revoked grant included). A connector never
+    pulled yet has a status, not a lag."""
     lag: dict[str, float] = {platform: 0.0 for platform in CONNECTORS}
     for c in connectors:
-        if c.status != "needs_reauth" and c.last_success_at is not None:
+        if c.last_success_at is not None:
             lag[c.platform] = max(lag[c.platform], (now - c.last_success_at).total_seconds())
     return lag
