@@ -4,6 +4,7 @@ encrypted, a backfill goes in bounded chunks and resumes where it stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import replace
@@ -249,3 +250,17 @@ async def test_no_token_reaches_the_logs_or_the_stored_error(runtime_pool, pull_
                                    or TOKEN in json.dumps(r.__dict__, default=str)]
     assert TOKEN not in (await status_of(runtime_pool, tenant.tenant_id,
                                          connector.connector_id)).last_error
+
+
+async def test_two_adds_of_one_account_at_once_give_one_connector(runtime_pool, pull_settings,
+                                                                  tenant_factory):
+    tenant = tenant_factory()
+    first, second = await asyncio.gather(
+        connect(runtime_pool, pull_settings, tenant.tenant_id, credentials={"access_token": "a"}),
+        connect(runtime_pool, pull_settings, tenant.tenant_id, credentials={"access_token": "b"}))
+    assert first.connector_id == second.connector_id
+    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+        assert len(await store.listed(conn)) == 1
+        # Whichever came second, its credentials decrypt under the one connector id.
+        assert (await store.credentials(conn, secret_box(pull_settings), tenant.tenant_id,
+                                        first.connector_id))["access_token"] in ("a", "b")

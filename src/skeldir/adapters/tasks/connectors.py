@@ -1,7 +1,8 @@
 """Task adapters for the spend connectors: beat fans out one pull task per connector.
 
-Hourly: today and yesterday (UTC days; platforms report in the account's time zone, and two
-days cover every zone's today). Daily: the last `connector_restate_days` days, which platforms
+Hourly: today and yesterday by the UTC date (platforms report in the account's time zone: an
+account east of UTC starts its new day before the UTC date changes, and its first hours wait
+for UTC midnight, or the daily pull). Daily: the last `connector_restate_days` days, which platforms
 restate. Every few minutes: the next chunk of each unfinished backfill, each chunk a task that
 queues the next, so a backfill resumes after a crash or a restart where its table row says.
 Connectors that need a new grant are skipped until they get one.
@@ -22,6 +23,10 @@ from skeldir.domains.connectors import pulls
 from skeldir.domains.connectors.api import platform_api
 
 log = logging.getLogger(__name__)
+
+# A pull may wait on a platform (report jobs, throttling) up to the settings' maximum wait per
+# call: more than the default task limits, which would cut it off before it records why.
+PULL_LIMITS = {"soft_time_limit": 1800, "time_limit": 1900}
 
 
 def _fan_out(app, start: date, end: date) -> int:
@@ -51,7 +56,7 @@ def pull_restated(self) -> int:
     return _fan_out(self.app, *pulls.restated_days(datetime.now(timezone.utc).date(), days))
 
 
-@shared_task(name="connectors.pull", bind=True, acks_late=True)
+@shared_task(name="connectors.pull", bind=True, acks_late=True, **PULL_LIMITS)
 def pull_connector(self, tenant_id: str, connector_id: str, start: str, end: str) -> str:
     rt = runtime()
 
@@ -79,7 +84,7 @@ def continue_backfills(self) -> int:
     return len(pending)
 
 
-@shared_task(name="connectors.backfill_chunk", bind=True, acks_late=True)
+@shared_task(name="connectors.backfill_chunk", bind=True, acks_late=True, **PULL_LIMITS)
 def backfill_chunk(self, tenant_id: str, connector_id: str) -> str:
     """One chunk of a backfill; a good one queues the next (a failed one waits for the next
     `continue_backfills`, which retries from the same day)."""

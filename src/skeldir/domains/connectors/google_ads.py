@@ -148,7 +148,10 @@ class GoogleAdsConnector:
         headers = {"Authorization": f"Bearer {token}",
                    "developer-token": credentials["developer_token"]}
         if credentials.get("login_customer_id"):
-            headers["login-customer-id"] = customer_id(credentials["login_customer_id"])
+            try:
+                headers["login-customer-id"] = customer_id(credentials["login_customer_id"])
+            except ValueError:
+                raise PlatformError("login_customer_id is not a customer id") from None
         return headers
 
     async def accounts(self, api: Api, credentials: Mapping[str, str]) -> list[Account]:

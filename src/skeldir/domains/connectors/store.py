@@ -105,6 +105,10 @@ async def add(conn: asyncpg.Connection, box: SecretBox, tenant_id: uuid.UUID, pl
     `needs_reauth`) and sets it pending until its next pull."""
     account_id = checked_account(platform, account_id)
     secrets = checked_credentials(platform, credentials)
+    # Two adds of one account at once: the second waits, then finds the first's connector
+    # (whose id the credentials are bound to) instead of failing on the unique key.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       f"connectors|{tenant_id}|{platform}|{account_id}")
     existing = await conn.fetchval(
         "SELECT connector_id FROM connectors WHERE tenant_id = $1 AND platform = $2"
         " AND account_id = $3", tenant_id, platform, account_id)
