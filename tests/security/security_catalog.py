@@ -19,6 +19,9 @@ SHARED_RELATIONS = {
 RUNTIME_DEFINER_FUNCTIONS = {
     # The sweeper's: marks abandoned the jobs whose run holds no lock; answers a count only.
     "abandon_dead_recompute_jobs(uuid)",
+    # The connector beat's: ids, platform, status and last success of every connector; never an
+    # account or a credential.
+    "connectors_to_pull()",
     "resolve_api_key(uuid,bytea)",
     "resolve_source(uuid,bytea)",
     "resolve_source_by_key(uuid,bytea,text)",
