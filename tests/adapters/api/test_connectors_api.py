@@ -4,6 +4,8 @@ connector's state, needs_reauth included."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from db_helpers import create_tenant
@@ -58,10 +60,16 @@ def test_credentials_are_encrypted_at_rest(client, database):
     ({"platform": "myspace", "account_id": "1", "credentials": {}}, "platform: one of"),
     ({"platform": "meta", "account_id": "act_1", "credentials": {}}, "missing: access_token"),
     ({"platform": "google_ads", "account_id": "12-ab", "credentials": {}}, "customer id"),
+    ({"platform": "meta", "account_id": "act_1", "credentials": {"access_token": "a\u0000"}},
+     "printable text"),
+    ({"platform": "meta", "account_id": "act_1", "credentials": {"access_token": "\ud800"}},
+     "printable text"),
 ])
 def test_a_bad_connector_is_refused_with_the_reason(client, database, body, detail):
     tenant = create_tenant(database)
-    answer = client.post("/api/connectors", headers=bearer(tenant.api_key), json=body)
+    # json.dumps escapes a lone surrogate as \ud800, as a hostile client may send it.
+    answer = client.post("/api/connectors", content=json.dumps(body),
+                         headers={**bearer(tenant.api_key), "Content-Type": "application/json"})
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert detail in answer.json()["detail"]

@@ -84,9 +84,10 @@ def checked_credentials(platform: str, credentials: Mapping[str, object]) -> dic
             + (f"; missing: {', '.join(missing)}" if missing else "")
             + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
     for key, value in credentials.items():
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_CREDENTIAL_LENGTH:
+        if (not isinstance(value, str) or not 0 < len(value) <= MAX_CREDENTIAL_LENGTH
+                or not value.isprintable()):
             raise ConnectorConfigError(
-                f"credential {key}: text of 1 to {MAX_CREDENTIAL_LENGTH} characters")
+                f"credential {key}: printable text of 1 to {MAX_CREDENTIAL_LENGTH} characters")
     return {k: v for k, v in credentials.items() if v}
 
 
