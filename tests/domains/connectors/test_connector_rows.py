@@ -1,15 +1,19 @@
 """Pure parts of a pull: rows split by a breakdown add up per ledger key, nothing lost or
-doubled; the scheduled day ranges; the lag per platform."""
+doubled; finer amounts round half up to the minor unit; the scheduled day ranges; the lag per
+platform."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from skeldir.base.money import exponent, to_minor
+from skeldir.domains.connectors.amounts import round_decimal
 from skeldir.domains.connectors.platform import PlatformError
 from skeldir.domains.connectors.pulls import (
     Scheduled,
@@ -63,3 +67,23 @@ def test_lag_is_the_oldest_last_success_of_the_platforms_connectors() -> None:
                   Scheduled(None, None, "tiktok", "pending", None, False)]
     assert lag_by_platform(connectors, now) == {"meta": 9 * 86400.0, "google_ads": 0.0,
                                                 "tiktok": 0.0}
+
+
+@pytest.mark.parametrize(("amount", "currency", "expected"), [
+    ("12.3456", "USD", "12.35"), ("12.344", "USD", "12.34"), ("12.345", "USD", "12.35"),
+    ("1200.5", "JPY", "1201"), ("0.0004", "KWD", "0.000"), ("80.0", "USD", "80.0"),
+    ("161.45", "USD", "161.45"), ("abc", "USD", "abc"), ("NaN", "USD", "NaN"),
+    ("1.234", "XXX1", "1.234"), (1.5, "USD", 1.5), ("1.234", None, "1.234"),
+])
+def test_finer_decimal_amounts_round_half_up_and_the_rest_is_left_to_validation(
+        amount, currency, expected) -> None:
+    assert round_decimal(amount, currency) == expected
+
+
+@given(st.decimals(min_value=0, max_value=10**9, places=6, allow_nan=False),
+       st.sampled_from(["USD", "JPY", "KWD"]))
+def test_a_rounded_amount_is_within_half_a_minor_unit(amount, currency) -> None:
+    rounded = round_decimal(str(amount), currency)
+    unit = Decimal(1).scaleb(-exponent(currency))
+    assert abs(Decimal(rounded) - amount) <= unit / 2
+    to_minor(rounded, currency)  # the ledger accepts it

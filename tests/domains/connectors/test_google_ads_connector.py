@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from ads_platform_server import Reply, ads_fixture, replies
 from skeldir.base.money import exponent
-from skeldir.domains.connectors.google_ads import GoogleAdsConnector, round_to_minor_unit
+from skeldir.domains.connectors.amounts import round_micros
+from skeldir.domains.connectors.google_ads import GoogleAdsConnector
 from skeldir.domains.connectors.platform import NeedsReauth, PlatformError, Throttled
 from skeldir.domains.connectors.pulls import fetch_rows
 
@@ -123,7 +124,7 @@ async def test_zero_decimal_currencies_round_micros_to_whole_units(platform, api
 @given(micros=st.integers(0, 10**15), currency=st.sampled_from(["USD", "JPY", "KWD", "EUR"]))
 def test_micros_round_half_up_to_a_whole_minor_unit(micros: int, currency: str) -> None:
     step = 10 ** (6 - exponent(currency))
-    rounded = round_to_minor_unit(micros, currency)
+    rounded = round_micros(micros, currency)
     assert rounded % step == 0
     assert -step / 2 < rounded - micros <= step / 2
 

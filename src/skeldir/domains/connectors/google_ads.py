@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from skeldir.base.money import MoneyError, exponent
+from skeldir.base.money import MoneyError
+from skeldir.domains.connectors.amounts import round_micros
 from skeldir.domains.connectors.api import Api, json_body
 from skeldir.domains.connectors.platform import (
     Account,
@@ -28,7 +29,6 @@ from skeldir.domains.connectors.platform import (
     Throttled,
     Transient,
 )
-from skeldir.domains.spend.rows import MICROS_EXPONENT
 
 QUERY = (
     "SELECT customer.currency_code, campaign.id, campaign.name, ad_group.id, ad_group.name,"
@@ -59,14 +59,6 @@ def customer_id(given: str) -> str:
     if not re.fullmatch(r"[0-9]{1,20}", digits):
         raise ValueError("a Google Ads customer id is 10 digits, with or without hyphens")
     return digits
-
-
-def round_to_minor_unit(micros: int, currency: str) -> int:
-    """`micros` rounded half up to a whole minor unit of `currency`, in integers (never a
-    float): Google accrues cost in micros, a ledger row holds minor units, so a row is off by
-    half a minor unit at most."""
-    step = 10 ** (MICROS_EXPONENT - exponent(currency))
-    return (micros + step // 2) // step * step
 
 
 def _failures(error: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -201,7 +193,7 @@ class GoogleAdsConnector:
         micros = metrics.get("costMicros", "0")
         if isinstance(micros, str) and micros.isdigit() and currency:
             try:
-                micros = round_to_minor_unit(int(micros), currency)
+                micros = round_micros(int(micros), currency)
             except MoneyError:
                 pass  # the row validation names the currency
         return {

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from skeldir.domains.connectors.amounts import round_decimal
 from skeldir.domains.connectors.api import Api, json_body
 from skeldir.domains.connectors.platform import (
     Account,
@@ -165,7 +166,7 @@ class MetaConnector:
             "ad_id": raw.get("ad_id"), "ad_name": raw.get("ad_name"),
             "currency": raw.get("account_currency"),
             # A row without spend had none (Meta omits fields without data).
-            "spend": raw.get("spend") or "0",
+            "spend": round_decimal(raw.get("spend") or "0", raw.get("account_currency")),
             "impressions": raw.get("impressions"), "clicks": raw.get("clicks"),
         }
 

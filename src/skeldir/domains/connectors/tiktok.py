@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from skeldir.domains.connectors.amounts import round_decimal
 from skeldir.domains.connectors.api import Api, json_body
 from skeldir.domains.connectors.platform import (
     Account,
@@ -148,6 +149,7 @@ class TikTokConnector:
             "adset_id": _digits(metrics.get("adgroup_id")),
             "adset_name": metrics.get("adgroup_name"),
             "ad_id": _digits(dimensions.get("ad_id")), "ad_name": metrics.get("ad_name"),
-            "currency": metrics.get("currency"), "spend": metrics.get("spend") or "0",
+            "currency": metrics.get("currency"),
+            "spend": round_decimal(metrics.get("spend") or "0", metrics.get("currency")),
             "impressions": metrics.get("impressions"), "clicks": metrics.get("clicks"),
         }
