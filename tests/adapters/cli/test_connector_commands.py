@@ -91,3 +91,21 @@ def test_bad_input_is_one_line_without_a_traceback(database: Settings, platform)
                   "--credentials-file", "-", stdin='{"developer_token": "d"}')
     assert missing.exit_code == 1 and "missing: client_id" in missing.stderr
     assert "Traceback" not in missing.output
+
+
+def test_accounts_lists_what_the_credentials_reach(database: Settings, platform):  # noqa: F811
+    platform.on("GET", "/open_api/v1.3/oauth2/advertiser/get/", Reply(body={
+        "code": 0, "message": "OK", "data": {"list": [
+            {"advertiser_id": 7057883608681349122, "advertiser_name": "Trendsup"}]}}))
+    credentials = json.dumps({"access_token": SECRET, "app_id": "1", "secret": "app-secret"})
+    listed = run(database, platform.url, "connector", "accounts", "--platform", "tiktok",
+                 "--credentials-file", "-", "--json", stdin=credentials)
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout) == {"accounts": [
+        {"account_id": ADVERTISER, "name": "Trendsup", "currency": None}]}
+    platform.on("GET", "/open_api/v1.3/oauth2/advertiser/get/", Reply(body={
+        "code": 40105, "message": "Access token is incorrect or has been revoked.", "data": {}}))
+    revoked = run(database, platform.url, "connector", "accounts", "--platform", "tiktok",
+                  "--credentials-file", "-", stdin=credentials)
+    assert revoked.exit_code == 1 and "needs_reauth: TikTok error 40105" in revoked.stderr
+    assert SECRET not in revoked.output and "app-secret" not in revoked.output

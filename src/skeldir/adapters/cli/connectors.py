@@ -6,6 +6,7 @@ line, where other users and shell histories would see them; they are never print
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import uuid
@@ -13,12 +14,14 @@ from datetime import datetime
 
 import click
 
+from skeldir.adapters.cli.group import settings_of
 from skeldir.adapters.cli.output import emit, json_option, table
 from skeldir.adapters.cli.root import main, operator_errors, operator_settings, run_as_runtime
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.connectors import pulls, store
 from skeldir.domains.connectors.api import platform_api
+from skeldir.domains.connectors.platform import ConnectorError
 from skeldir.domains.connectors.registry import CONNECTORS
 
 _COLUMNS = ("connector_id", "platform", "account_id", "status", "last_success_at", "last_error")
@@ -147,3 +150,33 @@ def connector_backfill(ctx: click.Context, tenant_id: uuid.UUID, connector_id: u
     emit(summary, as_json)
 
 
+
+
+@connector_group.command("accounts")
+@click.option("--platform", required=True, type=click.Choice(list(CONNECTORS)))
+@click.option("--credentials-file", required=True, type=click.File("r"),
+              help="A JSON object of the platform's credentials; - reads stdin.")
+@json_option
+@click.pass_context
+def connector_accounts(ctx: click.Context, platform: str, credentials_file,
+                       as_json: bool) -> None:
+    """The ad accounts these credentials can read, to choose --account for `add` (asks the
+    platform; stores nothing)."""
+    settings = settings_of(ctx)
+    with operator_errors():
+        credentials = store.checked_credentials(platform, _read_credentials(credentials_file))
+
+    async def listed() -> list[dict]:
+        async with platform_api(settings) as api:
+            found = await CONNECTORS[platform].accounts(api, credentials)
+        return [{"account_id": a.account_id, "name": a.name, "currency": a.currency}
+                for a in found]
+
+    try:
+        accounts = asyncio.run(listed())
+    except ConnectorError as exc:
+        raise click.ClickException(f"{exc.outcome}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps({"accounts": accounts}))
+    else:
+        table(accounts, ("account_id", "name", "currency"))
