@@ -185,3 +185,11 @@ def test_account_ids_take_the_act_prefix():
 
 async def _recorded(_seconds: float) -> None:
     """The Api records its waits; nothing sleeps."""
+
+
+async def test_the_accounts_a_token_reaches(platform, api):
+    platform.on("GET", "/v23.0/me/adaccounts", Reply(body=page([
+        {"account_id": "123", "name": "Shop", "currency": "EUR", "id": "act_123"}])))
+    [account] = await META.accounts(api, TOKEN)
+    assert (account.account_id, account.name, account.currency) == ("act_123", "Shop", "EUR")
+    assert platform.seen()[0].query["fields"] == "account_id,name,currency"
