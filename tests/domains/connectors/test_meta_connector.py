@@ -40,13 +40,24 @@ async def test_the_insights_request_asks_for_ad_level_daily_rows_of_the_range(pl
         (date(2026, 12, 1), "1", 1050, "EUR", 1000)]
 
 
-async def test_cursor_paging_follows_next_until_it_is_absent(platform, api):
-    second = f"{platform.url}/v23.0/act_123/insights?access_token=EAAB-secret-token&after=QVFIUmFm"
+async def test_cursor_paging_goes_on_while_next_is_given_at_the_configured_base_url(platform,
+                                                                                   api):
+    # `next` names Meta's own host: followed as is, it would bypass the configured base URL.
+    second = "https://graph.facebook.com/v23.0/act_123/insights?access_token=x&after=QVFIUmFm"
     platform.on("GET", INSIGHTS, Reply(body=page([meta_row("2026-12-01", "1", "1.00")], second)),
                 Reply(body=page([meta_row("2026-12-01", "2", "2.00")])))
     rows = await fetch_rows(api, META, TOKEN, "act_123", date(2026, 12, 1), date(2026, 12, 1))
     assert [r.ad_id for r in rows] == ["1", "2"]
-    assert [s.query.get("after") for s in platform.seen()] == [None, "QVFIUmFm"]
+    first, then = platform.seen()
+    assert (first.query.get("after"), then.query.get("after")) == (None, "QVFIUmFm")
+    assert {k: v for k, v in then.query.items() if k != "after"} == first.query
+
+
+async def test_a_cursor_that_does_not_move_ends_the_pull(platform, api):
+    platform.on("GET", INSIGHTS, Reply(body=page([], f"{platform.url}{INSIGHTS}?after=x")))
+    with pytest.raises(PlatformError, match="no new cursor"):
+        await META.pull(api, TOKEN, "act_123", date(2026, 12, 1), date(2026, 12, 1))
+    assert len(platform.seen()) == 2
 
 
 async def test_a_real_ad_level_page_parses_and_a_missing_campaign_is_named(platform, api):

@@ -6,8 +6,8 @@ asynchronous report job (`POST` the same parameters, poll `GET /{report_run_id}`
 Completed" at 100 %, then page `GET /{report_run_id}/insights`). Every figure and id is a string;
 spend is a decimal string in the account's currency (`account_currency`).
 
-The token goes in the `access_token` parameter, as Meta documents it, so the `paging.next` URLs
-carry it too: no URL of this module is ever logged or put in an error message.
+The token goes in the `access_token` parameter, as Meta documents it (the `paging.next` URLs
+echo it): no URL of this module is ever logged or put in an error message.
 """
 
 from __future__ import annotations
@@ -170,25 +170,27 @@ class MetaConnector:
             "impressions": raw.get("impressions"), "clicks": raw.get("clicks"),
         }
 
-    async def _pages(self, api: Api, url: str, params: dict[str, Any] | None) -> list[dict]:
-        """Every row of a cursor-paged edge: `paging.next` is the whole next URL (token
-        included) and is absent on the last page."""
+    async def _pages(self, api: Api, url: str, params: dict[str, Any]) -> list[dict]:
+        """Every row of a cursor-paged edge. `paging.next` (present only when another page
+        exists) says whether to go on; the next page is asked of the same URL with
+        `after=paging.cursors.after`, rather than by following `next` itself, so that every
+        call goes to the configured base URL (a proxy) and the token to no other host."""
         rows: list[dict] = []
         seen: set[str] = set()
-        next_url: str | None = url
-        while next_url:
-            body = await api.call("GET", next_url, params=params, check=check, pace=usage_pause)
+        while True:
+            body = await api.call("GET", url, params=params, check=check, pace=usage_pause)
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list):
                 raise PlatformError("Meta answered without a data list")
             rows.extend(data)
             paging = body.get("paging") or {}
-            next_url, params = paging.get("next"), None
-            if next_url in seen:
-                raise PlatformError("Meta's paging returned the same page twice")
-            if next_url:
-                seen.add(next_url)
-        return rows
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next"):
+                return rows
+            if not after or after in seen:
+                raise PlatformError("Meta's paging gives no new cursor for its next page")
+            seen.add(after)
+            params = {**params, "after": after}
 
     async def _report_job(self, api: Api, url: str, params: dict[str, Any]) -> list[dict]:
         base, token = api.settings.connector_meta_base_url, params["access_token"]
