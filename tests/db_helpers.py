@@ -12,6 +12,7 @@ from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import owner_connection, tenant_transaction
 from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.connectors import store as connectors
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
@@ -107,6 +108,10 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
             "INSERT INTO ad_spend (tenant_id, day, platform, account_id, campaign_id, currency,"
             " spend_minor) VALUES ($1, '2026-01-25', 'meta', 'act_1', 'c1', 'USD', 5000)",
             tenant.tenant_id)
+    async with tenant_transaction(pool, tenant.tenant_id) as conn:
+        # What `skeldir connector add` and POST /api/connectors write.
+        await connectors.add(conn, box, tenant.tenant_id, "meta", "act_1",
+                             {"access_token": "populate-token"})
     # Leave one order pending and one dirty, so those tables hold a row too.
     await ingest_shopify(pool, tenant, order_body(910002), event_id="populate-2")
     async with tenant_transaction(pool, tenant.tenant_id) as conn:

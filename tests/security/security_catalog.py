@@ -27,6 +27,9 @@ RUNTIME_DEFINER_FUNCTIONS = {
 WORKER_DEFINER_FUNCTIONS = {
     # The sweeper's: marks abandoned the jobs whose run holds no lock; answers a count only.
     "abandon_dead_recompute_jobs(uuid)",
+    # The connector beat's: ids, platform, status and last success of every connector; never an
+    # account or a credential.
+    "connectors_to_pull()",
     "tenants_needing_recompute(interval,interval)",
     "tenants_with_touchpoints(timestamp with time zone)",
 }

@@ -16,6 +16,7 @@ from skeldir import __version__
 from skeldir.adapters.api import (
     api_keys,
     attribution,
+    connectors,
     dashboard,
     docs_page,
     exports,
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(exports.router)
     app.include_router(spend.router)
+    app.include_router(connectors.router)
     app.include_router(docs_page.router)
     app.include_router(touchpoints.router)
     app.include_router(api_keys.router)

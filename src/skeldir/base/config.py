@@ -107,6 +107,30 @@ class Settings:
     # A tenant's first Markov and Shapley weights are learned as soon as its lookback window
     # holds this many converting journeys, not at the next scheduled run (0: wait for it).
     learn_min_conversions: int = 20
+    # Spend connectors (docs/connectors.md). Each platform's base URL, API version included, is
+    # a setting so that a proxy or a test server can stand in for the platform.
+    connector_meta_base_url: str = "https://graph.facebook.com/v23.0"
+    connector_google_ads_base_url: str = "https://googleads.googleapis.com/v21"
+    connector_google_oauth_token_url: str = "https://oauth2.googleapis.com/token"
+    connector_tiktok_base_url: str = "https://business-api.tiktok.com/open_api/v1.3"
+    # Every platform call: connect, read and write timeouts in seconds.
+    connector_timeout_seconds: float = 60.0
+    # Tries per call (timeouts, 5xx, throttling); the first retry waits the backoff, then
+    # doubling; a platform's own delay is waited when it is at most the maximum wait, and a
+    # longer one ends the pull (the next scheduled pull tries again).
+    connector_attempts: int = 5
+    connector_backoff_seconds: float = 2.0
+    connector_max_wait_seconds: float = 300.0
+    # Meta: a range longer than this runs as an asynchronous report job.
+    connector_meta_sync_days: int = 7
+    # A backfill pulls and commits this many days at a time, then records where it is.
+    connector_backfill_chunk_days: int = 7
+    # Beat: today and yesterday this often; the last `connector_restate_days` days once a day.
+    connector_recent_interval_seconds: float = 3600.0
+    connector_restate_interval_seconds: float = 86400.0
+    connector_restate_days: int = 28
+    # How often the worker takes the next chunk of every unfinished backfill (one per connector).
+    connector_backfill_interval_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

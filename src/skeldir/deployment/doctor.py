@@ -48,6 +48,7 @@ TENANT_LISTING_FUNCTIONS = (
     "tenants_with_touchpoints(timestamp with time zone)",
     "tenants_needing_recompute(interval, interval)",
     "abandon_dead_recompute_jobs(uuid)",
+    "connectors_to_pull()",
 )
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from skeldir.adapters.api.auth import Principal, require_reader
 from skeldir.adapters.api.problem_responses import problem_responses
 from skeldir.adapters.api.tenant_connection import TenantConnection
+from skeldir.domains.connectors import store as connector_store
 
 router = APIRouter(tags=["dashboard"])
 
@@ -86,6 +87,7 @@ async def status(
     request: Request, principal: Principal = Depends(require_reader), *, conn: TenantConnection
 ) -> dict:
     row = await conn.fetchrow(_STATUS_SQL, principal.tenant_id)
+    connectors = await connector_store.listed(conn)
     oldest = row["oldest_pending_at"]
     return {
         "tenant_id": str(principal.tenant_id),
@@ -111,4 +113,11 @@ async def status(
         },
         # Whether reads go to the read replica, and how far behind it is.
         "read_replica": request.app.state.reads.status(),
+        # Spend connectors: needs_reauth asks the account's owner for a new grant.
+        "connectors": [
+            {key: value for key, value in c.public(row["now"]).items()
+             if key in ("connector_id", "platform", "account_id", "status", "last_error",
+                        "last_pull_at", "last_success_at", "lag_seconds")}
+            for c in connectors
+        ],
     }

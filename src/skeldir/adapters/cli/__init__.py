@@ -5,6 +5,7 @@ Each module below adds its commands to the one group, `main`, defined in `root`.
 
 from skeldir.adapters.cli import api_keys  # noqa: F401
 from skeldir.adapters.cli import channel_rules  # noqa: F401
+from skeldir.adapters.cli import connectors  # noqa: F401
 from skeldir.adapters.cli import demo  # noqa: F401
 from skeldir.adapters.cli import doctor  # noqa: F401
 from skeldir.adapters.cli import exchange_rates  # noqa: F401

@@ -208,6 +208,21 @@ function renderStatus(status) {
   fresh.dataset.fresh = String(freshness.reports_fresh);
   fresh.classList.toggle("ok", freshness.reports_fresh);
   fresh.classList.toggle("warn", !freshness.reports_fresh);
+  renderConnectors(status.connectors || []);
+}
+
+// A connector whose grant was revoked or expired stays stale until its owner connects it again.
+function renderConnectors(connectors) {
+  const node = $("connectors-state");
+  const reauth = connectors.filter((c) => c.status === "needs_reauth");
+  const failing = connectors.filter((c) => c.status === "error");
+  node.textContent = !connectors.length ? "None"
+    : reauth.length ? `${reauth.length} need${reauth.length === 1 ? "s" : ""} reauthorisation`
+    : failing.length ? `${failing.length} failing` : `${connectors.length} OK`;
+  node.classList.toggle("warn", reauth.length + failing.length > 0);
+  node.classList.toggle("ok", connectors.length > 0 && !reauth.length && !failing.length);
+  show($("connectors-detail"), [...reauth, ...failing]
+    .map((c) => `${c.platform} ${c.account_id}: ${c.status}`).join("; "));
 }
 
 function setTime(node, iso) {

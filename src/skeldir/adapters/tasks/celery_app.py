@@ -7,11 +7,13 @@ from kombu import Queue
 
 from skeldir.base.config import Settings
 
-QUEUE_NAMES = ("attribution", "reporting", "maintenance")
+# Connector pulls wait on ad platforms: their own queue, so they never delay the chains.
+QUEUE_NAMES = ("attribution", "reporting", "maintenance", "connectors")
 TASK_MODULES = (
     "skeldir.adapters.tasks.attribution",
     "skeldir.adapters.tasks.reporting",
     "skeldir.adapters.tasks.maintenance",
+    "skeldir.adapters.tasks.connectors",
     "skeldir.adapters.tasks.signals",
 )
 
@@ -25,6 +27,7 @@ def create_celery(settings: Settings) -> Celery:
             "attribution.*": {"queue": settings.queue("attribution")},
             "reporting.*": {"queue": settings.queue("reporting")},
             "maintenance.*": {"queue": settings.queue("maintenance")},
+            "connectors.*": {"queue": settings.queue("connectors")},
         },
         # Fire-and-forget: a result backend would cap throughput and is never read.
         task_ignore_result=True,
@@ -51,6 +54,21 @@ def create_celery(settings: Settings) -> Celery:
                 "task": "maintenance.learn_weights",
                 "schedule": settings.learn_interval_seconds,
                 "options": {"expires": settings.learn_interval_seconds},
+            },
+            "pull-connectors-recent-days": {
+                "task": "connectors.pull_recent",
+                "schedule": settings.connector_recent_interval_seconds,
+                "options": {"expires": settings.connector_recent_interval_seconds},
+            },
+            "pull-connectors-restated-days": {
+                "task": "connectors.pull_restated",
+                "schedule": settings.connector_restate_interval_seconds,
+                "options": {"expires": settings.connector_restate_interval_seconds},
+            },
+            "continue-connector-backfills": {
+                "task": "connectors.continue_backfills",
+                "schedule": settings.connector_backfill_interval_seconds,
+                "options": {"expires": settings.connector_backfill_interval_seconds},
             },
         },
         skeldir_settings=settings,

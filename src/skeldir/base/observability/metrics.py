@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Webhook outcomes form a closed set so the label stays bounded.
 WEBHOOK_OUTCOMES = (
@@ -75,3 +75,17 @@ DEAD_EVENTS_REPLAYED = Counter(
 )
 EVENTS_REPARSED = Counter("events_reparsed_total", "Stored events parsed again, by outcome", ["outcome"])
 EXPORT_ROWS = Counter("export_rows_total", "Rows streamed by exports", ["export", "format"])
+
+# Spend connectors: one pull of one account's day range; outcome is one of CONNECTOR_OUTCOMES.
+CONNECTOR_OUTCOMES = ("ok", "needs_reauth", "throttled", "error")
+CONNECTOR_PULLS = Counter(
+    "connector_pulls_total", "Spend connector pulls by platform and outcome", ["platform", "outcome"]
+)
+CONNECTOR_ROWS = Counter(
+    "connector_rows_total", "Spend rows written by connector pulls", ["platform"]
+)
+CONNECTOR_LAG = Gauge(
+    "connector_lag_seconds",
+    "Seconds since the least recent last success among a platform's connectors",
+    ["platform"],
+)
