@@ -1,13 +1,18 @@
-"""Freshness: a steady 200 webhooks/s for 30 s; how soon each order is balanced in the report.
+"""Freshness: a steady rate of webhooks (200/s for 30 s by default); how soon each order is
+balanced in the report.
 
     make bench-freshness     # = .venv/bin/python bench/freshness.py
+    .venv/bin/python bench/freshness.py --rate 2000 --seconds 20   # hold 2,000/s for 20 s
     .venv/bin/python bench/freshness.py --api-url URL --owner-url URL --tenant ID \\
         --source-url URL --secret S --broker-url URL     # attach to a running system instead
 
 The sender is open-loop: request i is due at start + i/rate whatever happened before, written
 as prepared bytes on one of a few keep-alive connections (raw asyncio streams, no HTTP
-library), so it costs the server's two cores little; wrk2 would do the same, but Debian ships
-no wrk2, and this needs no wrk at all.
+library; one connection per 25/s of rate, at least 8, or --connections: a connection carries
+one request at a time, and under load the API answers in batches, tens of ms apart),
+so it costs the server's two cores little; wrk2 would do the same, but Debian ships no wrk2,
+and this needs no wrk at all. The rate is held when the latest send is not far behind its due
+instant (printed) and the answers arrive at the rate sent.
 Every 0.5 s it samples the broker queues (Redis LLEN of <namespace>.attribution and
 <namespace>.reporting) and the tenant's pending orders (the real backlog: the chain is
 debounced, so a short queue can hide a long pending list). Every 50 ms, during the load and
@@ -39,12 +44,20 @@ import common
 import meters
 
 RATE = 200
-CONNECTIONS = 8
+SECONDS = 30
+MIN_CONNECTIONS = 8
+# A connection carries one request at a time, and a batch of ingests takes tens of ms under
+# load: at 25/s each, the connections are not what limits the rate.
+RATE_PER_CONNECTION = 25
 SAMPLE_SECONDS = 0.5
 POLL_SECONDS = 0.05
 DRAIN_TIMEOUT = 60.0
 MODELS = 6
 QUEUE_BOUND = 10
+# Targets at the sustained rate (freshness as a reader of the report sees it).
+TARGET_P50_MS = 100
+TARGET_P99_MS = 500
+TARGET_CLEAR_SECONDS = 5
 
 
 @dataclass
@@ -101,10 +114,16 @@ async def deliver(run: Run, free: asyncio.Queue, request: bytes, delivery: Deliv
         free.put_nowait((reader, writer))
 
 
-async def send_steady(run: Run, url: str, requests: list[tuple[int, bytes]], rate: int) -> None:
+def connections_for(rate: int) -> int:
+    return max(MIN_CONNECTIONS, -(-rate // RATE_PER_CONNECTION))
+
+
+async def send_steady(
+    run: Run, url: str, requests: list[tuple[int, bytes]], rate: int, connections: int
+) -> None:
     parts = urlsplit(url)
     free: asyncio.Queue = asyncio.Queue()
-    for _ in range(CONNECTIONS):
+    for _ in range(connections):
         free.put_nowait(await asyncio.open_connection(parts.hostname, parts.port))
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
@@ -200,8 +219,14 @@ async def clock_offset(db: psycopg.AsyncConnection) -> float:
     return db_now - (before + time.time()) / 2
 
 
-async def measure(target: common.Target, seconds: int, meter: meters.CpuMeter) -> dict:
-    ids = common.run_order_ids(RATE * seconds)
+async def measure(
+    target: common.Target,
+    seconds: int,
+    meter: meters.CpuMeter,
+    rate: int = RATE,
+    connections: int | None = None,
+) -> dict:
+    ids = common.run_order_ids(rate * seconds)
     requests = [
         (i, common.raw_post(target.source_url, body, common.signature(target.secret, body)))
         for i, body in ((i, common.order_body(i)) for i in ids)
@@ -216,7 +241,9 @@ async def measure(target: common.Target, seconds: int, meter: meters.CpuMeter) -
         sampler = asyncio.create_task(sample(run, target, sampler_db, started, stop))
         poller = asyncio.create_task(poll_balanced(run, target, db))
         meter.start()
-        await send_steady(run, target.source_url, requests, RATE)
+        connections = connections or connections_for(rate)
+        print(f"{rate}/s for {seconds}s on {connections} keep-alive connections", flush=True)
+        await send_steady(run, target.source_url, requests, rate, connections)
         load_seconds = time.monotonic() - started
         cpu = meter.stop()
         await poller
@@ -234,6 +261,7 @@ async def measure(target: common.Target, seconds: int, meter: meters.CpuMeter) -
         "cpu": cpu,
         "offset": offset,
         "load_seconds": load_seconds,
+        "rate": rate,
     }
 
 
@@ -313,30 +341,39 @@ def report(result: dict) -> list[tuple[str, str, str, str]]:
     deepest = report_queue(run.samples, result["load_seconds"])
 
     p, ok = common.percentile, sum(d.status == 200 for d in deliveries)
+    span = max(d.answered_wall for d in deliveries) - min(d.sent_wall for d in deliveries)
+    rate = result.get("rate", RATE)
+    held = len(deliveries) / span if span else 0.0
     table = [
+        (
+            "rate held (sent / span of answers)",
+            f"{held:,.0f}/s of {rate:,}/s",
+            f"{rate:,}/s",
+            common.verdict(held >= 0.95 * rate),
+        ),
         (
             "200 -> balanced p50 (seen by poll)",
             f"{p(visible, 0.5):.0f} ms",
-            "<= 250 ms",
-            common.verdict(p(visible, 0.5) <= 250),
+            f"<= {TARGET_P50_MS} ms",
+            common.verdict(p(visible, 0.5) <= TARGET_P50_MS),
         ),
         (
             "200 -> balanced p99 (seen by poll)",
             f"{p(visible, 0.99):.0f} ms",
-            "<= 1000 ms",
-            common.verdict(p(visible, 0.99) <= 1000),
+            f"<= {TARGET_P99_MS} ms",
+            common.verdict(p(visible, 0.99) <= TARGET_P99_MS),
         ),
         (
             "received_at -> refreshed_at p50",
             f"{p(db_clock, 0.5):.0f} ms",
-            "<= 250 ms",
-            common.verdict(p(db_clock, 0.5) <= 250),
+            f"<= {TARGET_P50_MS} ms",
+            common.verdict(p(db_clock, 0.5) <= TARGET_P50_MS),
         ),
         (
             "received_at -> refreshed_at p99",
             f"{p(db_clock, 0.99):.0f} ms",
-            "<= 1000 ms",
-            common.verdict(p(db_clock, 0.99) <= 1000),
+            f"<= {TARGET_P99_MS} ms",
+            common.verdict(p(db_clock, 0.99) <= TARGET_P99_MS),
         ),
         (
             "broker queue depth, max during load",
@@ -347,8 +384,8 @@ def report(result: dict) -> list[tuple[str, str, str, str]]:
         (
             "backlog clear after the load (poll)",
             f"{clear:.2f} s",
-            "<= 5 s",
-            common.verdict(clear <= 5),
+            f"<= {TARGET_CLEAR_SECONDS} s",
+            common.verdict(clear <= TARGET_CLEAR_SECONDS),
         ),
         (
             "orders balanced",
@@ -374,15 +411,31 @@ def report(result: dict) -> list[tuple[str, str, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_target_arguments(parser)
-    parser.add_argument("--duration", type=int, default=30, help="seconds of load [30]")
+    parser.add_argument(
+        "--rate", type=int, default=RATE, help=f"webhooks per second, open loop [{RATE}]"
+    )
+    parser.add_argument(
+        "--seconds", "--duration", type=int, default=SECONDS, help=f"seconds of load [{SECONDS}]"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        help=f"keep-alive connections [one per {RATE_PER_CONNECTION}/s, "
+        f"at least {MIN_CONNECTIONS}]",
+    )
     args = parser.parse_args()
+    if args.rate < 1 or args.seconds < 1:
+        parser.error("--rate and --seconds must be at least 1")
     with common.target_from(args) as target:
         if not target.broker_url:
             print("no --broker-url: queue depth is not sampled (shown as -1)")
-        result = asyncio.run(measure(target, args.duration, meters.CpuMeter(target.up_pid)))
+        meter = meters.CpuMeter(target.up_pid)
+        result = asyncio.run(
+            measure(target, args.seconds, meter, args.rate, args.connections)
+        )
     rows = report(result)
     common.print_table(
-        f"freshness, {RATE}/s for {args.duration}s, one API process and one worker", rows
+        f"freshness, {args.rate}/s for {args.seconds}s, one API process and one worker", rows
     )
 
 
