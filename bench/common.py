@@ -9,6 +9,7 @@ the database alone start an embedded PostgreSQL of their own (`embedded_database
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -16,6 +17,7 @@ import hmac
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -63,6 +65,8 @@ class Target:
     namespace: str = "skeldir"
     # The `skeldir up` process when this run started it (its children are the system).
     up_pid: int | None = None
+    # A collect key of the tenant (touchpoints), when this run created the tenant.
+    collect_key: str | None = None
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +119,7 @@ def target_from(args: argparse.Namespace) -> Iterator[Target]:
             SECRET,
             ready["broker_url"],
             up_pid=ready["pid"],
+            collect_key=tenant.get("collect_key"),
         )
 
 
@@ -222,6 +227,17 @@ def raw_post(url: str, body: bytes, signature_b64: str) -> bytes:
         f"X-Shopify-Hmac-Sha256: {signature_b64}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send one prepared HTTP/1.1 request on a keep-alive connection; its status and body."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    body = await reader.readexactly(int(length.group(1)) if length else 0)
+    return int(head[9:12]), body
 
 
 def redis_client(broker_url: str):

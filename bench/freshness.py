@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -90,22 +89,12 @@ class Run:
     polls: int = 0
 
 
-async def exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> int:
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-    await reader.readexactly(int(length.group(1)) if length else 0)
-    return int(head[9:12])
-
-
 async def deliver(run: Run, free: asyncio.Queue, request: bytes, delivery: Delivery) -> None:
     loop = asyncio.get_running_loop()
     reader, writer = await free.get()
     try:
         delivery.sent_wall = time.time()
-        delivery.status = await exchange(reader, writer, request)
+        delivery.status, _ = await common.exchange(reader, writer, request)
         delivery.answered_wall = time.time()
         delivery.latency = loop.time() - delivery.due
         if delivery.status == 200:
@@ -430,9 +419,7 @@ def main() -> None:
         if not target.broker_url:
             print("no --broker-url: queue depth is not sampled (shown as -1)")
         meter = meters.CpuMeter(target.up_pid)
-        result = asyncio.run(
-            measure(target, args.seconds, meter, args.rate, args.connections)
-        )
+        result = asyncio.run(measure(target, args.seconds, meter, args.rate, args.connections))
     rows = report(result)
     common.print_table(
         f"freshness, {args.rate}/s for {args.seconds}s, one API process and one worker", rows
