@@ -7,6 +7,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from skeldir.base.http.responses import OrjsonResponse
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
@@ -18,7 +20,7 @@ def problem(status: int, title: str, detail: str | None = None, **extra: object)
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return OrjsonResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 async def http_exception_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
