@@ -214,6 +214,12 @@ def measure(target: common.Target, duration: int) -> list[tuple[str, str, str, s
         ),
         ("verify-only/s (ceiling)", f"{ceiling.rps:,.0f}", "-", ""),
         ("accepted / verify-only", f"{share:.0%}", ">= 30%", common.verdict(share >= 0.30)),
+        (
+            "API CPU per accepted webhook",
+            f"{ingest.cpu.get('api', 0.0) / accepted_rps * 1e6:,.0f} us" if accepted_rps else "-",
+            "-",
+            "",
+        ),
         ("ingest p50", f"{ingest.latency_ms.get('50', float('nan')):.1f} ms", "-", ""),
         ("ingest p99", f"{p99:.1f} ms", "<= 50 ms", common.verdict(p99 <= 50)),
         (
