@@ -22,7 +22,6 @@ import httpx
 
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
-from skeldir.deployment import migrate
 from skeldir.deployment.provision import Roles, provision
 from skeldir.embedded import process
 from skeldir.embedded.postgres import EmbeddedPostgres
@@ -82,6 +81,10 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
         if not settings.external_services:
             settings = _start_embedded(settings, data_dir, services)
         secret_box(settings, create=True)
+        # Alembic and SQLAlchemy (about 20 MiB) only where migrations run: the API and the
+        # worker import this module through the CLI.
+        from skeldir.deployment import migrate
+
         migrate.upgrade(settings)
         env = {**os.environ, **settings.as_env()}
         children["api"] = process.spawn_attached(

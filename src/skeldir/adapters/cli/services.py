@@ -15,7 +15,6 @@ from skeldir.adapters.cli.output import emit, json_option
 from skeldir.adapters.cli.root import main, operator_settings
 from skeldir.adapters.tasks.worker import run_worker
 from skeldir.base.observability.logging import configure_logging
-from skeldir.deployment import migrate
 from skeldir.deployment.launcher import run_up
 
 
@@ -78,6 +77,9 @@ def worker(ctx: click.Context, beat: bool) -> None:
 @click.pass_context
 def migrate_command(ctx: click.Context, as_json: bool) -> None:
     """Apply database migrations as the owner role."""
+    # Imported here: Alembic and SQLAlchemy (about 20 MiB) stay out of the API and the worker.
+    from skeldir.deployment import migrate
+
     settings = operator_settings(ctx)
     migrate.upgrade(settings)
     emit({"migrations": "at head", "head": migrate.heads(settings)}, as_json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,7 +56,15 @@ def run_worker(settings: Settings, *, beat: bool) -> None:
             server.shutdown()
             server.server_close()
 
+    def freeze_startup(**_kw: object) -> None:
+        # What startup built (modules, Celery's app and registry) lives as long as the process:
+        # frozen, full collections no longer walk it after each batch of tasks, and in a
+        # forked child (beat) its pages are not written by the collector, so they stay shared.
+        gc.collect()
+        gc.freeze()
+
     worker_ready.connect(serve_metrics, weak=False)
+    worker_ready.connect(freeze_startup, weak=False)
     worker_shutdown.connect(stop_metrics, weak=False)
     # Beat runs in a child of the worker: it must end with the worker, even a killed one.
     beat_init.connect(lambda **_kw: die_with_parent(), weak=False)

@@ -13,53 +13,60 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import asyncpg
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from skeldir.base.observability import metrics
 from skeldir.domains.attribution.packing import unpack
 from skeldir.domains.reporting import cohorts
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 Chunk = list[tuple]
 
 
+# pyarrow (about 26 MiB resident) is imported by the first Parquet export, not by every process
+# that imports this module: the API and the worker import it at start and rarely export Parquet.
 @dataclass(frozen=True)
 class Export:
     name: str
-    columns: tuple[tuple[str, pa.DataType], ...]
+    # (column, the name of its pyarrow type: "string", "date32", "int64")
+    columns: tuple[tuple[str, str], ...]
 
     @property
     def schema(self) -> pa.Schema:
-        return pa.schema(list(self.columns))
+        import pyarrow as pa
+
+        return pa.schema([(name, getattr(pa, kind)()) for name, kind in self.columns])
 
 
 CHANNEL_PERFORMANCE = Export(
     "channel_performance",
     (
-        ("model", pa.string()),
-        ("day", pa.date32()),
-        ("currency", pa.string()),
-        ("channel", pa.string()),
-        ("revenue_cents", pa.int64()),
-        ("refunds_cents", pa.int64()),
-        ("net_cents", pa.int64()),
-        ("orders", pa.int64()),
+        ("model", "string"),
+        ("day", "date32"),
+        ("currency", "string"),
+        ("channel", "string"),
+        ("revenue_cents", "int64"),
+        ("refunds_cents", "int64"),
+        ("net_cents", "int64"),
+        ("orders", "int64"),
     ),
 )
 
 ALLOCATIONS = Export(
     "allocations",
     (
-        ("day", pa.date32()),
-        ("currency", pa.string()),
-        ("provider", pa.string()),
-        ("external_order_id", pa.string()),
-        ("model", pa.string()),
-        ("channel", pa.string()),
-        ("net_cents", pa.int64()),
-        ("gross_cents", pa.int64()),
+        ("day", "date32"),
+        ("currency", "string"),
+        ("provider", "string"),
+        ("external_order_id", "string"),
+        ("model", "string"),
+        ("channel", "string"),
+        ("net_cents", "int64"),
+        ("gross_cents", "int64"),
     ),
 )
 
@@ -68,17 +75,17 @@ ALLOCATIONS = Export(
 COHORTS = Export(
     "cohorts",
     (
-        ("cohort", pa.date32()),
-        ("channel", pa.string()),
-        ("cohort_customers", pa.int64()),
-        ("repeat_customers", pa.int64()),
-        ("offset", pa.int64()),
-        ("period_start", pa.date32()),
-        ("customers", pa.int64()),
-        ("orders", pa.int64()),
-        ("revenue_cents", pa.int64()),
-        ("cumulative_revenue_cents", pa.int64()),
-        ("unconverted_orders", pa.int64()),
+        ("cohort", "date32"),
+        ("channel", "string"),
+        ("cohort_customers", "int64"),
+        ("repeat_customers", "int64"),
+        ("offset", "int64"),
+        ("period_start", "date32"),
+        ("customers", "int64"),
+        ("orders", "int64"),
+        ("revenue_cents", "int64"),
+        ("cumulative_revenue_cents", "int64"),
+        ("unconverted_orders", "int64"),
     ),
 )
 
@@ -130,15 +137,39 @@ async def cohort_rows(
 ) -> AsyncIterator[Chunk]:
     """The cohort report as rows: its rows are few (a year of periods at most), so one chunk."""
     rows = [
-        (row["cohort"], row["channel"], row["customers"], row["repeat_customers"], p["offset"],
-         p["start"], p["customers"], p["orders"], p["revenue_cents"],
-         p["cumulative_revenue_cents"], p["unconverted_orders"])
+        (
+            row["cohort"],
+            row["channel"],
+            row["customers"],
+            row["repeat_customers"],
+            p["offset"],
+            p["start"],
+            p["customers"],
+            p["orders"],
+            p["revenue_cents"],
+            p["cumulative_revenue_cents"],
+            p["unconverted_orders"],
+        )
         for row in await cohorts.cohorts(conn, period, start, end, model)
         for p in row["periods"]
     ]
     anonymous = await cohorts.no_customer(conn, period, start, end)
-    rows += [(None, None, None, None, None, p["start"], None, p["orders"], p["revenue_cents"],
-              None, p["unconverted_orders"]) for p in anonymous["periods"]]
+    rows += [
+        (
+            None,
+            None,
+            None,
+            None,
+            None,
+            p["start"],
+            None,
+            p["orders"],
+            p["revenue_cents"],
+            None,
+            p["unconverted_orders"],
+        )
+        for p in anonymous["periods"]
+    ]
     yield rows
 
 
@@ -197,6 +228,8 @@ def _drain_text(buffer: io.StringIO) -> bytes:
 
 async def parquet_bytes(export: Export, chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
     """One row group per chunk; the footer last. A file with no rows is still a valid file."""
+    import pyarrow.parquet as pq
+
     sink = _DrainedSink()
     writer = pq.ParquetWriter(sink, export.schema)
     try:
@@ -209,10 +242,13 @@ async def parquet_bytes(export: Export, chunks: AsyncIterator[Chunk]) -> AsyncIt
 
 
 def _table(export: Export, chunk: Sequence[tuple]) -> pa.Table:
+    import pyarrow as pa
+
+    schema = export.schema
     columns = zip(*chunk, strict=True)
     return pa.Table.from_arrays(
-        [pa.array(values, type=kind) for values, (_name, kind) in zip(columns, export.columns)],
-        schema=export.schema,
+        [pa.array(values, type=field.type) for values, field in zip(columns, schema)],
+        schema=schema,
     )
 
 
