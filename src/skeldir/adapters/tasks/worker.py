@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from celery.signals import beat_init, worker_ready, worker_shutdown
+from celery.signals import beat_init, worker_init, worker_ready, worker_shutdown
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from skeldir.adapters.tasks.celery_app import QUEUE_NAMES, create_celery
@@ -58,13 +58,13 @@ def run_worker(settings: Settings, *, beat: bool) -> None:
 
     def freeze_startup(**_kw: object) -> None:
         # What startup built (modules, Celery's app and registry) lives as long as the process:
-        # frozen, full collections no longer walk it after each batch of tasks, and in a
-        # forked child (beat) its pages are not written by the collector, so they stay shared.
+        # frozen, full collections no longer walk it. Done before beat forks, so neither
+        # process's collector writes those pages and they stay shared between the two.
         gc.collect()
         gc.freeze()
 
+    worker_init.connect(freeze_startup, weak=False)
     worker_ready.connect(serve_metrics, weak=False)
-    worker_ready.connect(freeze_startup, weak=False)
     worker_shutdown.connect(stop_metrics, weak=False)
     # Beat runs in a child of the worker: it must end with the worker, even a killed one.
     beat_init.connect(lambda **_kw: die_with_parent(), weak=False)
