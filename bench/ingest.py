@@ -46,6 +46,8 @@ WARMUP_SECONDS = 2
 TARGET_ACCEPTED = 4_000
 # Each of the API and the worker (the worker's beat process included), as the recompute's bound.
 MEMORY_BOUND_MIB = 1024
+# At rest (before any load): the API alone, the worker with its beat process.
+MEMORY_AT_REST_MIB = {"api": 120, "worker": 150}
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -179,6 +181,7 @@ def measure(target: common.Target, duration: int) -> list[tuple[str, str, str, s
     )
     memory = meters.MemoryMeter(target.up_pid)
     at_rest = memory.sample()
+    at_rest_pss = memory.sample(proportional=True)
     with tempfile.TemporaryDirectory() as tmp:
         meter = meters.CpuMeter(target.up_pid)
         warmup_count = ORDERS_PER_SECOND * WARMUP_SECONDS
@@ -249,6 +252,14 @@ def measure(target: common.Target, duration: int) -> list[tuple[str, str, str, s
     for part in ("api", "worker"):
         if part in at_rest:
             peak = under_load.get(part)
+            rows.append(
+                (
+                    f"{part} memory at rest, RSS / PSS",
+                    f"{meters.mib(at_rest[part])} / {meters.mib(at_rest_pss.get(part))}",
+                    f"<= {MEMORY_AT_REST_MIB[part]} MiB",
+                    common.verdict(at_rest[part] <= MEMORY_AT_REST_MIB[part] * 2**20),
+                )
+            )
             rows.append(
                 (
                     f"{part} memory (RSS) at rest / under load",

@@ -87,9 +87,11 @@ class MemoryMeter:
         self._thread: threading.Thread | None = None
         self.peak: dict[str, int] = {}
 
-    def sample(self) -> dict[str, int]:
+    def sample(self, proportional: bool = False) -> dict[str, int]:
         """Bytes per part now; a part of several processes (the worker and its beat) is their
-        sum."""
+        sum. RSS counts the pages a forked child (beat) shares with its parent twice;
+        `proportional` gives PSS instead (each shared page divided among its sharers; slower,
+        it reads smaps)."""
         if self.up_pid is None:
             return {}
         rss: dict[str, int] = {}
@@ -98,7 +100,8 @@ class MemoryMeter:
                 cmdline = " " + " ".join(proc.cmdline()) + " "
                 group = next((g for g, needle in self.GROUPS if needle in cmdline), None)
                 if group is not None:
-                    rss[group] = rss.get(group, 0) + proc.memory_info().rss
+                    size = proc.memory_full_info().pss if proportional else proc.memory_info().rss
+                    rss[group] = rss.get(group, 0) + size
         return rss
 
     def start(self) -> None:
