@@ -52,10 +52,10 @@ LANDINGS = [
 # Stored as collection stores them: each with its channel under the rules in force.
 TOUCHPOINTS_SQL = """
 INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints, channel,
-                         rules_version)
+                         platform, rules_version)
 SELECT $1::uuid, 't' || i, 'v' || (i % ($3::int + $3::int / 4)),
        $4::timestamptz - random() * interval '25 days',
-       ($5::jsonb[])[k], ($6::text[])[k], 0
+       ($5::jsonb[])[k], ($6::text[])[k], ($7::text[])[k], 0
 FROM generate_series(1, $2::int) AS i,
      LATERAL (SELECT 1 + (i::bigint * 7919 % cardinality($5::jsonb[]))::int AS k) AS landing
 """
@@ -106,8 +106,10 @@ async def generate(pool, settings, tenant_id, orders: int, touchpoints: int) -> 
     landings = list(LANDINGS)
     async with tenant_transaction(pool, tenant_id) as conn:
         channels = [default_rule_set().classify(hints_from_document(h)) for h in landings]
+        platforms = [default_rule_set().platform(hints_from_document(h)) for h in landings]
         await conn.execute(
-            TOUCHPOINTS_SQL, tenant_id, touchpoints, orders, ORDERED_AT, landings, channels
+            TOUCHPOINTS_SQL, tenant_id, touchpoints, orders, ORDERED_AT, landings, channels,
+            platforms
         )
         await conn.execute(ORDERS_SQL, tenant_id, orders, ORDERED_AT)
     # The entries' foreign key checks are planned from the orders' statistics: taken before

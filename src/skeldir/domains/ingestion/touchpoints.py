@@ -18,7 +18,7 @@ import asyncpg
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.ingestion.event import AttributionHints
 from skeldir.domains.ingestion.hints import hints_document
-from skeldir.domains.ingestion.privacy import UTM_KEYS, attribution_hints, referring_domain
+from skeldir.domains.ingestion.privacy import TEXT_KEYS, attribution_hints, referring_domain
 from skeldir.domains.ingestion.stitching import CART, CHECKOUT, CUSTOMER, stitch_key
 
 MAX_BATCH = 1000
@@ -27,7 +27,7 @@ _MAX_URL = 2048
 _MAX_TOKEN = 256
 # A collector's clock may run a little ahead; more than this is a bad timestamp.
 _FUTURE_SKEW = timedelta(minutes=5)
-_OPTIONAL_TEXT = ("referrer", "checkout_token", "cart_token", "customer_ref", *sorted(UTM_KEYS))
+_OPTIONAL_TEXT = ("referrer", "checkout_token", "cart_token", "customer_ref", *sorted(TEXT_KEYS))
 
 
 KINDS = ("visit", "identify")
@@ -91,7 +91,7 @@ def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpo
     hints = attribution_hints(
         landing_url=url,
         referrer=referrer,
-        fields={key: value for key, value in text.items() if key in UTM_KEYS},
+        fields={key: value for key, value in text.items() if key in TEXT_KEYS},
     )
     return Touchpoint(
         touchpoint_id=touchpoint_id,
@@ -139,13 +139,13 @@ def _timestamp(item: dict, now: datetime, errors: list[str]) -> datetime | None:
 
 _INSERT_SQL = """
 INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints, is_visit,
-                         checkout_key, cart_key, customer_key, channel, rules_version)
+                         checkout_key, cart_key, customer_key, channel, platform, rules_version)
 SELECT $1, t.touchpoint_id, t.visitor_id, t.occurred_at, t.hints, t.is_visit, t.checkout_key,
-       t.cart_key, t.customer_key, t.channel, $11
+       t.cart_key, t.customer_key, t.channel, t.platform, $12
 FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::boolean[], $7::bytea[],
-            $8::bytea[], $9::bytea[], $10::text[])
+            $8::bytea[], $9::bytea[], $10::text[], $11::text[])
      AS t(touchpoint_id, visitor_id, occurred_at, hints, is_visit, checkout_key, cart_key,
-          customer_key, channel)
+          customer_key, channel, platform)
 ON CONFLICT (tenant_id, touchpoint_id) DO NOTHING
 RETURNING touchpoint_id
 """
@@ -179,8 +179,9 @@ class Stored:
     orders_marked: int
 
 
-# The tenant's channel rules in force: (version, classify). Attribution owns the rules; the
-# caller passes them in, so ingestion needs nothing from attribution.
+# The tenant's channel rules in force: (version, classify), classify giving a visit's (channel,
+# platform). Attribution owns the rules; the caller passes them in, so ingestion needs nothing
+# from attribution.
 RulesInForce = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[tuple[int, Callable]]]
 
 
@@ -190,7 +191,8 @@ async def store(
     touchpoints: list[Touchpoint],
     rules_in_force: RulesInForce,
 ) -> Stored:
-    """Insert the touchpoints not stored before, each with its channel under the rules in force,
+    """Insert the touchpoints not stored before, each with its channel and ad platform under the
+    rules in force,
     and mark pending the orders they reach late."""
     if not touchpoints:
         return Stored(0, 0)
@@ -214,11 +216,17 @@ async def store(
     )
     async with tenant_transaction(pool, tenant_id) as conn:
         rules_version, classify = await rules_in_force(conn, tenant_id)
-        channels = [classify(t.hints) if t.is_visit else None for t in touchpoints]
+        classes = [classify(t.hints) if t.is_visit else (None, None) for t in touchpoints]
+        channels, platforms = (list(c) for c in zip(*classes, strict=True))
         inserted = {
             r["touchpoint_id"]
             for r in await conn.fetch(
-                _INSERT_SQL, tenant_id, *(list(c) for c in columns), channels, rules_version
+                _INSERT_SQL,
+                tenant_id,
+                *(list(c) for c in columns),
+                channels,
+                platforms,
+                rules_version,
             )
         }
         new = [t for t in touchpoints if t.touchpoint_id in inserted]

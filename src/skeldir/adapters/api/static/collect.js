@@ -33,7 +33,7 @@
     }
   }
 
-  var campaign = /[?&](utm_[a-z]+|gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|li_fat_id|twclid)=/i;
+  var campaign = /[?&](utm_[a-z]+|skd_[a-z]+|gclid|gbraid|wbraid|dclid|msclkid|fbclid|ttclid|li_fat_id|twclid)=/i;
 
   function isEntry() {
     var external = false;
