@@ -73,6 +73,8 @@ def upgrade() -> None:
     op.execute(SCHEMA)
     # The recompute adds to it and takes back; a rebuild deletes and inserts.
     op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON campaign_daily TO "{runtime}"')
+    # Classified again under new rules, as its channel is.
+    op.execute(f'GRANT UPDATE (platform) ON touchpoints TO "{runtime}"')
 
 
 def downgrade() -> None:

@@ -30,4 +30,5 @@ def campaign_key(hints: AttributionHints) -> tuple[str, str, str, str]:
 
 
 def _clean(value: str | None) -> str:
-    return value.strip().replace(SEPARATOR, " ") if value else ""
+    # As SQL's btrim does (batch_arrays reads the stored touchpoints' keys the same way).
+    return value.strip(" ").replace(SEPARATOR, " ") if value else ""
