@@ -120,17 +120,38 @@ def day_key_after(cursor: str | None, arity: int) -> tuple | None:
         raise HTTPException(400, "the cursor is not one this API returned") from None
 
 
+def text_key_after(cursor: str | None, arity: int) -> tuple | None:
+    """The sort key of `arity` strings a cursor names."""
+    values = decode_cursor(cursor, arity)
+    if values is None:
+        return None
+    if not all(isinstance(value, str) and "\x00" not in value for value in values):
+        raise HTTPException(400, "the cursor is not one this API returned")
+    return tuple(values)
+
+
 async def report_page(
     days: DayRange,
     paging: PageRequest,
     sort_fields: tuple[str, ...],
     read: Callable[[tuple | None, int], Awaitable[list]],
+    *,
+    by_day: bool = True,
 ) -> dict:
-    """One keyset page of a report sorted by day, then by the text `sort_fields`:
-    `read(after, n)` fetches at most n rows after the sort key `after` (None: from the start)."""
-    after = day_key_after(paging.cursor, 1 + len(sort_fields))
+    """One keyset page of a report sorted by day, then by the text `sort_fields` (by those
+    alone when not `by_day`): `read(after, n)` fetches at most n rows after the sort key
+    `after` (None: from the start)."""
+    if by_day:
+        after = day_key_after(paging.cursor, 1 + len(sort_fields))
+
+        def sort_key(r) -> tuple:
+            return (r["day"].isoformat(), *(r[f] for f in sort_fields))
+    else:
+        after = text_key_after(paging.cursor, len(sort_fields))
+
+        def sort_key(r) -> tuple:
+            return tuple(r[f] for f in sort_fields)
+
     rows = await read(after, paging.limit + 1)
-    items, next_cursor = page(
-        rows, paging.limit, lambda r: (r["day"].isoformat(), *(r[f] for f in sort_fields))
-    )
+    items, next_cursor = page(rows, paging.limit, sort_key)
     return {"from": days.start, "to": days.end, "items": items, "next_cursor": next_cursor}

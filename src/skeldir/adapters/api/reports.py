@@ -6,7 +6,7 @@ of channels and currencies, so they come whole.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from skeldir.adapters.api.attribution import get_order_attribution
 from skeldir.adapters.api.auth import Principal, require_reader
@@ -28,10 +28,12 @@ from skeldir.adapters.api.report_schemas import (
     ChannelSummary,
     DailyRevenuePage,
     ModelComparison,
+    PerformancePage,
 )
 from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
 from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
+from skeldir.domains.reporting.performance import KEY_FIELDS, LEVELS, performance_rows
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
@@ -122,6 +124,45 @@ async def models(
 ) -> dict:
     comparison = await model_comparison(conn, days.start, days.end, currency, MODELS)
     return {"from": days.start, "to": days.end, **comparison}
+
+
+def _level(
+    level: str = Query(
+        default="campaign", description=f"Rows per: {', '.join(LEVELS)}", examples=["campaign"]
+    ),
+) -> str:
+    if level not in LEVELS:
+        raise HTTPException(400, f"unknown level; known: {', '.join(LEVELS)}")
+    return level
+
+
+@router.get(
+    "/performance",
+    summary="Spend, attributed revenue, orders and new customers with ROAS, CPA and CAC per "
+    "channel, platform, campaign, ad set or ad under one model",
+    response_model=PerformancePage,
+    responses=READER_ERRORS,
+)
+async def performance(
+    principal: Principal = Depends(require_reader),
+    model: str = Depends(required_model),
+    days: DayRange = Depends(report_days),
+    level: str = Depends(_level),
+    currency: str | None = Depends(currency_filter),
+    paging: PageRequest = Depends(page_request),
+    *,
+    conn: TenantConnection,
+) -> dict:
+    report = await report_page(
+        days,
+        paging,
+        tuple(f"key_{i}" for i in range(len(KEY_FIELDS[level]))),
+        lambda after, n: performance_rows(
+            conn, model, level, days.start, days.end, currency, after, n
+        ),
+        by_day=False,
+    )
+    return {"model": model, "level": level, **report}
 
 
 # One implementation under the reports prefix too, where dashboards look for it.
