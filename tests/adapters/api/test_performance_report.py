@@ -323,3 +323,29 @@ def test_bad_parameters_are_refused(shop):
         assert answer.headers["content-type"].startswith("application/problem+json")
     assert client.get("/api/reports/performance", params={**WINDOW, "model": "linear"}
                       ).status_code == 401
+
+
+def test_the_exports_hold_the_report_rows(shop):
+    import io
+
+    import pyarrow.parquet as pq
+
+    client, key = shop
+    items = report(shop, model="linear", level="ad")
+    params = {**WINDOW, "model": "linear", "level": "ad"}
+    csv_file = client.get("/api/exports/performance.csv", params=params, headers=key)
+    assert csv_file.status_code == 200, csv_file.text
+    lines = csv_file.text.splitlines()
+    assert lines[0].startswith("model,level,channel,platform,campaign_id,campaign_name")
+    assert len(lines) == 1 + len(items)
+    assert '"linear","ad","","meta","c1","Spring","s1","Lookalike","a1","Video","USD",6000,6000,' \
+        '0.500000,0.500000,6000,1.0000,12000,12000,False' in lines
+    parquet = client.get("/api/exports/performance.parquet", params=params, headers=key)
+    table = pq.read_table(io.BytesIO(parquet.content)).to_pylist()
+    assert [(r["platform"], r["campaign_id"], r["adset_id"], r["ad_id"], r["revenue_cents"],
+             r["spend_cents"], str(r["orders"]), None if r["roas"] is None else str(r["roas"]))
+            for r in table] == [
+        (i["platform"], i["campaign_id"], i["adset_id"], i["ad_id"], i["revenue_cents"],
+         i["spend_cents"], i["orders"], i["roas"]) for i in items]
+    assert client.get("/api/exports/performance.csv", params={**WINDOW, "model": "linear"}
+                      ).status_code == 401

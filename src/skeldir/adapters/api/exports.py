@@ -23,7 +23,15 @@ from starlette.types import Receive, Scope, Send
 
 from skeldir.adapters.api.auth import Principal, require_reader
 from skeldir.adapters.api.problem_responses import READER_ERRORS
-from skeldir.adapters.api.report_params import EXPORT_MAX_DAYS, DayRange, day_range, optional_model
+from skeldir.adapters.api.report_params import (
+    EXPORT_MAX_DAYS,
+    DayRange,
+    currency_filter,
+    day_range,
+    optional_model,
+    performance_level,
+    required_model,
+)
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.reporting import exports
 
@@ -202,3 +210,32 @@ _add_export_route(
     exports.allocation_rows,
     "Each order's net and gross credit per model and channel as a CSV or Parquet file",
 )
+
+
+@router.get(
+    "/performance.{file_format}",
+    name="performance",
+    summary="The performance report (spend, revenue, orders, new customers, ROAS, CPA, CAC) of "
+    "one model and level as a CSV or Parquet file",
+    response_class=StreamingResponse,
+    responses=_FILE_RESPONSE,
+)
+async def performance_export(
+    request: Request,
+    file_format: FileFormat,
+    principal: Principal = Depends(require_reader),
+    days: DayRange = Depends(export_days),
+    model: str = Depends(required_model),
+    level: str = Depends(performance_level),
+    currency: str | None = Depends(currency_filter),
+) -> Response:
+    return await _export(
+        request,
+        principal,
+        exports.PERFORMANCE,
+        file_format,
+        lambda conn: exports.performance_export_rows(
+            conn, model, level, days.start, days.end, currency
+        ),
+        _filename(f"performance_{level}", days, model),
+    )

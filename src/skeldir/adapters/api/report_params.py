@@ -13,6 +13,7 @@ from pydantic import BeforeValidator
 
 from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS, RULE_BASED_MODELS
+from skeldir.domains.reporting.performance import LEVELS
 
 MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
 REPORT_MAX_DAYS = 366
@@ -88,6 +89,16 @@ def currency_filter(
     ),
 ) -> str | None:
     return currency
+
+
+def performance_level(
+    level: str = Query(
+        default="campaign", description=f"Rows per: {', '.join(LEVELS)}", examples=["campaign"]
+    ),
+) -> str:
+    if level not in LEVELS:
+        raise HTTPException(400, f"unknown level; known: {', '.join(LEVELS)}")
+    return level
 
 
 @dataclass(frozen=True)

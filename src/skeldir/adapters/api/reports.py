@@ -6,7 +6,7 @@ of channels and currencies, so they come whole.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends
 
 from skeldir.adapters.api.attribution import get_order_attribution
 from skeldir.adapters.api.auth import Principal, require_reader
@@ -20,6 +20,7 @@ from skeldir.adapters.api.report_params import (
     currency_filter,
     day_range,
     page_request,
+    performance_level,
     report_page,
     required_model,
 )
@@ -33,7 +34,7 @@ from skeldir.adapters.api.report_schemas import (
 from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
 from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
-from skeldir.domains.reporting.performance import KEY_FIELDS, LEVELS, performance_rows
+from skeldir.domains.reporting.performance import KEY_FIELDS, performance_rows
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
@@ -126,16 +127,6 @@ async def models(
     return {"from": days.start, "to": days.end, **comparison}
 
 
-def _level(
-    level: str = Query(
-        default="campaign", description=f"Rows per: {', '.join(LEVELS)}", examples=["campaign"]
-    ),
-) -> str:
-    if level not in LEVELS:
-        raise HTTPException(400, f"unknown level; known: {', '.join(LEVELS)}")
-    return level
-
-
 @router.get(
     "/performance",
     summary="Spend, attributed revenue, orders and new customers with ROAS, CPA and CAC per "
@@ -147,7 +138,7 @@ async def performance(
     principal: Principal = Depends(require_reader),
     model: str = Depends(required_model),
     days: DayRange = Depends(report_days),
-    level: str = Depends(_level),
+    level: str = Depends(performance_level),
     currency: str | None = Depends(currency_filter),
     paging: PageRequest = Depends(page_request),
     *,

@@ -13,6 +13,7 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 import asyncpg
 import pyarrow as pa
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from skeldir.base.observability import metrics
 from skeldir.domains.attribution.packing import unpack
+from skeldir.domains.reporting.performance import KEY_FIELDS, performance_rows
 
 Chunk = list[tuple]
 
@@ -61,6 +63,33 @@ ALLOCATIONS = Export(
         ("gross_cents", pa.int64()),
     ),
 )
+
+PERFORMANCE = Export(
+    "performance",
+    (
+        ("model", pa.string()),
+        ("level", pa.string()),
+        ("channel", pa.string()),
+        ("platform", pa.string()),
+        ("campaign_id", pa.string()),
+        ("campaign_name", pa.string()),
+        ("adset_id", pa.string()),
+        ("adset_name", pa.string()),
+        ("ad_id", pa.string()),
+        ("ad_name", pa.string()),
+        ("currency", pa.string()),
+        ("spend_cents", pa.int64()),
+        ("revenue_cents", pa.int64()),
+        ("orders", pa.decimal128(38, 6)),
+        ("new_customers", pa.decimal128(38, 6)),
+        ("new_customer_revenue_cents", pa.int64()),
+        ("roas", pa.decimal128(38, 4)),
+        ("cpa_cents", pa.int64()),
+        ("cac_cents", pa.int64()),
+        ("rate_missing", pa.bool_()),
+    ),
+)
+_DECIMALS = ("orders", "new_customers", "roas")
 
 # Primary-key order, so the rows come off the index without a sort.
 _CHANNEL_PERFORMANCE_SQL = """
@@ -117,6 +146,33 @@ def _order_allocations(record: asyncpg.Record, only_model: str | None) -> list[t
             if net[m] or gross[m]:
                 rows.append((*order, model, channel, net[m], gross[m]))
     return rows
+
+
+async def performance_export_rows(
+    conn: asyncpg.Connection,
+    model: str,
+    level: str,
+    start: date,
+    end: date,
+    currency: str | None,
+    chunk_rows: int = 5000,
+) -> AsyncIterator[Chunk]:
+    """The performance report's rows, a keyset page per chunk (the report's own reader)."""
+    after = None
+    fields = [name for name, _type in PERFORMANCE.columns[2:]]
+    while rows := await performance_rows(
+        conn, model, level, start, end, currency, after, chunk_rows
+    ):
+        yield [
+            (model, level, *(_typed(name, row[name]) for name in fields)) for row in rows
+        ]
+        if len(rows) < chunk_rows:
+            return
+        after = tuple(rows[-1][f"key_{i}"] for i in range(len(KEY_FIELDS[level])))
+
+
+def _typed(name: str, value: object) -> object:
+    return Decimal(value) if name in _DECIMALS and value is not None else value
 
 
 async def counted(chunks: AsyncIterator[Chunk], export: Export, fmt: str) -> AsyncIterator[Chunk]:
