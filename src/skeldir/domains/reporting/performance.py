@@ -75,11 +75,42 @@ KEY_FIELDS = {
 # $1 model, $2 first day, $3 last day, $4 currency (NULL: convert into $5, the reporting
 # currency), $6/$7 currency exponents, $8 the keyset (NULL: from the start), $9 limit.
 _SQL = """
-WITH campaigns AS (
-    SELECT DISTINCT ON (platform, campaign_id) platform, campaign_id, campaign_name
-    FROM ad_spend ORDER BY platform, campaign_id, day DESC
+WITH exponents AS (SELECT * FROM unnest($6::text[], $7::integer[]) AS e(currency, exponent)),
+-- Each (day, currency) converts once: its factor into minor units of $5 (NULL: no rate).
+days AS (
+    SELECT DISTINCT day, currency FROM campaign_daily
+    WHERE model = $1 AND day BETWEEN $2 AND $3 AND ($4::text IS NULL OR currency = $4)
+    UNION
+    SELECT DISTINCT day, currency FROM ad_spend
+    WHERE day BETWEEN $2 AND $3 AND ($4::text IS NULL OR currency = $4)
 ),
-exponents AS (SELECT * FROM unnest($6::text[], $7::integer[]) AS e(currency, exponent)),
+factors AS (
+    SELECT d.day, d.currency,
+           CASE WHEN $4::text IS NOT NULL OR d.currency = $5 THEN 1::numeric
+                ELSE fx.rate * power(10::numeric, er.exponent - ec.exponent) END AS factor
+    FROM days d
+    LEFT JOIN fx_rates fx ON fx.day = d.day AND fx.base = d.currency AND fx.quote = $5
+    LEFT JOIN exponents er ON er.currency = $5
+    LEFT JOIN exponents ec ON ec.currency = d.currency
+),
+-- The utm_campaigns of visits without a utm_id, matched to a spend campaign of their platform:
+-- by id, else by name ignoring case (the lowest id when several names match).
+refs AS (
+    SELECT DISTINCT platform, utm_campaign FROM campaign_daily
+    WHERE model = $1 AND day BETWEEN $2 AND $3 AND ($4::text IS NULL OR currency = $4)
+      AND campaign_id = '' AND utm_campaign <> '' AND platform <> ''
+),
+campaigns AS (
+    SELECT DISTINCT platform, campaign_id, lower(campaign_name) AS name FROM ad_spend
+    WHERE platform IN (SELECT platform FROM refs)
+),
+matched AS (
+    SELECT DISTINCT ON (r.platform, r.utm_campaign) r.platform, r.utm_campaign, s.campaign_id
+    FROM refs r
+    JOIN campaigns s ON s.platform = r.platform
+     AND (s.campaign_id = r.utm_campaign OR s.name = lower(r.utm_campaign))
+    ORDER BY r.platform, r.utm_campaign, s.campaign_id <> r.utm_campaign, s.campaign_id
+),
 revenue AS (
     SELECT c.channel, c.platform,
            CASE WHEN c.campaign_id <> '' THEN c.campaign_id
@@ -89,33 +120,16 @@ revenue AS (
            round(c.new_customer_net_minor * f.factor)::bigint AS new_net,
            f.factor IS NULL AND (c.net_minor <> 0 OR c.new_customer_net_minor <> 0) AS missing
     FROM campaign_daily c
-    LEFT JOIN LATERAL (
-        SELECT s.campaign_id FROM campaigns s
-        WHERE c.campaign_id = '' AND c.utm_campaign <> '' AND s.platform = c.platform
-          AND (s.campaign_id = c.utm_campaign OR lower(s.campaign_name) = lower(c.utm_campaign))
-        ORDER BY s.campaign_id <> c.utm_campaign, s.campaign_id
-        LIMIT 1) m ON true
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN $4::text IS NOT NULL OR c.currency = $5 THEN 1::numeric
-                    ELSE (SELECT fx.rate * power(10::numeric, er.exponent - ec.exponent)
-                          FROM fx_rates fx, exponents er, exponents ec
-                          WHERE fx.day = c.day AND fx.base = c.currency AND fx.quote = $5
-                            AND er.currency = $5 AND ec.currency = c.currency) END AS factor
-    ) f
+    JOIN factors f ON f.day = c.day AND f.currency = c.currency
+    LEFT JOIN matched m ON c.campaign_id = '' AND m.platform = c.platform
+                       AND m.utm_campaign = c.utm_campaign
     WHERE c.model = $1 AND c.day BETWEEN $2 AND $3 AND ($4::text IS NULL OR c.currency = $4)
 ),
 spend AS (
     SELECT s.platform, s.campaign_id, s.adset_id, s.ad_id,
            round(s.spend_minor * f.factor)::bigint AS spend,
            f.factor IS NULL AND s.spend_minor <> 0 AS missing
-    FROM ad_spend s
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN $4::text IS NOT NULL OR s.currency = $5 THEN 1::numeric
-                    ELSE (SELECT fx.rate * power(10::numeric, er.exponent - ec.exponent)
-                          FROM fx_rates fx, exponents er, exponents ec
-                          WHERE fx.day = s.day AND fx.base = s.currency AND fx.quote = $5
-                            AND er.currency = $5 AND ec.currency = s.currency) END AS factor
-    ) f
+    FROM ad_spend s JOIN factors f ON f.day = s.day AND f.currency = s.currency
     WHERE s.day BETWEEN $2 AND $3 AND ($4::text IS NULL OR s.currency = $4)
 ),
 rows AS (
