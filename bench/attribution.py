@@ -73,9 +73,10 @@ FROM generate_series(1, $2::int) AS i
 ENTRIES_SQL = """
 INSERT INTO revenue_entries (tenant_id, order_id, provider, external_entry_id, kind, amount_minor,
                              currency, occurred_at, event_id, reported_amount_minor,
-                             reported_reporting_minor, reported_converted)
+                             reported_reporting_minor, reported_converted, sent_amount_minor,
+                             sent_currency)
 SELECT tenant_id, order_id, provider, external_entry_id, kind, amount, 'USD', $3::timestamptz,
-       $4::uuid, amount, amount, true
+       $4::uuid, amount, amount, true, amount, 'USD'
 FROM (
     SELECT $1::uuid AS tenant_id, md5('o' || i)::uuid AS order_id, 'shopify' AS provider,
            'order:' || i AS external_entry_id, 'sale' AS kind, 1000 + (i % 9000) AS amount

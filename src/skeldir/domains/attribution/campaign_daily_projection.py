@@ -16,11 +16,16 @@ import asyncpg
 import numpy as np
 
 from skeldir.domains.attribution.batch_arrays import PG_EPOCH_DAY
-from skeldir.domains.attribution.campaign_grain import CampaignDayChanges, unpack_grains
+from skeldir.domains.attribution.campaign_grain import (
+    GRAIN_LIST_SEPARATOR,
+    CampaignDayChanges,
+    unpack_grains,
+)
 
 _PREVIOUS_SQL = """
 SELECT a.day - date '2000-01-01' AS day, a.currency, array_to_string(a.models, ',') AS models,
-       a.grains, a.grain_credits, coalesce(a.is_new_customer, false) AS is_new_customer
+       array_to_string(a.grains, E'\\x1e') AS grains, a.grain_credits,
+       coalesce(a.is_new_customer, false) AS is_new_customer
 FROM attribution_batch b JOIN order_attributions a ON a.tenant_id = $1 AND a.order_id = b.order_id
 WHERE b.has_snapshot AND a.grains IS NOT NULL
 """
@@ -56,20 +61,26 @@ async def take_back_previous(
     for models in {r["models"] for r in previous}:
         rows = [r for r in previous if r["models"] == models]
         model_names = models.split(",")
-        names = sorted({g for r in rows for g in r["grains"]})
-        code = {name: i for i, name in enumerate(names)}
         keys = sorted({(r["day"], r["currency"]) for r in rows})
         group = {key: i for i, key in enumerate(keys)}
-        widths = np.array([len(r["grains"]) for r in rows], dtype=np.int64)
+        row_group = np.array([group[(r["day"], r["currency"])] for r in rows], dtype=np.int64)
+        # Rows grouped by their grain list, so each list is split once, not once per row.
+        lists, list_of = np.unique([r["grains"] for r in rows], return_inverse=True)
+        split = [joined.split(GRAIN_LIST_SEPARATOR) for joined in lists.tolist()]
+        names = sorted({name for grains in split for name in grains})
+        code = {name: i for i, name in enumerate(names)}
+        codes = [np.array([code[n] for n in grains], dtype=np.int64) for grains in split]
+        by_list = np.argsort(list_of, kind="stable")
+        widths = np.array([len(c) for c in codes], dtype=np.int64)[list_of[by_list]]
         changes.add(
             [(date.fromordinal(PG_EPOCH_DAY + day), currency) for day, currency in keys],
-            np.repeat([group[(r["day"], r["currency"])] for r in rows], widths),
-            np.array([code[g] for r in rows for g in r["grains"]], dtype=np.int64),
+            np.repeat(row_group[by_list], widths),
+            np.concatenate([codes[list_of[i]] for i in by_list.tolist()]),
             names,
             model_names,
-            unpack_grains(b"".join(r["grain_credits"] for r in rows), len(model_names),
-                          int(widths.sum())),
-            np.repeat([r["is_new_customer"] for r in rows], widths),
+            unpack_grains(b"".join(rows[i]["grain_credits"] for i in by_list.tolist()),
+                          len(model_names), int(widths.sum())),
+            np.repeat(np.array([r["is_new_customer"] for r in rows], dtype=bool)[by_list], widths),
             -1,
         )
 

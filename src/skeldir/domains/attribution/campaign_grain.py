@@ -60,6 +60,27 @@ class GrainCredits:
     def encoded(self, order: int) -> bytes:
         return self.values[self.first[order] : self.first[order + 1]].astype(_BIG_ENDIAN).tobytes()
 
+    def stored(self, orders: np.ndarray) -> tuple[list[str], list[bytes]]:
+        """For each of `orders`: its grain names joined by GRAIN_LIST_SEPARATOR, and its packed
+        credits. A batch has few distinct grain lists, so each is joined once."""
+        raw = memoryview(self.values.astype(_BIG_ENDIAN).tobytes())
+        width = self.values.shape[1] * self.values.shape[2] * 8
+        bounds = (self.first * width).tolist()
+        first = self.first.tolist()
+        codes = self.pair_grain.astype(np.int32)
+        joined: dict[bytes, str] = {}
+        lists, credits = [], []
+        for order in orders.tolist():
+            key = codes[first[order] : first[order + 1]].tobytes()
+            names = joined.get(key)
+            if names is None:
+                names = joined[key] = GRAIN_LIST_SEPARATOR.join(
+                    self.names[g] for g in np.frombuffer(key, dtype=np.int32).tolist()
+                )
+            lists.append(names)
+            credits.append(bytes(raw[bounds[order] : bounds[order + 1]]))
+        return lists, credits
+
 
 def grain_credits(
     orders: int,

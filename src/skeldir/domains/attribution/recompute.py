@@ -270,8 +270,7 @@ async def _attribute(
         list(range(len(set_names))),
         set_names,
         attributed.tolist(),
-        [campaign_grain.GRAIN_LIST_SEPARATOR.join(grains.grains(i)) for i in attributed.tolist()],
-        [grains.encoded(i) for i in attributed.tolist()],
+        *grains.stored(attributed),
     )
 
     await channel_daily_projection.write_changes(conn, tenant_id, changes)
