@@ -188,3 +188,33 @@ async def test_the_incremental_campaign_report_equals_a_rebuild_through_changes(
     await flag_new(shop, {"7001": True})
     await run_chain(shop, batch_size=100)
     assert await assert_matches_a_rebuild_and_sums_exactly(shop) == final
+
+
+async def test_new_platform_rules_classify_stored_touchpoints_again(database, runtime_pool):
+    from skeldir.base.db import owner_connection
+    from skeldir.operations import reattribution, tenant_channel_rules
+
+    shop = shop_helpers.Shop(database, runtime_pool)
+    at = NOW - 6 * HOUR
+    pin = "https://shop.example/?utm_source=pinterest&utm_medium=social&utm_id=p1"
+    await shop.visit("p1", pin, at - HOUR, touchpoint_id="tp-pin")
+    await shop.order(7301, "90.00", at, visitor="p1")
+    # A touchpoint stored before platforms were classified has none yet: read, it is classified.
+    await shop.fetch("UPDATE touchpoints SET platform = NULL")
+    await run_chain(shop)
+    kept = await assert_matches_a_rebuild_and_sums_exactly(shop)
+    assert ("linear", at.date(), "USD", "organic_social", "", "p1", "", "", "") in kept
+    assert await shop.fetchval("SELECT platform FROM touchpoints") == ""
+
+    with owner_connection(database) as conn:
+        tenant_channel_rules.set_channel_rules(conn, shop.tenant_id, {
+            "version": 1, "extends": "default",
+            "platform_rules": [{"platform": "other", "utm_source": {"names": ["pinterest"]}}]})
+        conn.commit()
+    await reattribution.mark_range_pending(shop.pool, shop.tenant_id, at.date(), at.date())
+    await run_chain(shop)
+    kept = await assert_matches_a_rebuild_and_sums_exactly(shop)
+    assert kept[("linear", at.date(), "USD", "organic_social", "other", "p1", "", "", "")][
+        :3] == (9000, 0, 9000)
+    assert ("linear", at.date(), "USD", "organic_social", "", "p1", "", "", "") not in kept
+    assert await shop.fetchval("SELECT platform FROM touchpoints") == "other"
