@@ -61,6 +61,16 @@ CREATE POLICY tenant_isolation ON campaign_daily
     USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
 
+-- The performance report finds a campaign's spend rows, its latest names, and a campaign by
+-- the name a visit's utm_campaign gives, compared ignoring case. The lower-cased name is a
+-- stored column because under row-level security a condition on lower(...) (not leakproof)
+-- may not drive an index scan; an equality on a column may.
+ALTER TABLE ad_spend ADD COLUMN campaign_name_key text
+    GENERATED ALWAYS AS (lower(campaign_name)) STORED;
+CREATE INDEX ad_spend_campaign ON ad_spend (tenant_id, platform, campaign_id, day);
+CREATE INDEX ad_spend_campaign_name ON ad_spend (tenant_id, platform, campaign_name_key,
+                                                 campaign_id);
+
 INSERT INTO pending_orders (tenant_id, order_id, order_version)
 SELECT o.tenant_id, o.order_id, o.version FROM orders o WHERE o.has_snapshot
 ON CONFLICT (tenant_id, order_id) DO UPDATE SET generation = pending_orders.generation + 1,

@@ -76,62 +76,59 @@ KEY_FIELDS = {
 # currency), $6/$7 currency exponents, $8 the keyset (NULL: from the start), $9 limit.
 _SQL = """
 WITH exponents AS (SELECT * FROM unnest($6::text[], $7::integer[]) AS e(currency, exponent)),
--- Each (day, currency) converts once: its factor into minor units of $5 (NULL: no rate).
-days AS (
-    SELECT DISTINCT day, currency FROM campaign_daily
-    WHERE model = $1 AND day BETWEEN $2 AND $3 AND ($4::text IS NULL OR currency = $4)
-    UNION
-    SELECT DISTINCT day, currency FROM ad_spend
-    WHERE day BETWEEN $2 AND $3 AND ($4::text IS NULL OR currency = $4)
-),
+-- Minor units of $5 per minor unit of a currency on a day (no row: no rate that day).
 factors AS (
-    SELECT d.day, d.currency,
-           CASE WHEN $4::text IS NOT NULL OR d.currency = $5 THEN 1::numeric
-                ELSE fx.rate * power(10::numeric, er.exponent - ec.exponent) END AS factor
-    FROM days d
-    LEFT JOIN fx_rates fx ON fx.day = d.day AND fx.base = d.currency AND fx.quote = $5
-    LEFT JOIN exponents er ON er.currency = $5
-    LEFT JOIN exponents ec ON ec.currency = d.currency
+    SELECT fx.day, fx.base AS currency,
+           fx.rate * power(10::numeric, er.exponent - ec.exponent) AS factor
+    FROM fx_rates fx
+    JOIN exponents er ON er.currency = $5
+    JOIN exponents ec ON ec.currency = fx.base
+    WHERE fx.quote = $5 AND fx.day BETWEEN $2 AND $3 AND $4::text IS NULL
 ),
 -- The utm_campaigns of visits without a utm_id, matched to a spend campaign of their platform:
 -- by id, else by name ignoring case (the lowest id when several names match).
 refs AS (
-    SELECT DISTINCT platform, utm_campaign FROM campaign_daily
+    SELECT DISTINCT platform, utm_campaign, lower(utm_campaign) AS name FROM campaign_daily
     WHERE model = $1 AND day BETWEEN $2 AND $3 AND ($4::text IS NULL OR currency = $4)
       AND campaign_id = '' AND utm_campaign <> '' AND platform <> ''
 ),
-campaigns AS (
-    SELECT DISTINCT platform, campaign_id, lower(campaign_name) AS name FROM ad_spend
-    WHERE platform IN (SELECT platform FROM refs)
-),
 matched AS (
-    SELECT DISTINCT ON (r.platform, r.utm_campaign) r.platform, r.utm_campaign, s.campaign_id
+    SELECT r.platform, r.utm_campaign,
+           coalesce((SELECT s.campaign_id FROM ad_spend s
+                     WHERE s.platform = r.platform AND s.campaign_id = r.utm_campaign LIMIT 1),
+                    (SELECT s.campaign_id FROM ad_spend s
+                     WHERE s.platform = r.platform
+                       AND s.campaign_name_key = r.name
+                     ORDER BY s.campaign_id LIMIT 1)) AS campaign_id
     FROM refs r
-    JOIN campaigns s ON s.platform = r.platform
-     AND (s.campaign_id = r.utm_campaign OR s.name = lower(r.utm_campaign))
-    ORDER BY r.platform, r.utm_campaign, s.campaign_id <> r.utm_campaign, s.campaign_id
 ),
 revenue AS (
     SELECT c.channel, c.platform,
            CASE WHEN c.campaign_id <> '' THEN c.campaign_id
                 ELSE coalesce(m.campaign_id, '') END AS campaign_id,
            c.adset_id, c.ad_id, c.orders_micro, c.new_customers_micro,
-           round(c.net_minor * f.factor)::bigint AS net,
-           round(c.new_customer_net_minor * f.factor)::bigint AS new_net,
-           f.factor IS NULL AND (c.net_minor <> 0 OR c.new_customer_net_minor <> 0) AS missing
+           CASE WHEN $4::text IS NOT NULL OR c.currency = $5 THEN c.net_minor
+                ELSE round(c.net_minor * f.factor)::bigint END AS net,
+           CASE WHEN $4::text IS NOT NULL OR c.currency = $5 THEN c.new_customer_net_minor
+                ELSE round(c.new_customer_net_minor * f.factor)::bigint END AS new_net,
+           $4::text IS NULL AND c.currency <> $5 AND f.factor IS NULL
+               AND (c.net_minor <> 0 OR c.new_customer_net_minor <> 0) AS missing
     FROM campaign_daily c
-    JOIN factors f ON f.day = c.day AND f.currency = c.currency
+    LEFT JOIN factors f ON f.day = c.day AND f.currency = c.currency
     LEFT JOIN matched m ON c.campaign_id = '' AND m.platform = c.platform
                        AND m.utm_campaign = c.utm_campaign
     WHERE c.model = $1 AND c.day BETWEEN $2 AND $3 AND ($4::text IS NULL OR c.currency = $4)
 ),
 spend AS (
     SELECT s.platform, s.campaign_id, s.adset_id, s.ad_id,
-           round(s.spend_minor * f.factor)::bigint AS spend,
-           f.factor IS NULL AND s.spend_minor <> 0 AS missing
-    FROM ad_spend s JOIN factors f ON f.day = s.day AND f.currency = s.currency
+           CASE WHEN $4::text IS NOT NULL OR s.currency = $5 THEN s.spend_minor
+                ELSE round(s.spend_minor * f.factor)::bigint END AS spend,
+           $4::text IS NULL AND s.currency <> $5 AND f.factor IS NULL AND s.spend_minor <> 0
+               AS missing
+    FROM ad_spend s LEFT JOIN factors f ON f.day = s.day AND f.currency = s.currency
     WHERE s.day BETWEEN $2 AND $3 AND ($4::text IS NULL OR s.currency = $4)
 ),
+-- Each side summed per key first: the union then holds a row per key and side.
 rows AS (
     SELECT {keys}, coalesce(sum(spend), 0)::bigint AS spend, coalesce(sum(net), 0)::bigint AS net,
            coalesce(sum(orders_micro), 0)::bigint AS orders_micro,
@@ -139,12 +136,14 @@ rows AS (
            coalesce(sum(new_net), 0)::bigint AS new_net, bool_or(missing) AS missing,
            bool_or(has_spend) AS has_spend
     FROM (
-        SELECT {revenue_keys}, NULL::bigint AS spend, r.net, r.orders_micro,
-               r.new_customers_micro, r.new_net, r.missing, false AS has_spend
-        FROM revenue r
+        SELECT {revenue_keys}, NULL::numeric AS spend, sum(r.net) AS net,
+               sum(r.orders_micro) AS orders_micro,
+               sum(r.new_customers_micro) AS new_customers_micro, sum(r.new_net) AS new_net,
+               bool_or(r.missing) AS missing, false AS has_spend
+        FROM revenue r GROUP BY {key_positions}
         UNION ALL
-        SELECT {spend_keys}, s.spend, NULL, NULL, NULL, NULL, s.missing, true
-        FROM spend s
+        SELECT {spend_keys}, sum(s.spend), NULL, NULL, NULL, NULL, bool_or(s.missing), true
+        FROM spend s GROUP BY {key_positions}
     ) x
     GROUP BY {keys}
 )
@@ -156,19 +155,26 @@ ORDER BY {keys}
 LIMIT $9
 """
 
+# The latest non-empty names of the page's campaigns, ad sets and ads (each a backward scan of
+# the campaign's rows by day, stopping at the first match).
 _NAMES_SQL = """
-SELECT k.platform, k.campaign_id, k.adset_id, k.ad_id,
-       (SELECT campaign_name FROM ad_spend s WHERE s.platform = k.platform
-          AND s.campaign_id = k.campaign_id AND s.campaign_name <> ''
-        ORDER BY s.day DESC LIMIT 1) AS campaign_name,
-       (SELECT adset_name FROM ad_spend s WHERE s.platform = k.platform
-          AND s.campaign_id = k.campaign_id AND s.adset_id = k.adset_id AND s.adset_name <> ''
-        ORDER BY s.day DESC LIMIT 1) AS adset_name,
-       (SELECT ad_name FROM ad_spend s WHERE s.platform = k.platform
-          AND s.campaign_id = k.campaign_id AND s.adset_id = k.adset_id AND s.ad_id = k.ad_id
-          AND s.ad_name <> '' ORDER BY s.day DESC LIMIT 1) AS ad_name
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-     AS k(platform, campaign_id, adset_id, ad_id)
+SELECT CASE WHEN k.campaign_id <> '' THEN
+           (SELECT campaign_name FROM ad_spend s WHERE s.platform = k.platform
+              AND s.campaign_id = k.campaign_id AND s.campaign_name <> ''
+            ORDER BY s.day DESC LIMIT 1) END AS campaign_name,
+       CASE WHEN k.adset_id <> '' THEN
+           (SELECT adset_name FROM ad_spend s WHERE s.platform = k.platform
+              AND s.campaign_id = k.campaign_id AND s.adset_id = k.adset_id
+              AND s.adset_name <> ''
+            ORDER BY s.day DESC LIMIT 1) END AS adset_name,
+       CASE WHEN k.ad_id <> '' THEN
+           (SELECT ad_name FROM ad_spend s WHERE s.platform = k.platform
+              AND s.campaign_id = k.campaign_id AND s.adset_id = k.adset_id
+              AND s.ad_id = k.ad_id AND s.ad_name <> ''
+            ORDER BY s.day DESC LIMIT 1) END AS ad_name
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+     AS k(platform, campaign_id, adset_id, ad_id, position)
+ORDER BY k.position
 """
 
 
@@ -184,6 +190,7 @@ def _query(level: str) -> str:
             f'({expr})::text COLLATE "C" AS k{i}' for i, expr in enumerate(_SPEND_KEYS[level])
         ),
         after=", ".join(f'$8[{i + 1}] COLLATE "C"' for i in range(parts)),
+        key_positions=", ".join(str(i + 1) for i in range(parts)),
     )
 
 
@@ -202,6 +209,9 @@ async def performance_rows(
 ) -> list[dict]:
     """Rows of `level` in key order after the key `after`, at most `limit` of them."""
     reporting = (await conn.fetchval("SELECT reporting_currency FROM tenants")).strip()
+    # A generic plan must serve every currency, level and window alike and picks badly; the
+    # query is planned for its own parameters (a few milliseconds).
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
     exponents = sorted(money.MINOR_UNIT_EXPONENTS.items())
     records = await conn.fetch(
         _QUERIES[level],
