@@ -3,7 +3,8 @@
 A batch reads its pending orders with the version they were marked at, their paths (stored
 touchpoints, classified once by the rules in force), allocates every model for the whole batch
 at once (`batch.allocate_batch`), and writes one row per order through COPY and one
-INSERT ... SELECT, together with the change to the daily channel report. It clears a pending
+INSERT ... SELECT, together with the changes to the daily channel and campaign reports (each
+row keeps its credits per campaign grain, `campaign_grain`, for the campaign report). It clears a pending
 mark only if neither the order nor its mark changed meanwhile (same order version, same mark
 generation); a changed or re-marked order stays pending for the next batch.
 
