@@ -349,3 +349,20 @@ def test_the_exports_hold_the_report_rows(shop):
          i["spend_cents"], i["orders"], i["roas"]) for i in items]
     assert client.get("/api/exports/performance.csv", params={**WINDOW, "model": "linear"}
                       ).status_code == 401
+
+
+@pytest.mark.parametrize("model", ("linear", "time_decay"))
+def test_drilling_down_from_a_channel_to_its_ads_keeps_its_totals(shop, model):
+    channels = {i["channel"]: i for i in report(shop, model=model, level="channel")}
+    for channel in ("paid_social", "paid_search"):
+        for level in ("platform", "campaign", "adset", "ad"):
+            rows = report(shop, model=model, level=level, channel=channel)
+            for field in ("spend_cents", "revenue_cents", "new_customer_revenue_cents"):
+                assert sum(r[field] for r in rows) == channels[channel][field], (channel, level)
+            assert sum(Decimal(r["orders"]) for r in rows) == Decimal(channels[channel]["orders"])
+    meta_ads = report(shop, model=model, level="ad", platform="meta", campaign_id="c1")
+    assert [(r["adset_id"], r["ad_id"], r["spend_cents"]) for r in meta_ads] == [
+        ("s1", "a1", 6000), ("s1", "a2", 2000)]
+    assert sum(r["revenue_cents"] for r in meta_ads) == sum(
+        r["revenue_cents"] for r in report(shop, model=model, level="campaign", platform="meta")
+        if r["campaign_id"] == "c1")

@@ -27,6 +27,7 @@ from skeldir.adapters.api.report_params import (
     EXPORT_MAX_DAYS,
     DayRange,
     currency_filter,
+    drill_down,
     day_range,
     optional_model,
     performance_level,
@@ -34,6 +35,7 @@ from skeldir.adapters.api.report_params import (
 )
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.reporting import exports
+from skeldir.domains.reporting.performance import DrillDown
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +230,7 @@ async def performance_export(
     model: str = Depends(required_model),
     level: str = Depends(performance_level),
     currency: str | None = Depends(currency_filter),
+    drill: DrillDown = Depends(drill_down),
 ) -> Response:
     return await _export(
         request,
@@ -235,7 +238,7 @@ async def performance_export(
         exports.PERFORMANCE,
         file_format,
         lambda conn: exports.performance_export_rows(
-            conn, model, level, days.start, days.end, currency
+            conn, model, level, days.start, days.end, currency, drill
         ),
         _filename(f"performance_{level}", days, model),
     )

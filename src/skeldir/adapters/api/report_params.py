@@ -13,7 +13,7 @@ from pydantic import BeforeValidator
 
 from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS, RULE_BASED_MODELS
-from skeldir.domains.reporting.performance import LEVELS
+from skeldir.domains.reporting.performance import LEVELS, DrillDown
 
 MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
 REPORT_MAX_DAYS = 366
@@ -99,6 +99,22 @@ def performance_level(
     if level not in LEVELS:
         raise HTTPException(400, f"unknown level; known: {', '.join(LEVELS)}")
     return level
+
+
+def drill_down(
+    channel: str | None = Query(
+        default=None, max_length=100,
+        description="Only revenue credited to this channel, and the spend of the platforms "
+        "counted under it (drill down from level=channel)",
+    ),
+    platform: str | None = Query(
+        default=None, max_length=100, description="Only this platform's revenue and spend"
+    ),
+    campaign_id: str | None = Query(
+        default=None, max_length=200, description="Only this campaign's revenue and spend"
+    ),
+) -> DrillDown:
+    return DrillDown(channel, platform, campaign_id)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from skeldir.adapters.api.report_params import (
     DayRange,
     PageRequest,
     currency_filter,
+    drill_down,
     day_range,
     page_request,
     performance_level,
@@ -34,7 +35,7 @@ from skeldir.adapters.api.report_schemas import (
 from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
 from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
-from skeldir.domains.reporting.performance import KEY_FIELDS, performance_rows
+from skeldir.domains.reporting.performance import KEY_FIELDS, DrillDown, performance_rows
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
@@ -140,6 +141,7 @@ async def performance(
     days: DayRange = Depends(report_days),
     level: str = Depends(performance_level),
     currency: str | None = Depends(currency_filter),
+    drill: DrillDown = Depends(drill_down),
     paging: PageRequest = Depends(page_request),
     *,
     conn: TenantConnection,
@@ -149,7 +151,7 @@ async def performance(
         paging,
         tuple(f"key_{i}" for i in range(len(KEY_FIELDS[level]))),
         lambda after, n: performance_rows(
-            conn, model, level, days.start, days.end, currency, after, n
+            conn, model, level, days.start, days.end, currency, after, n, drill
         ),
         by_day=False,
     )

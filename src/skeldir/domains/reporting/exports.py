@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from skeldir.base.observability import metrics
 from skeldir.domains.attribution.packing import unpack
-from skeldir.domains.reporting.performance import KEY_FIELDS, performance_rows
+from skeldir.domains.reporting.performance import ALL, KEY_FIELDS, DrillDown, performance_rows
 
 Chunk = list[tuple]
 
@@ -155,13 +155,14 @@ async def performance_export_rows(
     start: date,
     end: date,
     currency: str | None,
+    drill: DrillDown = ALL,
     chunk_rows: int = 5000,
 ) -> AsyncIterator[Chunk]:
     """The performance report's rows, a keyset page per chunk (the report's own reader)."""
     after = None
     fields = [name for name, _type in PERFORMANCE.columns[2:]]
     while rows := await performance_rows(
-        conn, model, level, start, end, currency, after, chunk_rows
+        conn, model, level, start, end, currency, after, chunk_rows, drill
     ):
         yield [
             (model, level, *(_typed(name, row[name]) for name in fields)) for row in rows

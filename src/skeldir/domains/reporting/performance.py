@@ -15,6 +15,7 @@ counts under its platform's channel (`SPEND_CHANNELS`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -32,6 +33,19 @@ SPEND_CHANNELS = {
     "microsoft_ads": "paid_search",
 }
 ORDER_UNITS = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class DrillDown:
+    """Only the revenue of this channel (and the spend of platforms counted under it), of this
+    platform, of this campaign; None: all."""
+
+    channel: str | None = None
+    platform: str | None = None
+    campaign_id: str | None = None
+
+
+ALL = DrillDown()
 _RATIO = Decimal("0.0001")
 
 # Per level: the key of revenue rows and of spend rows, the same number of text columns. A key
@@ -73,7 +87,8 @@ KEY_FIELDS = {
 }
 
 # $1 model, $2 first day, $3 last day, $4 currency (NULL: convert into $5, the reporting
-# currency), $6/$7 currency exponents, $8 the keyset (NULL: from the start), $9 limit.
+# currency), $6/$7 currency exponents, $8 the keyset (NULL: from the start), $9 limit, $10 to
+# $12 the channel, platform and campaign to drill into (NULL: all).
 _SQL = """
 WITH exponents AS (SELECT * FROM unnest($6::text[], $7::integer[]) AS e(currency, exponent)),
 -- Minor units of $5 per minor unit of a currency on a day (no row: no rate that day).
@@ -140,10 +155,17 @@ rows AS (
                sum(r.orders_micro) AS orders_micro,
                sum(r.new_customers_micro) AS new_customers_micro, sum(r.new_net) AS new_net,
                bool_or(r.missing) AS missing, false AS has_spend
-        FROM revenue r GROUP BY {key_positions}
+        FROM revenue r
+        WHERE ($10::text IS NULL OR r.channel = $10) AND ($11::text IS NULL OR r.platform = $11)
+          AND ($12::text IS NULL OR r.campaign_id = $12)
+        GROUP BY {key_positions}
         UNION ALL
         SELECT {spend_keys}, sum(s.spend), NULL, NULL, NULL, NULL, bool_or(s.missing), true
-        FROM spend s GROUP BY {key_positions}
+        FROM spend s
+        WHERE ($10::text IS NULL OR {spend_channel} = $10)
+          AND ($11::text IS NULL OR s.platform = $11)
+          AND ($12::text IS NULL OR s.campaign_id = $12)
+        GROUP BY {key_positions}
     ) x
     GROUP BY {keys}
 )
@@ -191,6 +213,7 @@ def _query(level: str) -> str:
         ),
         after=", ".join(f'$8[{i + 1}] COLLATE "C"' for i in range(parts)),
         key_positions=", ".join(str(i + 1) for i in range(parts)),
+        spend_channel=_SPEND_CHANNEL,
     )
 
 
@@ -206,6 +229,7 @@ async def performance_rows(
     currency: str | None,
     after: tuple[str, ...] | None,
     limit: int | None,
+    drill: DrillDown = ALL,
 ) -> list[dict]:
     """Rows of `level` in key order after the key `after`, at most `limit` of them."""
     reporting = (await conn.fetchval("SELECT reporting_currency FROM tenants")).strip()
@@ -224,6 +248,9 @@ async def performance_rows(
         [exponent for _, exponent in exponents],
         list(after) if after is not None else None,
         limit,
+        drill.channel,
+        drill.platform,
+        drill.campaign_id,
     )
     rows = [_row(r, level, currency or reporting) for r in records]
     if level != "channel" and rows:
