@@ -102,6 +102,12 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
             "INSERT INTO ad_spend (tenant_id, day, platform, account_id, campaign_id, currency,"
             " spend_minor) VALUES ($1, '2026-01-25', 'meta', 'act_1', 'c1', 'USD', 5000)",
             tenant.tenant_id)
+    async with tenant_transaction(pool, tenant.tenant_id) as conn:
+        # What an erasure or data request records (POST /api/privacy/erasures, a Shopify
+        # compliance webhook).
+        await conn.execute(
+            "INSERT INTO privacy_requests (tenant_id, request_id, kind, origin)"
+            " VALUES ($1, $2, 'data_request', 'api')", tenant.tenant_id, uuid.uuid4())
     # Leave one order pending and one dirty, so those tables hold a row too.
     await ingest_shopify(pool, tenant, order_body(910002), event_id="populate-2")
     async with tenant_transaction(pool, tenant.tenant_id) as conn:

@@ -23,6 +23,8 @@ RUNTIME_DEFINER_FUNCTIONS = {
     "resolve_source(uuid,bytea)",
     "resolve_source_by_key(uuid,bytea,text)",
     "tenants_needing_recompute(interval,interval)",
+    # The daily retention run's: tenant ids and their retention periods, never their rows.
+    "tenants_for_retention()",
     "tenants_with_touchpoints(timestamp with time zone)",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from skeldir.adapters.cli.output import emit, json_option, table
 from skeldir.adapters.cli.root import main, operator_errors, operator_settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import owner_connection
-from skeldir.operations import tenants
+from skeldir.operations import tenant_deletion, tenants
 
 
 @main.group()
@@ -64,6 +65,48 @@ def tenant_configure(
                 conn, tenant_id, lookback_days=lookback_days, half_life_days=half_life_days
             )
     emit(result, as_json)
+
+
+@tenant.command("delete")
+@click.argument("tenant_id", type=click.UUID)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--batch-size",
+    default=tenant_deletion.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    type=int,
+    help="Rows deleted per transaction.",
+)
+@json_option
+@click.pass_context
+def tenant_delete(
+    ctx: click.Context, tenant_id: uuid.UUID, yes: bool, batch_size: int, as_json: bool
+) -> None:
+    """Delete a tenant and every row it owns, in every table; resumable (run it again after a
+    crash). Its keys and sources stop working at once."""
+    settings = operator_settings(ctx)
+    with operator_errors():
+        with owner_connection(settings, autocommit=True) as conn:
+            total = sum(tenant_deletion.remaining_rows(conn, tenant_id).values())
+            if not yes:
+                click.confirm(
+                    f"Delete tenant {tenant_id} and its {total} rows? This cannot be undone",
+                    abort=True,
+                    err=True,
+                )
+            with click.progressbar(length=total, label="deleting rows", file=sys.stderr) as bar:
+                summary = tenant_deletion.delete_tenant(
+                    conn, tenant_id, batch_size=batch_size, on_batch=bar.update
+                )
+    emit(
+        {
+            "tenant_id": str(tenant_id),
+            "deleted_rows": summary.total,
+            "resumed": summary.resumed,
+            "tables": {table: n for table, n in summary.deleted.items() if n},
+        },
+        as_json,
+    )
 
 
 @main.group()
