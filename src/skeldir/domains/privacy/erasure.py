@@ -161,6 +161,15 @@ async def erase(
             REDACTED_PAYLOAD,
         )
     )
+    # A data request answered earlier keeps its subject for its export: an erasure ends that.
+    await conn.execute(
+        "UPDATE privacy_requests SET subject = NULL WHERE tenant_id = $1"
+        " AND kind = 'data_request' AND completed_at IS NOT NULL"
+        " AND (subject->'customer_keys' ?| $2::text[] OR subject->'visitor_ids' ?| $3::text[])",
+        tenant_id,
+        [k.hex() for k in keys],
+        sorted(visitors),
+    )
     counts.dead_letters_deleted = await _erase_dead_letters(
         conn, tenant_id, subject, keys, visitors, orders, tenant_key, box
     )
