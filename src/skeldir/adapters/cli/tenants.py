@@ -48,6 +48,12 @@ def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_jso
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.option("--lookback-days", type=int, default=None, help="Attribution window [30].")
 @click.option("--half-life-days", type=float, default=None, help="Time-decay half-life [7].")
+@click.option("--retention-touchpoint-days", type=int, default=None,
+              help="Days touchpoints are kept after they took place [400].")
+@click.option("--retention-payload-days", type=int, default=None,
+              help="Days kept payload copies of webhook events are kept [90].")
+@click.option("--retention-dead-letter-days", type=int, default=None,
+              help="Days dead letters are kept after their replay [30].")
 @json_option
 @click.pass_context
 def tenant_configure(
@@ -55,14 +61,26 @@ def tenant_configure(
     tenant_id: uuid.UUID,
     lookback_days: int | None,
     half_life_days: float | None,
+    retention_touchpoint_days: int | None,
+    retention_payload_days: int | None,
+    retention_dead_letter_days: int | None,
     as_json: bool,
 ) -> None:
-    """Set a tenant's attribution window and half-life; re-attribute history with `recompute`."""
+    """Set a tenant's attribution window and half-life (re-attribute history with `recompute`)
+    and its retention periods (applied daily by the worker)."""
     settings = operator_settings(ctx)
     with operator_errors():
         with owner_connection(settings) as conn:
             result = tenants.configure_tenant(
-                conn, tenant_id, lookback_days=lookback_days, half_life_days=half_life_days
+                conn,
+                tenant_id,
+                lookback_days=lookback_days,
+                half_life_days=half_life_days,
+                retention={
+                    "retention_touchpoint_days": retention_touchpoint_days,
+                    "retention_payload_days": retention_payload_days,
+                    "retention_dead_letter_days": retention_dead_letter_days,
+                },
             )
     emit(result, as_json)
 
