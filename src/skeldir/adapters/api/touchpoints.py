@@ -73,10 +73,17 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
     async with tenant_transaction(pool, tenant_id) as conn:
         stitch = await touchpoints.tenant_stitch_key(conn, request.app.state.box, tenant_id)
     now = datetime.now(timezone.utc)
-    valid, rejected = [], []
+    valid, rejected, declined = [], [], 0
+    # A batch's consent applies to its items that state none of their own.
+    batch_consent = document.get("consent")
     for index, item in enumerate(items):
+        if batch_consent is not None and isinstance(item, dict) and "consent" not in item:
+            item = {**item, "consent": batch_consent}
         result = touchpoints.validate(item, index, stitch, now)
-        (valid if isinstance(result, touchpoints.Touchpoint) else rejected).append(result)
+        if isinstance(result, touchpoints.Declined):
+            declined += 1
+        else:
+            (valid if isinstance(result, touchpoints.Touchpoint) else rejected).append(result)
     unique = list({t.touchpoint_id: t for t in valid}.values())
     stored = await touchpoints.store(pool, tenant_id, unique, rules_in_force)
     if stored.orders_marked:
@@ -86,6 +93,8 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
             "accepted": stored.new,
             "duplicates": len(valid) - stored.new,
             "orders_reattributed": stored.orders_marked,
+            # Items without analytics consent: nothing of them was kept.
+            "declined": declined,
             "rejected": [
                 {"index": r.index, "id": r.touchpoint_id, "errors": list(r.errors)}
                 for r in rejected

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 
 from skeldir.base.db import tenant_transaction
+from skeldir.domains.ingestion.consent import ConsentError, read_consent
 from skeldir.domains.ingestion.event import AttributionHints
 from skeldir.domains.ingestion.hints import hints_document
 from skeldir.domains.ingestion.privacy import UTM_KEYS, attribution_hints, referring_domain
@@ -53,10 +54,26 @@ class Rejected:
     errors: tuple[str, ...]
 
 
-def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpoint | Rejected:
-    """One item of a batch; every problem is reported, naming fields and never their values."""
+@dataclass(frozen=True, slots=True)
+class Declined:
+    """An item collected without analytics consent: nothing of it is kept, not even its id."""
+
+    index: int
+
+
+def validate(
+    item: Any, index: int, tenant_key: bytes, now: datetime
+) -> Touchpoint | Rejected | Declined:
+    """One item of a batch; every problem is reported, naming fields and never their values.
+    Its `consent` (see `consent.read_consent`) decides first whether anything is kept."""
     if not isinstance(item, dict):
         return Rejected(index, None, ("the item is not an object",))
+    try:
+        consent = read_consent(item.get("consent"))
+    except ConsentError as exc:
+        return Rejected(index, None, (str(exc),))
+    if not consent.analytics:
+        return Declined(index)
     errors: list[str] = []
     touchpoint_id = _identifier(item, "id", errors)
     visitor_id = _identifier(item, "visitor_id", errors)
@@ -93,6 +110,9 @@ def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpo
         referrer=referrer,
         fields={key: value for key, value in text.items() if key in UTM_KEYS},
     )
+    if not consent.ads:
+        # Ad click ids identify a click on an ad: kept only with ad consent.
+        hints = replace(hints, click_ids=())
     return Touchpoint(
         touchpoint_id=touchpoint_id,
         visitor_id=visitor_id,
