@@ -3,7 +3,8 @@
 Defaults (per tenant, `skeldir tenant configure --retention-...`): touchpoints 400 days after
 they took place (a year's journeys plus the longest lookback), kept payload copies of webhook
 events 90 days after they arrived (the copy is replaced by a marker; the event's ids and dedupe
-key stay, so a late redelivery is still a duplicate), dead letters 30 days after their replay.
+key stay, so a late redelivery is still a duplicate), dead letters 30 days after their replay
+(a dead letter never replayed is a kept payload copy: it goes after the payload period).
 Aggregates stay: orders, ledger entries, credits and every report. Each step deletes in
 batches of `batch_size` rows, one transaction each, so a large backlog never holds long locks.
 """
@@ -49,7 +50,8 @@ _STEPS = {
     ),
     "dead_letters": (
         "DELETE FROM dead_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM dead_events"
-        " WHERE tenant_id = $1 AND replayed_at < $2 LIMIT $3))"
+        " WHERE tenant_id = $1 AND (replayed_at < $2"
+        " OR (replayed_at IS NULL AND received_at < $4)) LIMIT $3))"
     ),
 }
 
@@ -70,7 +72,10 @@ async def apply(
     }
     removed = {}
     for name, statement in _STEPS.items():
-        extra = (REDACTED_PAYLOAD,) if name == "payload_copies" else ()
+        extra = {
+            "payload_copies": (REDACTED_PAYLOAD,),
+            "dead_letters": (cutoffs["payload_copies"],),
+        }.get(name, ())
         total = 0
         while True:
             async with tenant_transaction(pool, tenant_id) as conn:
