@@ -9,7 +9,7 @@ Skeldir's own pseudonymous keys, and an erasure's subject is emptied once it com
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from skeldir.domains.ingestion.stitching import CUSTOMER, stitch_key
 
@@ -34,7 +34,6 @@ class Subject:
     orders: tuple[OrderRef, ...] = ()
     # shop/redact: every order that arrived through this source.
     source_id: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
