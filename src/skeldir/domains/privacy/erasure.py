@@ -31,20 +31,30 @@ REDACTED_PAYLOAD = {"redacted": True}
 DEAD_LETTER_PAGE = 500
 _EMAILISH = re.compile(r"[^\s\"'<>,;:]+@[^\s\"'<>,;:]+")
 
+# One indexed lookup per way an order names its subject (a UNION, not an OR, so each branch
+# uses its own index: customer key, visitor id, order id, attributed visitor); a shop
+# redaction takes every order whose events came through the source.
 _SUBJECT_ORDERS_SQL = """
+WITH subject_orders AS (
+    SELECT order_id FROM orders WHERE tenant_id = $1 AND customer_key = ANY($2::bytea[])
+    UNION
+    SELECT order_id FROM orders WHERE tenant_id = $1 AND visitor_id = ANY($3::text[])
+    UNION
+    SELECT o.order_id FROM unnest($4::text[], $5::text[]) AS r(provider, external_order_id)
+    JOIN orders o ON o.tenant_id = $1 AND o.provider = r.provider
+                 AND o.external_order_id = r.external_order_id
+    UNION
+    SELECT order_id FROM order_attributions WHERE tenant_id = $1 AND visitor_id = ANY($3::text[])
+    UNION
+    SELECT o.order_id FROM webhook_events e
+    JOIN orders o ON o.tenant_id = $1 AND o.provider = e.provider
+                 AND o.external_order_id = e.external_order_id
+    WHERE $6::uuid IS NOT NULL AND e.tenant_id = $1 AND e.source_id = $6)
 SELECT o.order_id, o.provider, o.external_order_id, o.visitor_id, o.checkout_key, o.cart_key,
        a.visitor_id AS attributed_visitor
 FROM orders o
 LEFT JOIN order_attributions a ON a.tenant_id = o.tenant_id AND a.order_id = o.order_id
-WHERE o.tenant_id = $1 AND (
-    o.customer_key = ANY($2::bytea[])
-    OR o.visitor_id = ANY($3::text[])
-    OR (o.provider, o.external_order_id) IN (SELECT * FROM unnest($4::text[], $5::text[]))
-    OR o.order_id IN (SELECT a2.order_id FROM order_attributions a2
-                      WHERE a2.tenant_id = $1 AND a2.visitor_id = ANY($3::text[]))
-    OR ($6::uuid IS NOT NULL AND (o.provider, o.external_order_id) IN (
-        SELECT e.provider, e.external_order_id FROM webhook_events e
-        WHERE e.tenant_id = $1 AND e.source_id = $6 AND e.external_order_id IS NOT NULL)))
+WHERE o.tenant_id = $1 AND o.order_id IN (SELECT order_id FROM subject_orders)
 """
 
 _LINKED_VISITORS_SQL = """
