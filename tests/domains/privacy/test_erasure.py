@@ -3,18 +3,22 @@ money and every report total unchanged, other customers untouched, done once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from db_helpers import CHAIN_STALE
 from privacy_helpers import ALICE, BOB, report_totals, rows_of, seed_customer, where_found
-from shop_helpers import Shop
+from shop_helpers import NOW, Shop
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.ingestion.inbox import record_dead_event
 from skeldir.domains.privacy import requests
 from skeldir.domains.privacy.processing import process_request
 from skeldir.domains.privacy.subjects import OrderRef, subject_of
+from skeldir.operations.event_log import EventFilter
+from skeldir.operations.reparse import reparse_events
 
 pytestmark = pytest.mark.anyio
 
@@ -81,16 +85,11 @@ async def test_a_later_delivery_of_an_erased_order_brings_no_key_back(database, 
     shop = await seeded_shop(database, runtime_pool)
     key = await shop.stitch_key()
     await erase_by(shop, customer_refs=[ALICE.email])
-    await shop.order(ALICE.order_id, "120.00", shop_helpers_now(), topic="orders/updated",
+    await shop.order(ALICE.order_id, "120.00", NOW, topic="orders/updated",
                      visitor=ALICE.visitor, email=ALICE.email, checkout_token=ALICE.checkout_token,
-                     updated_at=shop_helpers_now().isoformat())
-    found = where_found(database, shop.tenant_id, ALICE.derived(key)[:3])
-    assert ("orders", "checkout_key") not in found and ("orders", "customer_key") not in found
-
-
-def shop_helpers_now():
-    from shop_helpers import NOW
-    return NOW
+                     updated_at=NOW.isoformat(), landing_site="/?utm_source=google&gclid=G-9")
+    # Neither its links nor its new payload copy are kept.
+    assert where_found(database, shop.tenant_id, [*ALICE.derived(key), "G-9"]) == []
 
 
 async def test_erasure_by_visitor_id_and_by_order(database, runtime_pool):
@@ -107,3 +106,28 @@ async def test_erasure_by_visitor_id_and_by_order(database, runtime_pool):
     assert by_order["orders_redacted"] == 2
     assert where_found(database, shop.tenant_id, ALICE.derived(key)) == []
     assert await report_totals(shop) == totals
+
+
+async def test_a_reparse_skips_erased_payload_copies(database, runtime_pool):
+    shop = await seeded_shop(database, runtime_pool)
+    await erase_by(shop, customer_refs=[ALICE.email])
+    summary = await reparse_events(runtime_pool, shop.tenant_id, EventFilter(),
+                                   chain_stale=CHAIN_STALE)
+    # Bob's order is parsed again; Alice's erased copies are not read, so none fails.
+    assert summary.reparsed == 1 and summary.failed_count == 0
+
+
+async def test_two_workers_given_one_request_erase_it_once(database, runtime_pool):
+    shop = await seeded_shop(database, runtime_pool)
+    subject = subject_of(await shop.stitch_key(), customer_refs=[ALICE.email])
+    async with tenant_transaction(shop.pool, shop.tenant_id) as conn:
+        request_id, _ = await requests.record(conn, shop.tenant_id, kind="erasure",
+                                              origin="api", subject=subject)
+    box = secret_box(database)
+    # The request row is locked for a run: the second waits, then finds it completed.
+    results = await asyncio.gather(
+        process_request(shop.pool, box, shop.tenant_id, request_id),
+        process_request(shop.pool, box, shop.tenant_id, request_id))
+    assert sorted(r is None for r in results) == [False, True]
+    done = next(r for r in results if r)
+    assert done["orders_redacted"] == 2
