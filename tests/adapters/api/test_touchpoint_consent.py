@@ -14,7 +14,7 @@ import skeldir.adapters.api.static
 
 from db_helpers import create_tenant
 from skeldir.base.db import owner_connection
-from skeldir.domains.ingestion.consent import Consent, ConsentError, read_consent
+from skeldir.domains.privacy.consent import Consent, ConsentError, read_consent
 
 URL = "https://shop.example/landing?utm_source=google&utm_medium=cpc&gclid=G-1"
 

@@ -9,7 +9,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skeldir.domains.ingestion.consent import Consent, ConsentError, read_consent
+from skeldir.domains.privacy.consent import Consent, ConsentError, read_consent
 from skeldir.domains.ingestion.stitching import CUSTOMER, stitch_key
 from skeldir.domains.privacy import shopify_compliance
 from skeldir.domains.privacy.subjects import Subject, SubjectError, subject_of

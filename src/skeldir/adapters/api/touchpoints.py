@@ -18,6 +18,7 @@ from skeldir.base.http import rate_limits
 from skeldir.base.http.bodies import read_capped
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
+from skeldir.domains.privacy.consent import ConsentError, read_consent
 
 router = APIRouter(tags=["touchpoints"])
 
@@ -77,13 +78,18 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
     # A batch's consent applies to its items that state none of their own.
     batch_consent = document.get("consent")
     for index, item in enumerate(items):
-        if batch_consent is not None and isinstance(item, dict) and "consent" not in item:
-            item = {**item, "consent": batch_consent}
-        result = touchpoints.validate(item, index, stitch, now)
-        if isinstance(result, touchpoints.Declined):
+        stated = item.get("consent", batch_consent) if isinstance(item, dict) else None
+        try:
+            consent = read_consent(stated)
+        except ConsentError as exc:
+            rejected.append(touchpoints.Rejected(index, None, (str(exc),)))
+            continue
+        if not consent.analytics:
+            # Nothing of the item is kept, not even its id.
             declined += 1
-        else:
-            (valid if isinstance(result, touchpoints.Touchpoint) else rejected).append(result)
+            continue
+        result = touchpoints.validate(item, index, stitch, now, ad_click_ids=consent.ads)
+        (valid if isinstance(result, touchpoints.Touchpoint) else rejected).append(result)
     unique = list({t.touchpoint_id: t for t in valid}.values())
     stored = await touchpoints.store(pool, tenant_id, unique, rules_in_force)
     if stored.orders_marked:

@@ -16,7 +16,6 @@ from typing import Any
 import asyncpg
 
 from skeldir.base.db import tenant_transaction
-from skeldir.domains.ingestion.consent import ConsentError, read_consent
 from skeldir.domains.ingestion.event import AttributionHints
 from skeldir.domains.ingestion.hints import hints_document
 from skeldir.domains.ingestion.privacy import UTM_KEYS, attribution_hints, referring_domain
@@ -54,26 +53,13 @@ class Rejected:
     errors: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Declined:
-    """An item collected without analytics consent: nothing of it is kept, not even its id."""
-
-    index: int
-
-
 def validate(
-    item: Any, index: int, tenant_key: bytes, now: datetime
-) -> Touchpoint | Rejected | Declined:
+    item: Any, index: int, tenant_key: bytes, now: datetime, *, ad_click_ids: bool = True
+) -> Touchpoint | Rejected:
     """One item of a batch; every problem is reported, naming fields and never their values.
-    Its `consent` (see `consent.read_consent`) decides first whether anything is kept."""
+    Without `ad_click_ids` (no ad consent) the item's ad click ids are not kept."""
     if not isinstance(item, dict):
         return Rejected(index, None, ("the item is not an object",))
-    try:
-        consent = read_consent(item.get("consent"))
-    except ConsentError as exc:
-        return Rejected(index, None, (str(exc),))
-    if not consent.analytics:
-        return Declined(index)
     errors: list[str] = []
     touchpoint_id = _identifier(item, "id", errors)
     visitor_id = _identifier(item, "visitor_id", errors)
@@ -110,7 +96,7 @@ def validate(
         referrer=referrer,
         fields={key: value for key, value in text.items() if key in UTM_KEYS},
     )
-    if not consent.ads:
+    if not ad_click_ids:
         # Ad click ids identify a click on an ad: kept only with ad consent.
         hints = replace(hints, click_ids=())
     return Touchpoint(
