@@ -27,6 +27,8 @@ from skeldir.domains.privacy.subjects import Subject
 
 # What replaces a kept payload copy: the event row (ids, dedupe key) stays.
 REDACTED_PAYLOAD = {"redacted": True}
+# Rounds of following orders to visitors and back, at most.
+MAX_ROUNDS = 10
 # Dead letters are read (decrypted) this many at a time.
 DEAD_LETTER_PAGE = 500
 _EMAILISH = re.compile(r"[^\s\"'<>,;:]+@[^\s\"'<>,;:]+")
@@ -78,14 +80,18 @@ class Reach:
 async def subject_reach(conn: asyncpg.Connection, tenant_id: uuid.UUID, subject: Subject) -> Reach:
     """The subject's orders and visitors: orders by their keys, visitor ids or order ids (or
     source); then the visitors those orders name (their own id, the visitor they were
-    stitched to, visitors whose touchpoints carry their tokens), whose orders follow."""
+    stitched to, visitors whose touchpoints carry their tokens), whose orders follow, until
+    nothing new is found."""
     keys = list(subject.customer_keys)
     visitors = set(subject.visitor_ids)
     orders: dict[uuid.UUID, asyncpg.Record] = {}
     source = uuid.UUID(subject.source_id) if subject.source_id else None
     checkout_keys: list[bytes] = []
     cart_keys: list[bytes] = []
-    for _ in range(2):
+    # Until nothing new is found: a visitor found through an order's token may have stitched
+    # other orders, whose tokens may name other visitors (bounded: a person's devices).
+    for _ in range(MAX_ROUNDS):
+        known = (len(orders), len(visitors))
         rows = await conn.fetch(
             _SUBJECT_ORDERS_SQL,
             tenant_id,
@@ -102,6 +108,8 @@ async def subject_reach(conn: asyncpg.Connection, tenant_id: uuid.UUID, subject:
             visitors.update(v for v in (row["visitor_id"], row["attributed_visitor"]) if v)
         linked = await conn.fetch(_LINKED_VISITORS_SQL, tenant_id, keys, checkout_keys, cart_keys)
         visitors.update(row["visitor_id"] for row in linked)
+        if (len(orders), len(visitors)) == known:
+            break
     return Reach(keys, visitors, orders, checkout_keys, cart_keys)
 
 
