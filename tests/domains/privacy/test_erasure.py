@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -131,3 +132,37 @@ async def test_two_workers_given_one_request_erase_it_once(database, runtime_poo
     assert sorted(r is None for r in results) == [False, True]
     done = next(r for r in results if r)
     assert done["orders_redacted"] == 2
+
+
+async def test_erasure_follows_a_person_across_devices(database, runtime_pool):
+    """Device 1 identifies by email and orders with cart X; device 2 shares cart X and orders
+    with checkout token T; device 3 carries T and orders on its own: one person, three rounds."""
+    shop = Shop(database, runtime_pool)
+    day = NOW - timedelta(days=1)
+    url = "https://shop.example/?utm_source=google&utm_medium=cpc"
+    await shop.visit("dev-1", url, day, customer_ref="carol@example.com")
+    await shop.order(800001, "10.00", day + timedelta(hours=1), visitor="dev-1",
+                     email="carol@example.com", cart_token="cart-x")
+    await shop.visit("dev-2", url, day + timedelta(hours=2), cart_token="cart-x")
+    await shop.order(800002, "20.00", day + timedelta(hours=3), visitor="dev-2",
+                     checkout_token="chk-t")
+    await shop.visit("dev-3", url, day + timedelta(hours=4), checkout_token="chk-t")
+    await shop.visit("dev-3", "https://shop.example/?utm_source=news&utm_medium=email",
+                     day + timedelta(hours=5))
+    await shop.order(800003, "30.00", day + timedelta(hours=6), visitor="dev-3")
+    await seed_customer(shop, BOB)
+    await shop.run_chain()
+    totals, bob = await report_totals(shop), await rows_of(shop, BOB)
+    credits = await shop.fetch("SELECT order_id, channels, credits FROM order_attributions"
+                               " ORDER BY 1")
+
+    _, counts = await erase_by(shop, customer_refs=["carol@example.com"])
+
+    assert counts["orders_redacted"] == 3 and counts["visitors"] == 3
+    assert where_found(database, shop.tenant_id, ["dev-1", "dev-2", "dev-3"]) == []
+    await shop.fetch("SELECT mark_orders_pending($1, array(SELECT order_id FROM orders))",
+                     shop.tenant_id)
+    await shop.run_chain()
+    assert await shop.fetch("SELECT order_id, channels, credits FROM order_attributions"
+                            " ORDER BY 1") == credits
+    assert await report_totals(shop) == totals and await rows_of(shop, BOB) == bob
