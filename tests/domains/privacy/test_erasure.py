@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from db_helpers import CHAIN_STALE
 from privacy_helpers import ALICE, BOB, report_totals, rows_of, seed_customer, where_found
 from shop_helpers import NOW, Shop
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import tenant_transaction
+from skeldir.base.db import create_pool, tenant_transaction
 from skeldir.domains.ingestion.inbox import record_dead_event
 from skeldir.domains.privacy import requests
+from skeldir.domains.ingestion.stitching import CUSTOMER, stitch_key
+from skeldir.domains.privacy.erasure import erase
 from skeldir.domains.privacy.processing import process_request
 from skeldir.domains.privacy.subjects import OrderRef, subject_of
 from skeldir.operations.event_log import EventFilter
@@ -166,3 +170,42 @@ async def test_erasure_follows_a_person_across_devices(database, runtime_pool):
     assert await shop.fetch("SELECT order_id, channels, credits FROM order_attributions"
                             " ORDER BY 1") == credits
     assert await report_totals(shop) == totals and await rows_of(shop, BOB) == bob
+
+
+async def test_a_table_added_later_with_a_key_column_is_erased_too(database, runtime_pool):
+    """A table found in the catalog, not named in the code: created inside a transaction that is
+    rolled back (as the owner, which may create it), so the session's database stays as it is."""
+    shop = await seeded_shop(database, runtime_pool)
+    tenant_key = await shop.stitch_key()
+    subject = subject_of(tenant_key, customer_refs=[ALICE.email])
+    alice, bob = (stitch_key(tenant_key, CUSTOMER, c.email) for c in (ALICE, BOB))
+    # The owner's connection, with the codecs of every pool connection.
+    owner_pool = await create_pool(replace(database, database_url=database.owner_database_url),
+                                   max_size=1)
+    conn = await owner_pool.acquire()
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "CREATE TABLE later_customers (tenant_id uuid NOT NULL, customer_key bytea NOT NULL,"
+                " first_order_at timestamptz, PRIMARY KEY (tenant_id, customer_key));"
+                "CREATE TABLE later_sessions (tenant_id uuid NOT NULL, session_id text NOT NULL,"
+                " visitor_id text, PRIMARY KEY (tenant_id, session_id))")
+            await conn.executemany("INSERT INTO later_customers VALUES ($1, $2, now())",
+                                   [(shop.tenant_id, alice), (shop.tenant_id, bob)])
+            await conn.executemany("INSERT INTO later_sessions VALUES ($1, $2, $3)",
+                                   [(shop.tenant_id, "s1", ALICE.visitor),
+                                    (shop.tenant_id, "s2", BOB.visitor)])
+            await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(shop.tenant_id))
+            counts = await erase(conn, shop.tenant_id, subject, tenant_key=tenant_key,
+                                 box=secret_box(database))
+            assert counts.other_rows_erased == 2
+            assert await conn.fetch("SELECT customer_key FROM later_customers") == [(bob,)]
+            assert [tuple(r) for r in await conn.fetch(
+                "SELECT session_id, visitor_id FROM later_sessions ORDER BY 1")] == [
+                ("s1", None), ("s2", BOB.visitor)]
+            raise asyncpg.exceptions.RaiseError("roll back")
+    except asyncpg.exceptions.RaiseError:
+        pass
+    finally:
+        await owner_pool.release(conn)
+        await owner_pool.close()

@@ -119,6 +119,8 @@ class ErasureCounts:
     touchpoints_deleted: int = 0
     payload_copies_redacted: int = 0
     dead_letters_deleted: int = 0
+    # Rows of other tables holding one of the subject's keys (see _erase_other_tables).
+    other_rows_erased: int = 0
     visitors: int = 0
 
     def document(self) -> dict:
@@ -191,7 +193,61 @@ async def erase(
     counts.dead_letters_deleted = await _erase_dead_letters(
         conn, tenant_id, subject, keys, visitors, orders, tenant_key, box
     )
+    counts.other_rows_erased = await _erase_other_tables(
+        conn, tenant_id, keys, sorted(visitors), checkout_keys, cart_keys
+    )
     return counts
+
+
+# Tables this module erases by their meaning; any other table with a key column is found in
+# the catalog, so a table a later migration adds (a customer table keyed by customer_key) is
+# covered without a change here.
+_HANDLED_TABLES = frozenset({"touchpoints", "orders", "order_attributions"})
+_KEY_COLUMNS = ("customer_key", "checkout_key", "cart_key", "visitor_id")
+
+_KEY_COLUMNS_SQL = """
+SELECT c.relname, a.attname, a.attnotnull OR coalesce(a.attnum = ANY(i.indkey), false)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
+LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = current_schema()
+  AND a.attname = ANY($1::text[])
+  AND EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant_id'
+              AND NOT t.attisdropped)
+ORDER BY 1, 2
+"""
+
+
+async def _erase_other_tables(
+    conn: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    customer_keys: list[bytes],
+    visitors: list[str],
+    checkout_keys: list[bytes],
+    cart_keys: list[bytes],
+) -> int:
+    """In every other tenant table, a row keyed by one of the subject's keys is deleted, and a
+    key in a nullable column that keys nothing is set to NULL. A table the runtime role may not
+    change fails the erasure whole (it stays open, and is retried) rather than leaving a key."""
+    values = {
+        "customer_key": customer_keys,
+        "checkout_key": checkout_keys,
+        "cart_key": cart_keys,
+        "visitor_id": visitors,
+    }
+    erased = 0
+    for table, column, keys_the_row in await conn.fetch(_KEY_COLUMNS_SQL, list(_KEY_COLUMNS)):
+        if table in _HANDLED_TABLES or not values[column]:
+            continue
+        cast = "text[]" if column == "visitor_id" else "bytea[]"
+        where = f'tenant_id = $1 AND "{column}" = ANY($2::{cast})'
+        if keys_the_row:
+            statement = f'DELETE FROM "{table}" WHERE {where}'
+        else:
+            statement = f'UPDATE "{table}" SET "{column}" = NULL WHERE {where}'
+        erased += _affected(await conn.execute(statement, tenant_id, values[column]))
+    return erased
 
 
 async def _erase_dead_letters(
