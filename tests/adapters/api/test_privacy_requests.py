@@ -57,6 +57,17 @@ async def test_erasure_over_the_api(client, database, runtime_pool):
                          headers={"Authorization": f"Bearer {shop.tenant.collect_key}"})
     assert reader.status_code == 403
 
+    # A data request first: what is held, exported per request.
+    asked = client.post("/api/privacy/data-requests", json={"visitor_id": ALICE.visitor},
+                        headers=admin(shop))
+    assert asked.status_code == 202, asked.text
+    assert await run_worker(shop, asked.json()["request_id"]) == {"orders": 1, "touchpoints": 3}
+    export = client.get(f"/api/privacy/requests/{asked.json()['request_id']}/export",
+                        headers=admin(shop)).json()
+    assert [o["external_order_id"] for o in export["orders"]] == [str(ALICE.order_id)]
+    missing = client.get(f"/api/privacy/requests/{uuid.uuid4()}/export", headers=admin(shop))
+    assert missing.status_code == 404
+
     answer = client.post("/api/privacy/erasures", json={"email": ALICE.email}, headers=admin(shop))
     assert answer.status_code == 202, answer.text
     request_id = answer.json()["request_id"]
@@ -67,7 +78,7 @@ async def test_erasure_over_the_api(client, database, runtime_pool):
     assert where_found(database, shop.tenant_id, ALICE.derived(key)) == []
     assert await report_totals(shop) == totals and await rows_of(shop, BOB) == bob
 
-    listed = client.get("/api/privacy/requests", headers=admin(shop)).json()["items"]
+    listed = client.get("/api/privacy/requests?kind=erasure", headers=admin(shop)).json()["items"]
     assert [(r["request_id"], r["kind"], r["origin"]) for r in listed] == [
         (request_id, "erasure", "api")]
     assert listed[0]["completed_at"] and listed[0]["counts"] == counts

@@ -1,5 +1,6 @@
-"""Privacy requests over HTTP (admin key): ask for an erasure, list the requests, read a data
-request's export. Identifiers are hashed on arrival; the work runs in the worker."""
+"""Privacy requests over HTTP (admin key): ask for an erasure or a data request, list the
+requests, read a data request's export. Identifiers are hashed on arrival; the work runs in the
+worker."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class OrderIdentifier(BaseModel):
     order_id: str = Field(max_length=256, examples=["820982911946154508"])
 
 
-class ErasureRequest(BaseModel):
+class SubjectIdentifiers(BaseModel):
     customer_reference: str | None = Field(
         default=None, max_length=256, description="As the platform sends it (often an email)"
     )
@@ -55,14 +56,31 @@ class RequestList(BaseModel):
 
 @router.post("/erasures", status_code=202, summary="Erase what is derived from one customer")
 async def request_erasure(
-    body: ErasureRequest, request: Request, principal: Principal = Depends(require_admin)
+    body: SubjectIdentifiers, request: Request, principal: Principal = Depends(require_admin)
+) -> RequestReceived:
+    return await _submit(request, principal, "erasure", body)
+
+
+@router.post(
+    "/data-requests",
+    status_code=202,
+    summary="Record a data request; its export lists what is held about the customer",
+)
+async def request_data(
+    body: SubjectIdentifiers, request: Request, principal: Principal = Depends(require_admin)
+) -> RequestReceived:
+    return await _submit(request, principal, "data_request", body)
+
+
+async def _submit(
+    request: Request, principal: Principal, kind: str, body: SubjectIdentifiers
 ) -> RequestReceived:
     try:
         request_id, _ = await privacy_requests.submit(
             request.app.state.pool,
             request.app.state.box,
             principal.tenant_id,
-            kind="erasure",
+            kind=kind,
             origin="api",
             customer_refs=[v for v in (body.customer_reference, body.email) if v is not None],
             visitor_ids=[body.visitor_id] if body.visitor_id is not None else [],
