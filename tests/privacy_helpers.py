@@ -45,11 +45,12 @@ async def seed_customer(shop: Shop, customer: Customer, *, second_order: int | N
     day = NOW - timedelta(days=2)
     await shop.visit(customer.visitor, "https://shop.example/?utm_source=google&utm_medium=cpc",
                      day, cart_token=customer.cart_token)
-    await shop.visit(customer.visitor, "https://shop.example/?utm_source=newsletter&utm_medium=email",
+    await shop.visit(customer.visitor,
+                     "https://shop.example/?utm_source=newsletter&utm_medium=email",
                      day + timedelta(hours=1))
     await shop.visit(customer.visitor, None, day + timedelta(hours=2), kind="identify",
                      customer_ref=customer.email, checkout_token=customer.checkout_token)
-    for order_id in (customer.order_id, *( [second_order] if second_order else [])):
+    for order_id in (customer.order_id, *([second_order] if second_order else [])):
         await shop.order(order_id, "120.00", day + timedelta(hours=3), visitor=customer.visitor,
                          email=customer.email, checkout_token=customer.checkout_token,
                          cart_token=customer.cart_token,

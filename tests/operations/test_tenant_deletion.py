@@ -8,7 +8,7 @@ import json
 
 from click.testing import CliRunner
 
-from db_helpers import ingest_shopify, order_body, populate_every_tenant_table
+from db_helpers import populate_every_tenant_table
 from skeldir.adapters.cli import main
 from skeldir.base.config import Settings
 from skeldir.base.db import create_pool, owner_connection

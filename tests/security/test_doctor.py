@@ -369,8 +369,9 @@ def test_doctor_reports_retention_and_privacy_requests_left_open(throwaway: Thro
     with owner_connection(throwaway.settings) as conn:
         tenant_id = conn.execute("SELECT tenant_id FROM tenants LIMIT 1").fetchone()[0]
         conn.execute("UPDATE tenants SET retention_touchpoint_days = 30")
-        conn.execute("INSERT INTO privacy_requests (tenant_id, request_id, kind, origin, received_at)"
-                     " VALUES (%s, gen_random_uuid(), 'erasure', 'api', now() - interval '29 days'),"
+        conn.execute("INSERT INTO privacy_requests (tenant_id, request_id, kind, origin,"
+                     " received_at) VALUES"
+                     " (%s, gen_random_uuid(), 'erasure', 'api', now() - interval '29 days'),"
                      " (%s, gen_random_uuid(), 'erasure', 'api', now() - interval '31 days')",
                      (tenant_id, tenant_id))
     report = run_doctor(throwaway.settings, "--json")

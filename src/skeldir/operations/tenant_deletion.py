@@ -93,7 +93,9 @@ def remaining_rows(conn: psycopg.Connection, tenant_id: uuid.UUID) -> dict[str, 
     """Per tenant table, the rows the tenant still has there."""
     counts = {}
     for table in tenant_tables(conn):
-        query = sql.SQL("SELECT count(*) FROM {} WHERE tenant_id = %s").format(sql.Identifier(table))
+        query = sql.SQL("SELECT count(*) FROM {} WHERE tenant_id = %s").format(
+            sql.Identifier(table)
+        )
         counts[table] = conn.execute(query, (tenant_id,)).fetchone()[0]
     conn.commit()
     return counts

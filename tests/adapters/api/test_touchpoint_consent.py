@@ -63,8 +63,10 @@ def test_collection_honours_each_consent_signal(client, database):
     answer = post(client, tenant.collect_key, {"touchpoints": [
         visit("none", "v-none"),
         visit("gcm-all", "v-gcm-all", {"analytics_storage": "granted", "ad_storage": "granted"}),
-        visit("gcm-no-ads", "v-gcm-no-ads", {"analytics_storage": "granted", "ad_storage": "denied"}),
-        visit("gcm-denied", "v-gcm-denied", {"analytics_storage": "denied", "ad_storage": "granted"}),
+        visit("gcm-no-ads", "v-gcm-no-ads",
+              {"analytics_storage": "granted", "ad_storage": "denied"}),
+        visit("gcm-denied", "v-gcm-denied",
+              {"analytics_storage": "denied", "ad_storage": "granted"}),
         visit("shopify-all", "v-shopify-all", {"analytics": True, "marketing": True}),
         visit("shopify-no-ads", "v-shopify-no-ads", {"analytics": True, "marketing": False}),
         visit("shopify-denied", "v-shopify-denied", {"analytics": False, "marketing": False}),

@@ -57,7 +57,7 @@ async def test_erasure_by_email_removes_every_derived_key_and_keeps_every_total(
         database, runtime_pool):
     shop = await seeded_shop(database, runtime_pool)
     key = await shop.stitch_key()
-    assert where_found(database, shop.tenant_id, ALICE.derived(key)), "the seeding keeps nothing of Alice?"
+    assert where_found(database, shop.tenant_id, ALICE.derived(key)), "nothing of Alice is kept?"
     totals, bob = await report_totals(shop), await rows_of(shop, BOB)
     credits_before = await shop.fetch(
         "SELECT order_id, channels, credits FROM order_attributions ORDER BY 1")
@@ -186,8 +186,9 @@ async def test_a_table_added_later_with_a_key_column_is_erased_too(database, run
     try:
         async with conn.transaction():
             await conn.execute(
-                "CREATE TABLE later_customers (tenant_id uuid NOT NULL, customer_key bytea NOT NULL,"
-                " first_order_at timestamptz, PRIMARY KEY (tenant_id, customer_key));"
+                "CREATE TABLE later_customers (tenant_id uuid NOT NULL,"
+                " customer_key bytea NOT NULL, first_order_at timestamptz,"
+                " PRIMARY KEY (tenant_id, customer_key));"
                 "CREATE TABLE later_sessions (tenant_id uuid NOT NULL, session_id text NOT NULL,"
                 " visitor_id text, PRIMARY KEY (tenant_id, session_id))")
             await conn.executemany("INSERT INTO later_customers VALUES ($1, $2, now())",

@@ -42,8 +42,8 @@ def test_any_consent_value_is_read_or_refused_cleanly(value):
     assert isinstance(consent, Consent)
 
 
-@given(st.sampled_from(sorted(shopify_compliance.TOPICS)), st.binary(max_size=200) | json_values.map(
-    lambda v: json.dumps(v).encode()))
+@given(st.sampled_from(sorted(shopify_compliance.TOPICS)),
+       st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
 def test_any_compliance_body_is_read_or_refused_cleanly(topic, body):
     try:
         request = shopify_compliance.read(topic, body, {})

@@ -42,9 +42,8 @@ async def schedule_request(app: Celery, tenant_id: uuid.UUID, request_id: uuid.U
 @shared_task(name=PROCESS_TASK, acks_late=True)
 def process_privacy_request(tenant_id: str, request_id: str) -> dict | None:
     rt = runtime()
-    counts = rt.run(
-        process_request(rt.pool, secret_box(rt.settings), uuid.UUID(tenant_id), uuid.UUID(request_id))
-    )
+    tenant, request = uuid.UUID(tenant_id), uuid.UUID(request_id)
+    counts = rt.run(process_request(rt.pool, secret_box(rt.settings), tenant, request))
     # Counts and ids only: a request's log line names nobody.
     log.info(
         "privacy_request_processed",
