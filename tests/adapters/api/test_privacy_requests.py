@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,6 +18,7 @@ from db_helpers import SHOPIFY_SECRET
 from privacy_helpers import ALICE, BOB, report_totals, rows_of, seed_customer, where_found
 from shop_helpers import Shop
 from skeldir.base.crypto import secret_box
+from skeldir.domains.privacy import retention
 from skeldir.domains.privacy.processing import process_request
 
 pytestmark = pytest.mark.anyio
@@ -141,3 +143,19 @@ async def test_shopify_compliance_webhooks_through_the_source_url(client, databa
     kinds = [r["kind"] for r in client.get("/api/privacy/requests",
                                            headers=admin(shop)).json()["items"]]
     assert sorted(kinds) == ["data_request", "erasure", "shop_redact"]
+
+
+async def test_a_data_request_export_ends_with_its_retention(client, database, runtime_pool):
+    shop = Shop(database, runtime_pool)
+    await seed_customer(shop, ALICE)
+    asked = client.post("/api/privacy/data-requests", json={"email": ALICE.email},
+                        headers=admin(shop)).json()["request_id"]
+    await run_worker(shop, asked)
+    path = f"/api/privacy/requests/{asked}/export"
+    assert client.get(path, headers=admin(shop)).status_code == 200
+    later = datetime.now(timezone.utc) + timedelta(days=91)
+    removed = await retention.apply(runtime_pool, shop.tenant_id, retention.Periods(), now=later)
+    assert removed["data_request_subjects"] == 1
+    gone = client.get(path, headers=admin(shop))
+    assert gone.status_code == 410 and gone.headers["content-type"].startswith(
+        "application/problem+json")

@@ -56,14 +56,16 @@ async def test_retention_removes_what_is_older_than_each_period(database, runtim
 
     # Today nothing but the dead letter replayed 40 days ago is old enough.
     removed = await retention.apply(runtime_pool, shop.tenant_id, retention.Periods(), now=NOW)
-    assert removed == {"touchpoints": 0, "payload_copies": 0, "dead_letters": 1}
+    assert removed == {"touchpoints": 0, "payload_copies": 0, "dead_letters": 1,
+                       "data_request_subjects": 0}
 
     # 91 days on, the payload copies go (the events stay), and so do the dead letter replayed
     # 96 days before and the one never replayed (a kept payload copy too); 401 days on, the
     # touchpoints.
     later = NOW + timedelta(days=91)
     removed = await retention.apply(runtime_pool, shop.tenant_id, retention.Periods(), now=later)
-    assert removed == {"touchpoints": 0, "payload_copies": 2, "dead_letters": 2}
+    assert removed == {"touchpoints": 0, "payload_copies": 2, "dead_letters": 2,
+                       "data_request_subjects": 0}
     much_later = NOW + timedelta(days=401)
     removed = await retention.apply(runtime_pool, shop.tenant_id, retention.Periods(),
                                     now=much_later, batch_size=4)

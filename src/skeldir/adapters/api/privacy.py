@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from skeldir.adapters.api.auth import Principal, require_admin
-from skeldir.adapters.api.problem_responses import ADMIN_ERRORS
+from skeldir.adapters.api.problem_responses import ADMIN_ERRORS, problem_responses
 from skeldir.adapters.tasks.privacy import schedule_request
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.privacy import requests
@@ -103,7 +103,11 @@ async def list_requests(
     return RequestList(items=[RequestInfo(**r.summary()) for r in found])
 
 
-@router.get("/requests/{request_id}/export", summary="What is held about a data request's subject")
+@router.get(
+    "/requests/{request_id}/export",
+    summary="What is held about a data request's subject",
+    responses=problem_responses(410),
+)
 async def export_request(
     request_id: uuid.UUID, request: Request, principal: Principal = Depends(require_admin)
 ) -> dict:
@@ -111,5 +115,8 @@ async def export_request(
         found = await requests.get(conn, principal.tenant_id, request_id)
         if found is None or found.kind != "data_request":
             raise HTTPException(404, "no such data request")
+        if found.subject.empty:
+            # Its subject was erased, or aged out with the payload copies.
+            raise HTTPException(410, "this data request's export is no longer held")
         held = await held_data(conn, principal.tenant_id, found.subject)
     return {"request": found.summary(), **held}

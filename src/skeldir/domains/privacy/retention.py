@@ -4,7 +4,8 @@ Defaults (per tenant, `skeldir tenant configure --retention-...`): touchpoints 4
 they took place (a year's journeys plus the longest lookback), kept payload copies of webhook
 events 90 days after they arrived (the copy is replaced by a marker; the event's ids and dedupe
 key stay, so a late redelivery is still a duplicate), dead letters 30 days after their replay
-(a dead letter never replayed is a kept payload copy: it goes after the payload period).
+(a dead letter never replayed is a kept payload copy: it goes after the payload period), and
+a data request's subject (what its export is read from) after the payload period too.
 Aggregates stay: orders, ledger entries, credits and every report. Each step deletes in
 batches of `batch_size` rows, one transaction each, so a large backlog never holds long locks.
 """
@@ -53,6 +54,12 @@ _STEPS = {
         " WHERE tenant_id = $1 AND (replayed_at < $2"
         " OR (replayed_at IS NULL AND received_at < $4)) LIMIT $3))"
     ),
+    # A data request's subject is kept for its export as long as a payload copy.
+    "data_request_subjects": (
+        "UPDATE privacy_requests SET subject = NULL WHERE ctid = ANY(ARRAY(SELECT ctid"
+        " FROM privacy_requests WHERE tenant_id = $1 AND kind = 'data_request'"
+        " AND completed_at < $2 AND subject IS NOT NULL LIMIT $3))"
+    ),
 }
 
 
@@ -69,6 +76,7 @@ async def apply(
         "touchpoints": now - timedelta(days=periods.touchpoint_days),
         "payload_copies": now - timedelta(days=periods.payload_days),
         "dead_letters": now - timedelta(days=periods.dead_letter_days),
+        "data_request_subjects": now - timedelta(days=periods.payload_days),
     }
     removed = {}
     for name, statement in _STEPS.items():
