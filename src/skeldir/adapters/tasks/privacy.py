@@ -12,9 +12,9 @@ from celery import Celery, shared_task
 
 from skeldir.adapters.tasks.runtime import runtime
 from skeldir.base.crypto import secret_box
+from skeldir.base.db import tenant_transaction
 from skeldir.domains.privacy import requests, retention
 from skeldir.domains.privacy.processing import process_request
-from skeldir.base.db import tenant_transaction
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,15 @@ def sweep_privacy_requests() -> int:
                 return await requests.open_request_ids(conn, tenant_id, before)
 
         for request_id in rt.run(open_ids()):
-            process_privacy_request(str(tenant_id), str(request_id))
+            try:
+                process_privacy_request(str(tenant_id), str(request_id))
+            except Exception as exc:  # one request that fails leaves the others to run
+                log.warning(
+                    "privacy_request_failed",
+                    extra={"tenant_id": str(tenant_id), "request_id": str(request_id),
+                           "error": repr(exc)[:300]},
+                )
+                continue
             done += 1
     return done
 

@@ -19,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from skeldir.adapters.tasks.privacy import schedule_request
 from skeldir.adapters.webhooks.sources import ResolvedSource, SourceResolver
 from skeldir.base.crypto import SecretBox
 from skeldir.base.db import DATABASE_UNAVAILABLE_ERRORS
@@ -37,6 +38,8 @@ from skeldir.domains.ingestion.provider import (
     UnprocessableEvent,
     VerificationContext,
 )
+from skeldir.domains.privacy import shopify_compliance
+from skeldir.domains.privacy.subjects import SubjectError
 from skeldir.domains.providers.registry import (
     LEGACY_TOPICS,
     PINGS,
@@ -45,11 +48,7 @@ from skeldir.domains.providers.registry import (
     TOPIC_HEADERS,
 )
 from skeldir.domains.providers.signing import StaleTimestamp
-from skeldir.domains.privacy import shopify_compliance
-from skeldir.domains.privacy.subjects import SubjectError
 from skeldir.operations import privacy_requests
-
-from skeldir.adapters.tasks.privacy import schedule_request
 
 log = logging.getLogger(__name__)
 
