@@ -43,8 +43,8 @@ def admin(shop: Shop) -> dict:
     return {"Authorization": f"Bearer {shop.tenant.api_key}"}
 
 
-async def test_erasure_over_the_api(client, database, runtime_pool):
-    shop = Shop(database, runtime_pool)
+async def test_erasure_over_the_api(client, database, worker_pool):
+    shop = Shop(database, worker_pool)
     await seed_customer(shop, ALICE)
     await seed_customer(shop, BOB)
     await shop.run_chain()
@@ -86,8 +86,8 @@ async def test_erasure_over_the_api(client, database, runtime_pool):
     assert listed[0]["completed_at"] and listed[0]["counts"] == counts
 
 
-async def test_shopify_compliance_webhooks_through_the_source_url(client, database, runtime_pool):
-    shop = Shop(database, runtime_pool)
+async def test_shopify_compliance_webhooks_through_the_source_url(client, database, worker_pool):
+    shop = Shop(database, worker_pool)
     await seed_customer(shop, ALICE)
     await seed_customer(shop, BOB)
     await shop.run_chain()
@@ -145,8 +145,8 @@ async def test_shopify_compliance_webhooks_through_the_source_url(client, databa
     assert sorted(kinds) == ["data_request", "erasure", "shop_redact"]
 
 
-async def test_a_data_request_export_ends_with_its_retention(client, database, runtime_pool):
-    shop = Shop(database, runtime_pool)
+async def test_a_data_request_export_ends_with_its_retention(client, database, worker_pool):
+    shop = Shop(database, worker_pool)
     await seed_customer(shop, ALICE)
     asked = client.post("/api/privacy/data-requests", json={"email": ALICE.email},
                         headers=admin(shop)).json()["request_id"]
@@ -154,7 +154,7 @@ async def test_a_data_request_export_ends_with_its_retention(client, database, r
     path = f"/api/privacy/requests/{asked}/export"
     assert client.get(path, headers=admin(shop)).status_code == 200
     later = datetime.now(timezone.utc) + timedelta(days=91)
-    removed = await retention.apply(runtime_pool, shop.tenant_id, retention.Periods(), now=later)
+    removed = await retention.apply(worker_pool, shop.tenant_id, retention.Periods(), now=later)
     assert removed["data_request_subjects"] == 1
     gone = client.get(path, headers=admin(shop))
     assert gone.status_code == 410 and gone.headers["content-type"].startswith(

@@ -38,14 +38,14 @@ async def erase_by(shop: Shop, **identifiers) -> tuple:
     return request_id, await process_request(shop.pool, box, shop.tenant_id, request_id)
 
 
-async def seeded_shop(database, runtime_pool) -> Shop:
-    shop = Shop(database, runtime_pool)
+async def seeded_shop(database, worker_pool) -> Shop:
+    shop = Shop(database, worker_pool)
     await seed_customer(shop, ALICE, second_order=700011)
     await seed_customer(shop, BOB)
     # A delivery that could not be parsed, naming Alice, and one naming Bob.
     for customer in (ALICE, BOB):
         await record_dead_event(
-            runtime_pool, secret_box(database), tenant_id=shop.tenant_id,
+            worker_pool, secret_box(database), tenant_id=shop.tenant_id,
             source_id=shop.tenant.source_id, provider="shopify", topic="orders/create",
             reason="test", body=json.dumps({"id": "x", "email": customer.email.upper()}).encode(),
             headers={})
@@ -54,8 +54,8 @@ async def seeded_shop(database, runtime_pool) -> Shop:
 
 
 async def test_erasure_by_email_removes_every_derived_key_and_keeps_every_total(
-        database, runtime_pool):
-    shop = await seeded_shop(database, runtime_pool)
+        database, worker_pool):
+    shop = await seeded_shop(database, worker_pool)
     key = await shop.stitch_key()
     assert where_found(database, shop.tenant_id, ALICE.derived(key)), "nothing of Alice is kept?"
     totals, bob = await report_totals(shop), await rows_of(shop, BOB)
@@ -86,8 +86,8 @@ async def test_erasure_by_email_removes_every_derived_key_and_keeps_every_total(
                                  request_id) is None
 
 
-async def test_a_later_delivery_of_an_erased_order_brings_no_key_back(database, runtime_pool):
-    shop = await seeded_shop(database, runtime_pool)
+async def test_a_later_delivery_of_an_erased_order_brings_no_key_back(database, worker_pool):
+    shop = await seeded_shop(database, worker_pool)
     key = await shop.stitch_key()
     await erase_by(shop, customer_refs=[ALICE.email])
     await shop.order(ALICE.order_id, "120.00", NOW, topic="orders/updated",
@@ -97,8 +97,8 @@ async def test_a_later_delivery_of_an_erased_order_brings_no_key_back(database, 
     assert where_found(database, shop.tenant_id, [*ALICE.derived(key), "G-9"]) == []
 
 
-async def test_erasure_by_visitor_id_and_by_order(database, runtime_pool):
-    shop = await seeded_shop(database, runtime_pool)
+async def test_erasure_by_visitor_id_and_by_order(database, worker_pool):
+    shop = await seeded_shop(database, worker_pool)
     key = await shop.stitch_key()
     totals, alice = await report_totals(shop), await rows_of(shop, ALICE)
     _, by_visitor = await erase_by(shop, visitor_ids=[BOB.visitor])
@@ -113,17 +113,17 @@ async def test_erasure_by_visitor_id_and_by_order(database, runtime_pool):
     assert await report_totals(shop) == totals
 
 
-async def test_a_reparse_skips_erased_payload_copies(database, runtime_pool):
-    shop = await seeded_shop(database, runtime_pool)
+async def test_a_reparse_skips_erased_payload_copies(database, worker_pool):
+    shop = await seeded_shop(database, worker_pool)
     await erase_by(shop, customer_refs=[ALICE.email])
-    summary = await reparse_events(runtime_pool, shop.tenant_id, EventFilter(),
+    summary = await reparse_events(worker_pool, shop.tenant_id, EventFilter(),
                                    chain_stale=CHAIN_STALE)
     # Bob's order is parsed again; Alice's erased copies are not read, so none fails.
     assert summary.reparsed == 1 and summary.failed_count == 0
 
 
-async def test_two_workers_given_one_request_erase_it_once(database, runtime_pool):
-    shop = await seeded_shop(database, runtime_pool)
+async def test_two_workers_given_one_request_erase_it_once(database, worker_pool):
+    shop = await seeded_shop(database, worker_pool)
     subject = subject_of(await shop.stitch_key(), customer_refs=[ALICE.email])
     async with tenant_transaction(shop.pool, shop.tenant_id) as conn:
         request_id, _ = await requests.record(conn, shop.tenant_id, kind="erasure",
@@ -138,10 +138,10 @@ async def test_two_workers_given_one_request_erase_it_once(database, runtime_poo
     assert done["orders_redacted"] == 2
 
 
-async def test_erasure_follows_a_person_across_devices(database, runtime_pool):
+async def test_erasure_follows_a_person_across_devices(database, worker_pool):
     """Device 1 identifies by email and orders with cart X; device 2 shares cart X and orders
     with checkout token T; device 3 carries T and orders on its own: one person, three rounds."""
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     day = NOW - timedelta(days=1)
     url = "https://shop.example/?utm_source=google&utm_medium=cpc"
     await shop.visit("dev-1", url, day, customer_ref="carol@example.com")
@@ -172,10 +172,10 @@ async def test_erasure_follows_a_person_across_devices(database, runtime_pool):
     assert await report_totals(shop) == totals and await rows_of(shop, BOB) == bob
 
 
-async def test_a_table_added_later_with_a_key_column_is_erased_too(database, runtime_pool):
+async def test_a_table_added_later_with_a_key_column_is_erased_too(database, worker_pool):
     """A table found in the catalog, not named in the code: created inside a transaction that is
     rolled back (as the owner, which may create it), so the session's database stays as it is."""
-    shop = await seeded_shop(database, runtime_pool)
+    shop = await seeded_shop(database, worker_pool)
     tenant_key = await shop.stitch_key()
     subject = subject_of(tenant_key, customer_refs=[ALICE.email])
     alice, bob = (stitch_key(tenant_key, CUSTOMER, c.email) for c in (ALICE, BOB))
@@ -199,7 +199,8 @@ async def test_a_table_added_later_with_a_key_column_is_erased_too(database, run
             await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(shop.tenant_id))
             counts = await erase(conn, shop.tenant_id, subject, tenant_key=tenant_key,
                                  box=secret_box(database))
-            assert counts.other_rows_erased == 2
+            # Alice's row in later_customers and in the customers table, her session's visitor.
+            assert counts.other_rows_erased == 3
             assert await conn.fetch("SELECT customer_key FROM later_customers") == [(bob,)]
             assert [tuple(r) for r in await conn.fetch(
                 "SELECT session_id, visitor_id FROM later_sessions ORDER BY 1")] == [

@@ -42,8 +42,8 @@ async def kept(shop: Shop) -> dict:
     }
 
 
-async def test_retention_removes_what_is_older_than_each_period(database, runtime_pool):
-    shop, other = Shop(database, runtime_pool), Shop(database, runtime_pool)
+async def test_retention_removes_what_is_older_than_each_period(database, worker_pool):
+    shop, other = Shop(database, worker_pool), Shop(database, worker_pool)
     for s in (shop, other):
         await seed_customer(s, ALICE)  # three touchpoints two days old, one order
         await seed_customer(s, BOB)
@@ -55,7 +55,7 @@ async def test_retention_removes_what_is_older_than_each_period(database, runtim
     assert before["touchpoints"] == 6 and before["payloads"] == 2
 
     # Today nothing but the dead letter replayed 40 days ago is old enough.
-    removed = await retention.apply(runtime_pool, shop.tenant_id, retention.Periods(), now=NOW)
+    removed = await retention.apply(worker_pool, shop.tenant_id, retention.Periods(), now=NOW)
     assert removed == {"touchpoints": 0, "payload_copies": 0, "dead_letters": 1,
                        "data_request_subjects": 0}
 
@@ -63,11 +63,11 @@ async def test_retention_removes_what_is_older_than_each_period(database, runtim
     # 96 days before and the one never replayed (a kept payload copy too); 401 days on, the
     # touchpoints.
     later = NOW + timedelta(days=91)
-    removed = await retention.apply(runtime_pool, shop.tenant_id, retention.Periods(), now=later)
+    removed = await retention.apply(worker_pool, shop.tenant_id, retention.Periods(), now=later)
     assert removed == {"touchpoints": 0, "payload_copies": 2, "dead_letters": 2,
                        "data_request_subjects": 0}
     much_later = NOW + timedelta(days=401)
-    removed = await retention.apply(runtime_pool, shop.tenant_id, retention.Periods(),
+    removed = await retention.apply(worker_pool, shop.tenant_id, retention.Periods(),
                                     now=much_later, batch_size=4)
     assert removed["touchpoints"] == 6
     after = await kept(shop)
@@ -78,22 +78,22 @@ async def test_retention_removes_what_is_older_than_each_period(database, runtim
     assert await kept(other) == others
 
 
-async def test_a_tenants_own_periods_apply(database, runtime_pool):
-    shop = Shop(database, runtime_pool)
+async def test_a_tenants_own_periods_apply(database, worker_pool):
+    shop = Shop(database, worker_pool)
     await seed_customer(shop, ALICE)
     with owner_connection(database) as conn:
         settings = tenants.configure_tenant(conn, shop.tenant_id, retention={
             "retention_touchpoint_days": 1, "retention_payload_days": 1})
     assert settings["retention_touchpoint_days"] == 1
     assert settings["retention_dead_letter_days"] == retention.DEFAULT_DEAD_LETTER_DAYS
-    rows = await runtime_pool.fetch("SELECT * FROM tenants_for_retention()")
+    rows = await worker_pool.fetch("SELECT * FROM tenants_for_retention()")
     mine = next(r for r in rows if r["tenant_id"] == shop.tenant_id)
-    removed = await retention.apply(runtime_pool, shop.tenant_id, retention.periods_of(mine),
+    removed = await retention.apply(worker_pool, shop.tenant_id, retention.periods_of(mine),
                                     now=NOW)
     assert removed["touchpoints"] == 3
     with pytest.raises(tenants.AdminError):
         with owner_connection(database) as conn:
             tenants.configure_tenant(conn, shop.tenant_id,
                                      retention={"retention_payload_days": 0})
-    async with tenant_transaction(runtime_pool, shop.tenant_id) as conn:
+    async with tenant_transaction(worker_pool, shop.tenant_id) as conn:
         assert await conn.fetchval("SELECT count(*) FROM touchpoints") == 0

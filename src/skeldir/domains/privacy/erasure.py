@@ -53,7 +53,7 @@ WITH subject_orders AS (
                  AND o.external_order_id = e.external_order_id
     WHERE $6::uuid IS NOT NULL AND e.tenant_id = $1 AND e.source_id = $6)
 SELECT o.order_id, o.provider, o.external_order_id, o.visitor_id, o.checkout_key, o.cart_key,
-       a.visitor_id AS attributed_visitor
+       o.customer_key, a.visitor_id AS attributed_visitor
 FROM orders o
 LEFT JOIN order_attributions a ON a.tenant_id = o.tenant_id AND a.order_id = o.order_id
 WHERE o.tenant_id = $1 AND o.order_id IN (SELECT order_id FROM subject_orders)
@@ -79,7 +79,7 @@ class Reach:
 
 async def subject_reach(conn: asyncpg.Connection, tenant_id: uuid.UUID, subject: Subject) -> Reach:
     """The subject's orders and visitors: orders by their keys, visitor ids or order ids (or
-    source); then the visitors those orders name (their own id, the visitor they were
+    source); then the customers and visitors those orders name (their own id, the visitor they were
     stitched to, visitors whose touchpoints carry their tokens), whose orders follow, until
     nothing new is found."""
     keys = list(subject.customer_keys)
@@ -91,7 +91,7 @@ async def subject_reach(conn: asyncpg.Connection, tenant_id: uuid.UUID, subject:
     # Until nothing new is found: a visitor found through an order's token may have stitched
     # other orders, whose tokens may name other visitors (bounded: a person's devices).
     for _ in range(MAX_ROUNDS):
-        known = (len(orders), len(visitors))
+        known = (len(orders), len(visitors), len(keys))
         rows = await conn.fetch(
             _SUBJECT_ORDERS_SQL,
             tenant_id,
@@ -102,13 +102,17 @@ async def subject_reach(conn: asyncpg.Connection, tenant_id: uuid.UUID, subject:
             source,
         )
         orders.update((row["order_id"], row) for row in rows)
+        # An order found by a visitor or an order id names its customer: their other orders
+        # and what is keyed by them (the customers table) go too.
+        keys += [r["customer_key"] for r in rows if r["customer_key"] and r["customer_key"]
+                 not in keys]
         checkout_keys = [r["checkout_key"] for r in orders.values() if r["checkout_key"]]
         cart_keys = [r["cart_key"] for r in orders.values() if r["cart_key"]]
         for row in orders.values():
             visitors.update(v for v in (row["visitor_id"], row["attributed_visitor"]) if v)
         linked = await conn.fetch(_LINKED_VISITORS_SQL, tenant_id, keys, checkout_keys, cart_keys)
         visitors.update(row["visitor_id"] for row in linked)
-        if (len(orders), len(visitors)) == known:
+        if (len(orders), len(visitors), len(keys)) == known:
             break
     return Reach(keys, visitors, orders, checkout_keys, cart_keys)
 
