@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser up demo test test-fast bench bench-ingest bench-freshness bench-attribution lock clean
+.PHONY: install browser haproxy up demo test test-fast bench bench-ingest bench-freshness bench-attribution bench-spend lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,19 @@ browser:
 			|| echo "could not install chromium: the browser test will be skipped"; \
 	fi
 
+# The cluster test (tests/cluster) puts Debian's HAProxy in front of its API hosts. Installed
+# when this can (root with apt-get); that test needs root for its network namespaces anyway.
+haproxy:
+	@if ! command -v haproxy >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's haproxy for the cluster test"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null 2>&1 \
+		  || { apt-get update -qq >/dev/null 2>&1 \
+		       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null 2>&1; }; } \
+			|| echo "could not install haproxy: the cluster test will fail and say so"; \
+	fi
+
 # lint-imports first: an import that goes up a layer (docs/architecture.md) fails the build.
-test: install browser
+test: install browser haproxy
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
@@ -53,6 +64,9 @@ bench-freshness: install
 
 bench-attribution: install
 	$(BIN)/python bench/attribution.py
+
+bench-spend: install
+	$(BIN)/python bench/spend_load.py
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: install

@@ -21,7 +21,7 @@ import numpy as np
 
 import common
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.base.db import create_worker_pool, owner_connection, tenant_transaction
 from skeldir.domains.attribution import models
 from skeldir.domains.attribution.batch import Batch, allocate_batch
 from skeldir.domains.attribution.channel_rules import default_rule_set
@@ -187,7 +187,7 @@ async def measure(orders: int, touchpoints: int) -> list[tuple[str, str, str, st
     with common.embedded_database("skb-attr-") as settings:
         with owner_connection(settings) as conn:
             tenant_id = tenants.create_tenant(conn, secret_box(settings), "bench").tenant_id
-        pool = await create_pool(settings, max_size=4, plan_every_query=True)
+        pool = await create_worker_pool(settings, max_size=4)
         print(f"generating {orders:,} orders and {touchpoints:,} touchpoints ...", flush=True)
         generated = await generate(pool, settings, tenant_id, orders, touchpoints)
         print(f"  generated in {generated:.1f}s", flush=True)

@@ -44,6 +44,7 @@ SECRET = "shpss_bench_secret"
 _FOREIGN_ENV = (
     "SKELDIR_DATA_DIR",
     "SKELDIR_DATABASE_URL",
+    "SKELDIR_WORKER_DATABASE_URL",
     "SKELDIR_OWNER_DATABASE_URL",
     "SKELDIR_BROKER_URL",
     "SKELDIR_SECRET_KEY",
@@ -282,13 +283,14 @@ def embedded_database(prefix: str) -> Iterator[Settings]:
     server = EmbeddedPostgres(data_dir)
     server.start()
     try:
-        roles = Roles("skeldir", "skeldir_owner", "skeldir_app")
+        roles = Roles("skeldir", "skeldir_owner", "skeldir_app", "skeldir_worker")
         provision(server.dsn(), roles)
         settings = Settings(
             data_dir=data_dir,
             secret_key=new_secret_key(),
             owner_database_url=role_url(server.dsn(), "skeldir", "skeldir_owner"),
             database_url=role_url(server.dsn(), "skeldir", "skeldir_app"),
+            worker_database_url=role_url(server.dsn(), "skeldir", "skeldir_worker"),
         )
         migrate.upgrade(settings)
         yield settings

@@ -30,7 +30,7 @@ import asyncpg
 import attribution
 import common
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import create_pool, owner_connection
+from skeldir.base.db import create_worker_pool, owner_connection
 from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.ingestion.inbox import ingest
@@ -129,7 +129,7 @@ async def run_chain(pool: asyncpg.Pool, shop: Shop) -> tuple[float, float]:
 
 async def measure(small: int, large: int) -> list[tuple[str, str, str, str]]:
     with common.embedded_database("skb-rebuild-") as settings:
-        pool = await create_pool(settings, max_size=4, plan_every_query=True)
+        pool = await create_worker_pool(settings, max_size=4)
         shops = [await prepare(pool, settings, small), await prepare(pool, settings, large)]
         # Turn 0 warms caches and plans; turns alternate between the tenants so that whatever
         # else runs on the machine weighs on both alike.

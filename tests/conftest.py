@@ -1,6 +1,6 @@
 """Shared fixtures: a real PostgreSQL (embedded, or the one in SKELDIR_TEST_ADMIN_URL), a
-fresh, migrated database with its own owner and runtime roles for this test session, tenants
-with a Shopify source and the runtime role's pool."""
+fresh, migrated database with its own owner, runtime and worker roles for this test session,
+tenants with a Shopify source and the runtime and worker roles' pools."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from db_helpers import create_tenant
 from skeldir.adapters.app import create_app
 from skeldir.base.config import Settings
 from skeldir.base.crypto import new_secret_key
-from skeldir.base.db import create_pool
+from skeldir.base.db import create_pool, create_worker_pool
 from skeldir.deployment import migrate
 from skeldir.deployment.provision import drop, provision, role_url
 from skeldir.embedded.postgres import EmbeddedPostgres
@@ -64,6 +64,7 @@ def database(admin_url: str) -> Iterator[Settings]:
         data_dir=Path(tempfile.mkdtemp(prefix="skt-data-")),
         owner_database_url=role_url(admin_url, roles.database, roles.owner),
         database_url=role_url(admin_url, roles.database, roles.runtime),
+        worker_database_url=role_url(admin_url, roles.database, roles.worker),
         secret_key=new_secret_key(),
     )
     migrate.upgrade(settings)
@@ -82,6 +83,16 @@ def tenant_factory(database: Settings):
 @pytest.fixture
 async def runtime_pool(database: Settings) -> AsyncIterator:
     pool = await create_pool(database, max_size=8)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def worker_pool(database: Settings) -> AsyncIterator:
+    """A pool of the worker role, for what the worker runs (recompute jobs, the schedules)."""
+    pool = await create_worker_pool(database, max_size=8)
     try:
         yield pool
     finally:

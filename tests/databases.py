@@ -9,4 +9,5 @@ from skeldir.deployment.provision import Roles
 
 def new_roles() -> Roles:
     suffix = uuid.uuid4().hex[:10]
-    return Roles(database=f"skt_{suffix}", owner=f"skt_{suffix}_owner", runtime=f"skt_{suffix}_app")
+    return Roles(database=f"skt_{suffix}", owner=f"skt_{suffix}_owner",
+                 runtime=f"skt_{suffix}_app", worker=f"skt_{suffix}_worker")

@@ -12,6 +12,7 @@ from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import owner_connection, tenant_transaction
 from skeldir.domains.attribution.jobs import finish_run, start_run
+from skeldir.domains.connectors import store as connectors
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
@@ -52,10 +53,12 @@ def shopify_delivery(body: bytes, topic: str = "orders/create", event_id: str | 
 
 
 async def ingest_shopify(pool, tenant: TenantUnderTest, body: bytes, *, topic: str = "orders/create",
-                         event_id: str | None = None) -> IngestResult:
+                         event_id: str | None = None, stitch_key: bytes | None = None) -> IngestResult:
+    """`stitch_key` (the tenant's, or any fixed key) makes the order's references stitch keys,
+    its email a customer; the webhook edge passes the tenant's own."""
     return await ingest(pool, tenant_id=tenant.tenant_id, source_id=tenant.source_id,
                         provider="shopify", delivery=shopify_delivery(body, topic, event_id),
-                        chain_stale=CHAIN_STALE)
+                        chain_stale=CHAIN_STALE, stitch_key=stitch_key)
 
 
 def order_body(order_id: int, total: str = "10.50", currency: str = "USD",
@@ -65,9 +68,12 @@ def order_body(order_id: int, total: str = "10.50", currency: str = "USD",
 
 
 async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUnderTest) -> None:
-    """Run the real flows that write tenant rows, so every tenant table has one for `tenant`."""
+    """Run the real flows that write tenant rows, so every tenant table has one for `tenant`;
+    `pool` is the worker role's, as the flows include the worker's recompute."""
     box = secret_box(settings)
-    result = await ingest_shopify(pool, tenant, order_body(910001), event_id="populate-1")
+    # An order with an email: its customer gets a row in customers.
+    result = await ingest_shopify(pool, tenant, order_body(910001, email="populate@example.invalid"),
+                                  event_id="populate-1", stitch_key=b"populate-stitch-key")
     assert result.status == "accepted"
     await pool.fetchval("SELECT claim_chain($1, $2)", tenant.tenant_id, CHAIN_STALE)
     await record_dead_event(pool, box, tenant_id=tenant.tenant_id, source_id=tenant.source_id,
@@ -102,6 +108,15 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
             "INSERT INTO ad_spend (tenant_id, day, platform, account_id, campaign_id, currency,"
             " spend_minor) VALUES ($1, '2026-01-25', 'meta', 'act_1', 'c1', 'USD', 5000)",
             tenant.tenant_id)
+    async with tenant_transaction(pool, tenant.tenant_id) as conn:
+        # What `skeldir connector add` and POST /api/connectors write.
+        await connectors.add(conn, box, tenant.tenant_id, "meta", "act_1",
+                             {"access_token": "populate-token"})
+        # What an erasure or data request records (POST /api/privacy/erasures, a Shopify
+        # compliance webhook).
+        await conn.execute(
+            "INSERT INTO privacy_requests (tenant_id, request_id, kind, origin)"
+            " VALUES ($1, $2, 'data_request', 'api')", tenant.tenant_id, uuid.uuid4())
     # Leave one order pending and one dirty, so those tables hold a row too.
     await ingest_shopify(pool, tenant, order_body(910002), event_id="populate-2")
     async with tenant_transaction(pool, tenant.tenant_id) as conn:

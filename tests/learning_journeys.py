@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from db_helpers import CHAIN_STALE, shopify_delivery
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import create_pool, tenant_transaction
+from skeldir.base.db import create_worker_pool, tenant_transaction
 from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
@@ -65,7 +65,7 @@ def add_converting_journeys(database, tenant, count: int, first_order: int) -> N
     """The same from synchronous tests (which run their own event loop per call)."""
 
     async def run() -> None:
-        pool = await create_pool(database, max_size=2)
+        pool = await create_worker_pool(database, max_size=2)
         try:
             await converting_journeys(pool, database, tenant, count, first_order)
         finally:

@@ -1,7 +1,7 @@
 -- Jobs whose row says running but whose advisory lock (held by a live run on a session of its
 -- own; the same two-integer key as skeldir.domains.attribution.jobs.job_lock_key) is free: their
 -- worker died. One tenant's, or every tenant's for the sweeper (NULL); a count, never a row.
--- The runtime role may execute it.
+-- Only the worker role may execute it (the API has no use for a list of tenants).
 CREATE OR REPLACE FUNCTION public.abandon_dead_recompute_jobs(p_tenant uuid)
  RETURNS integer
  LANGUAGE sql

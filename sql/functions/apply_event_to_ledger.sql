@@ -28,6 +28,9 @@ DECLARE
     v_replaced_sales text[] := '{}';
     v_changed_cancellation integer := 0;
     v_queued timestamptz;
+    v_customer bytea;
+    v_was_new boolean;
+    v_left_customer bytea;
     v_caller_tenant text := coalesce(current_setting('app.tenant_id', true), '');
     -- The store whose order ids these are ('' where the platform's ids span its stores).
     v_store text := coalesce(p_order->>'store', '');
@@ -107,9 +110,10 @@ BEGIN
                        coalesce(EXCLUDED.cart_key, o.cart_key),
                        coalesce(EXCLUDED.customer_key, o.customer_key)))
             RETURNING o.order_id, o.version, o.cancelled_at, o.currency, o.total_minor,
-                      o.presentment_currency, o.presentment_total_minor
+                      o.presentment_currency, o.presentment_total_minor, o.customer_key,
+                      o.is_new_customer
                 INTO v_order, v_version, v_cancelled_at, v_currency, v_total,
-                     v_presentment_currency, v_presentment_total;
+                     v_presentment_currency, v_presentment_total, v_customer, v_was_new;
             v_snapshot_applied := v_order IS NOT NULL;
             v_snapshot_current := v_snapshot_applied;
             IF p_reparse AND NOT v_snapshot_applied THEN
@@ -251,6 +255,24 @@ BEGIN
             UPDATE orders o SET version = o.version + 1, updated_at = now()
             WHERE o.tenant_id = p_tenant AND o.order_id = v_order
             RETURNING o.version INTO v_version;
+        END IF;
+
+        IF v_snapshot_applied THEN
+            -- The snapshot may have brought the order's customer or moved its time: settle
+            -- the customer's new order (see settle_customer). An order that was the first of
+            -- a customer under another key (its email edited) leaves that customer first.
+            IF v_was_new THEN
+                FOR v_left_customer IN
+                    SELECT c.customer_key FROM customers c
+                    WHERE c.tenant_id = p_tenant AND c.first_order_id = v_order
+                      AND c.customer_key IS DISTINCT FROM v_customer
+                LOOP
+                    PERFORM settle_customer(p_tenant, v_left_customer, v_order);
+                END LOOP;
+            END IF;
+            IF v_customer IS NOT NULL THEN
+                PERFORM settle_customer(p_tenant, v_customer, v_order);
+            END IF;
         END IF;
 
         INSERT INTO pending_orders AS p (tenant_id, order_id, order_version)

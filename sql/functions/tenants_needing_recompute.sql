@@ -1,7 +1,7 @@
 -- For the sweeper, which serves every tenant: tenant ids only, never their rows. Any kind of
 -- work left marked (orders to attribute, orders the reports have not counted) and no fresh
 -- chain queued: a lost message, a killed worker or a task that gave up leaves such marks.
--- The runtime role may execute it.
+-- Only the worker role may execute it (the API has no use for a list of tenants).
 CREATE OR REPLACE FUNCTION public.tenants_needing_recompute(p_grace interval, p_stale interval)
  RETURNS SETOF uuid
  LANGUAGE sql

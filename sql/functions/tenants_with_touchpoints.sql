@@ -1,7 +1,7 @@
 -- For the scheduled learner, which serves every tenant: tenant ids only, never their rows;
 -- only tenants with touchpoints received in the learner's own 30-day window, whatever p_since
 -- asks (it can only narrow it).
--- The runtime role may execute it.
+-- Only the worker role may execute it (the API has no use for a list of tenants).
 CREATE OR REPLACE FUNCTION public.tenants_with_touchpoints(p_since timestamp with time zone)
  RETURNS SETOF uuid
  LANGUAGE sql

@@ -80,10 +80,10 @@ def test_tenant_id_leads_every_primary_and_unique_key(database: Settings) -> Non
         assert first_column == "tenant_id", f"{table}: {index} does not lead with tenant_id"
 
 
-async def test_rows_are_invisible_and_untouchable_across_tenants(database: Settings, runtime_pool,
-                                                                  tenant_factory) -> None:
+async def test_rows_are_invisible_and_untouchable_across_tenants(
+        database: Settings, runtime_pool, worker_pool, tenant_factory) -> None:
     tenant_a, tenant_b = tenant_factory("A"), tenant_factory("B")
-    await populate_every_tenant_table(database, runtime_pool, tenant_a)
+    await populate_every_tenant_table(database, worker_pool, tenant_a)
 
     with owner_connection(database) as conn:
         samples = {}

@@ -81,6 +81,7 @@ def start_system(extra_env: dict[str, str] | None = None) -> Iterator[RunningSys
         provision(admin_url, roles)
         env.update(
             SKELDIR_DATABASE_URL=role_url(admin_url, roles.database, roles.runtime),
+            SKELDIR_WORKER_DATABASE_URL=role_url(admin_url, roles.database, roles.worker),
             SKELDIR_OWNER_DATABASE_URL=role_url(admin_url, roles.database, roles.owner),
             SKELDIR_BROKER_URL=broker_url,
             SKELDIR_SECRET_KEY=new_secret_key(),

@@ -248,3 +248,37 @@ def test_metric_labels_are_bounded_and_carry_no_ids(system, tenants):
             for label, label_value in labels:
                 assert label in ALLOWED_LABELS, f"{url}: {name} has label {label}"
                 assert not ID_LIKE.search(label_value), f"{url}: {name}{{{label}={label_value!r}}}"
+
+
+def test_the_worker_connects_as_its_own_role_and_only_it_may_list_tenants(system, tenants):
+    urls = {name: system.ready[f"{name}database_url"] for name in ("", "worker_", "owner_")}
+    roles = {name: psycopg.conninfo.conninfo_to_dict(url)["user"] for name, url in urls.items()}
+    assert len(set(roles.values())) == 3, roles
+
+    def connected_roles() -> set[str]:
+        with psycopg.connect(urls["owner_"]) as conn:
+            return {row[0] for row in conn.execute(
+                "SELECT DISTINCT usename FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()")}
+
+    # The sweeper runs every second from the start: the worker's pool is open by now or soon.
+    deadline = time.monotonic() + 30
+    while roles["worker_"] not in (seen := connected_roles()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert {roles["worker_"], roles[""]} <= seen, f"connected: {seen}; roles: {roles}"
+    assert seen <= {roles["worker_"], roles[""]}, "only the API and the worker are connected"
+
+    # The sweeper asks, as the worker role, which tenants have work and which jobs died.
+    sweep = {"task_name": "maintenance.sweep_pending"}
+    deadline = time.monotonic() + 30
+    while (value(samples := scrape(system.worker_metrics_url), "celery_task_success_total", **sweep)
+           == 0 and time.monotonic() < deadline):
+        time.sleep(0.2)
+    assert value(samples, "celery_task_success_total", **sweep) > 0, "no sweep succeeded in 30 s"
+    assert value(samples, "celery_task_failure_total", **sweep) == 0
+
+    with psycopg.connect(urls[""]) as runtime:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            runtime.execute("SELECT * FROM tenants_with_touchpoints('-infinity')")
+    with psycopg.connect(urls["worker_"]) as worker:
+        worker.execute("SELECT * FROM tenants_with_touchpoints('-infinity')").fetchall()

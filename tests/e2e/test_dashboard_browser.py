@@ -12,7 +12,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import psycopg
@@ -47,6 +47,19 @@ EXPECTED_LINEAR = {("USD", "paid_search"): 5000, ("USD", "email"): 5000,
 MODELS = ["first_touch", "last_touch", "last_non_direct", "linear", "time_decay",
           "position_based", "markov", "shapley"]
 RULE_BASED_MODELS = set(MODELS[:6])
+# Ad spend beside the orders: USD needs no rate; EUR has none loaded, so it stays unconverted.
+SPEND = [
+    {"days_ago": 3, "platform": "google_ads", "account_id": "123-456-7890", "campaign_id": "g1",
+     "campaign_name": "Pens", "currency": "USD", "spend": "40.00"},
+    {"days_ago": 3, "platform": "meta", "account_id": "act_1", "campaign_id": "m1",
+     "campaign_name": "Spring", "currency": "USD", "spend": "15.00"},
+    {"days_ago": 2, "platform": "tiktok", "account_id": "tt_1", "campaign_id": "t1",
+     "campaign_name": "Creators", "currency": "EUR", "spend": "10.00"},
+]
+# The converted view under linear, in USD cents: (spend, net revenue) per channel. Google Ads
+# clicks are paid search, Meta's and TikTok's paid social; the JPY order has no rate either.
+EXPECTED_CONVERTED = {"paid_search": (4000, 5000), "paid_social": (1500, 0),
+                      "email": (0, 5000), "organic_social": (0, 3000)}
 # A delivery the current parser accepts, as if an older parser had dead-lettered it.
 REVIVED_ORDER = {"id": 880099, "currency": "USD", "total_price": "20.00"}
 
@@ -107,6 +120,12 @@ def shop(system):
                 **({"referrer": referrer} if referrer else {}),
                 **({"checkout_token": token} if last else {})})
         bodies.append(order_body(order, ordered_at, token))
+    spend = [{**{k: v for k, v in row.items() if k != "days_ago"},
+              "date": (TODAY - timedelta(days=row["days_ago"])).date().isoformat()}
+             for row in SPEND]
+    response = httpx.post(f"{system.api_url}/api/spend", json={"rows": spend}, timeout=10,
+                          headers={"Authorization": f"Bearer {shop['api_key']}"})
+    assert response.status_code == 200, response.text
     response = httpx.post(f"{system.api_url}/api/touchpoints", json={"touchpoints": touchpoints},
                           headers={"Authorization": f"Bearer {shop['collect_key']}"}, timeout=10)
     assert response.json()["accepted"] == len(touchpoints), response.text
@@ -191,6 +210,7 @@ def test_an_admin_sees_exact_totals_every_model_and_replays_a_dead_event(system,
     expect(page.locator('#chart li.total[data-currency="JPY"][data-channel]')).to_contain_text(
         "JPY 1,200")
     expect(page.locator("#reports-fresh")).to_have_text("Fresh")
+    check_spend_view(system, page)
 
     comparison = api_get(system, shop["api_key"], "/api/reports/models",
                          **{"from": start, "to": end}).json()
@@ -226,6 +246,52 @@ def test_an_admin_sees_exact_totals_every_model_and_replays_a_dead_event(system,
     assert page.evaluate("sessionStorage.length") == 0
     watched.assert_only_own_origin()
     assert watched.errors == [], f"console errors (a CSP violation is one); {watched.refused}"
+
+
+def check_spend_view(system, page: Page) -> None:
+    """The converted view: spend, net revenue and ROAS per channel in USD, what has no rate
+    listed apart, the headings sorting the table, and ROAS per day on the day with spend."""
+    table = page.locator("#spend-channels")
+    expect(table.locator("tbody tr[data-channel]")).to_have_count(len(EXPECTED_CONVERTED))
+    rows = page.eval_on_selector_all(
+        "#spend-channels tbody tr[data-channel]",
+        "rows => rows.map(r => [r.dataset.channel,"
+        " Number(r.querySelector('[data-key=spend]').dataset.cents),"
+        " Number(r.querySelector('[data-key=revenue]').dataset.cents),"
+        " r.querySelector('[data-key=roas]').dataset.roas])")
+    assert {ch: (spend, revenue) for ch, spend, revenue, _ in rows} == EXPECTED_CONVERTED
+    assert {ch: roas for ch, _, _, roas in rows} == {
+        "paid_search": "1.25", "paid_social": "0", "email": "", "organic_social": ""}
+    assert [ch for ch, *_ in rows][0] == "paid_search", "sorted by spend, highest first"
+    expect(table.locator("tr.sum [data-key=spend]")).to_have_text("55.00")
+    expect(table.locator("tr.sum [data-key=revenue]")).to_have_text("130.00")
+    expect(page.locator("#spend-currency")).to_have_text("· USD")
+    expect(table.locator('tr[data-channel="paid_search"] [data-key=roas]')).to_have_text("1.25×")
+    unconverted = page.locator("#spend-unconverted")
+    expect(unconverted).to_contain_text("EUR 10.00 of spend")
+    expect(unconverted).to_contain_text("JPY 1,200 of revenue")
+
+    table.locator("thead th[data-key=channel]").click()
+    expect(table).to_have_attribute("data-sort", "channel")
+    expect(table.locator("tbody tr").first).to_have_attribute("data-channel", "email")
+    table.locator("thead th[data-key=channel]").click()
+    expect(table.locator("tbody tr").first).to_have_attribute("data-channel", "paid_social")
+
+    spend_day = (TODAY - timedelta(days=3)).date().isoformat()
+    points = page.eval_on_selector_all(
+        "#roas-chart circle[data-day]",
+        "points => points.map(p => [p.dataset.day, p.dataset.kind,"
+        " Number(p.dataset.spendCents), Number(p.dataset.revenueCents)])")
+    # Order 880001 (USD 100.00) on that day, half of it paid search under linear.
+    assert sorted(map(tuple, points)) == [(spend_day, "blended", 5500, 10000),
+                              (spend_day, "paid", 5500, 5000)]
+    performance = "/api/reports/performance" in httpx.get(
+        f"{system.api_url}/openapi.json", timeout=10).json()["paths"]
+    if performance:
+        expect(page.locator("#drill")).to_be_visible()
+    else:
+        # No performance report on this server: the drill-down is not offered, and not asked.
+        expect(page.locator("#drill")).to_be_hidden()
 
 
 def test_wrong_keys_are_refused_and_a_read_key_arrives_in_the_fragment(system, shop, browser):
@@ -328,5 +394,117 @@ def test_a_link_with_another_tenants_key_asks_before_switching(system, shop, bro
     page.evaluate("key => { location.hash = 'key=' + key; }", own_read_key)
     expect(page.locator("#session-scope")).to_have_text("read key")
     expect(prompt).to_be_hidden()
+    watched.assert_only_own_origin()
+    assert watched.errors == [], (watched.errors, watched.refused)
+
+
+def performance_row(channel: str, campaign: str = "", adset: str = "", ad: str = "",
+                    spend: int = 0, revenue: int = 0) -> dict:
+    """A row of GET /api/reports/performance as its response contract states it."""
+    return {"channel": channel, "platform": "meta" if campaign else None,
+            "campaign_id": campaign or None, "campaign_name": campaign and f"Campaign {campaign}",
+            "adset_id": adset or None, "adset_name": adset and f"Ad set {adset}",
+            "ad_id": ad or None, "ad_name": ad and f"Ad {ad}",
+            "spend_cents": spend, "revenue_cents": revenue, "orders": "1.5", "new_customers": "1",
+            "new_customer_revenue_cents": revenue // 2,
+            "roas": f"{revenue / spend:.4f}" if spend else None,
+            "cpa_cents": spend * 2 // 3 if spend else None, "cac_cents": spend or None}
+
+
+PERFORMANCE = {
+    "channel": [performance_row("paid_social", spend=3000, revenue=9000),
+                performance_row("email", revenue=4000)],
+    "campaign": [performance_row("paid_social", "c1", spend=2000, revenue=7000),
+                 performance_row("paid_social", "c2", spend=1000, revenue=2000),
+                 performance_row("paid_search", "c9", spend=500, revenue=100)],
+    "adset": [performance_row("paid_social", "c1", "s1", spend=1500, revenue=6000),
+              performance_row("paid_social", "c1", "s2", spend=500, revenue=1000),
+              performance_row("paid_social", "c2", "s3", spend=1000, revenue=2000)],
+    "ad": [performance_row("paid_social", "c1", "s1", "a1", spend=1500, revenue=6000),
+           performance_row("paid_social", "c1", "s2", "a2", spend=500, revenue=1000)],
+}
+
+
+def test_the_campaign_drill_down_reads_the_performance_report_where_the_server_has_one(
+        system, shop, browser):
+    """The server answers with the performance report's contract (stubbed in the browser, as
+    this server may not have the route): channel -> campaign -> ad set -> ad, and back."""
+    watched = Watched(browser, system.api_url)
+    page = watched.page
+    asked: list[dict] = []
+
+    def openapi(route):
+        spec = httpx.get(f"{system.api_url}/openapi.json", timeout=10).json()
+        spec["paths"].setdefault("/api/reports/performance", {"get": {}})
+        route.fulfill(json=spec)
+
+    def performance(route):
+        params = dict(parse_qsl(urlsplit(route.request.url).query))
+        asked.append(params)
+        route.fulfill(json={"model": params["model"], "from": params["from"], "to": params["to"],
+                            "level": params["level"], "next_cursor": None,
+                            "items": PERFORMANCE[params["level"]]})
+
+    page.route("**/openapi.json", openapi)
+    page.route("**/api/reports/performance?*", performance)
+    page.goto(f"{system.api_url}/#key={shop['api_key']}")
+    drill = page.locator("#drill")
+    expect(drill).to_be_visible()
+    rows = drill.locator("#drill-rows tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-id", "paid_social")
+    expect(rows.first.locator("[data-key=roas]")).to_have_text("3.00×")
+    expect(rows.first.locator("[data-key=spend_cents]")).to_have_text("30.00")
+    expect(rows.nth(1).locator("[data-key=roas]")).to_have_text("–")
+
+    rows.first.click()
+    expect(page.locator("#drill-level")).to_have_text("· campaigns")
+    expect(rows).to_have_count(2)
+    assert page.eval_on_selector_all("#drill-rows tbody tr", "r => r.map(x => x.dataset.id)") == [
+        "c1", "c2"]
+    rows.first.click()
+    expect(page.locator("#drill-level")).to_have_text("· ad sets")
+    expect(rows).to_have_count(2)
+    drill.locator("thead th[data-key=spend_cents]").click()
+    expect(rows.first).to_have_attribute("data-id", "s2")
+    rows.first.click()
+    expect(page.locator("#drill-level")).to_have_text("· ads")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-id", "a2")
+    expect(rows.first).not_to_have_class("drillable")
+    expect(drill.locator("#drill-trail button")).to_have_text(
+        ["All channels", "paid_social", "Campaign c1", "Ad set s2"])
+    drill.locator('#drill-trail button[data-depth="0"]').click()
+    expect(page.locator("#drill-level")).to_have_text("· channels")
+    assert [a["level"] for a in asked][-5:] == ["channel", "campaign", "adset", "ad", "channel"]
+    assert all(a["model"] == "linear" for a in asked)
+    watched.assert_only_own_origin()
+    assert watched.errors == [], (watched.errors, watched.refused)
+
+
+def test_revenue_in_another_currency_converts_at_its_days_rate_once_loaded(system, shop, browser,
+                                                                         tmp_path):
+    """A JPY rate for the JPY order's day: its revenue joins its channel in USD, at the rate the
+    order was converted at (JPY 1,200 at 0.0065 is USD 7.80), and leaves the unconverted list."""
+    jpy_day = (TODAY - timedelta(days=1)).date().isoformat()
+    rates = tmp_path / "rates.csv"
+    rates.write_text(f"date,base,quote,rate\n{jpy_day},JPY,USD,0.0065\n")
+    system.cli("fx", "load", str(rates), "--json")
+    start, end = (TODAY - timedelta(days=29)).date().isoformat(), TODAY.date().isoformat()
+    poll("the JPY day converted",
+         lambda: [d["gross_reporting_cents"] for d in api_get(
+             system, shop["api_key"], "/api/reports/daily-revenue",
+             **{"from": start, "to": end}).json()["items"] if d["currency"] == "JPY"],
+         lambda converted: converted == [780])
+
+    watched = Watched(browser, system.api_url)
+    page = watched.page
+    page.goto(f"{system.api_url}/#key={shop['api_key']}")
+    paid_search = page.locator('#spend-channels tr[data-channel="paid_search"]')
+    expect(paid_search.locator("[data-key=revenue]")).to_have_attribute("data-cents", "5780")
+    expect(paid_search.locator("[data-key=roas]")).to_have_text("1.45×")
+    unconverted = page.locator("#spend-unconverted")
+    expect(unconverted).to_contain_text("EUR 10.00 of spend")
+    expect(unconverted).not_to_contain_text("JPY")
     watched.assert_only_own_origin()
     assert watched.errors == [], (watched.errors, watched.refused)

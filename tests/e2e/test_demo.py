@@ -1,5 +1,6 @@
-"""`skeldir demo` against a real running system: its day is attributed, the reports show its
-revenue in several channels, and each currency's net is exactly what the seed's day holds."""
+"""`skeldir demo` against a real running system: its 90 days are attributed, the reports show
+their revenue in several channels on every day, each currency's net is exactly what the seed's
+period holds, and the ads' spend is in the spend ledger to the cent."""
 
 from __future__ import annotations
 
@@ -14,23 +15,39 @@ import httpx
 import pytest
 
 from e2e_system import RunningSystem, free_port_pair
-from skeldir.operations.demo.journeys import demo_day
+from skeldir.operations.demo.journeys import DEFAULT_DAYS, demo_period
 from skeldir.operations.demo.payloads import SOURCE_OF_CHECKOUT, external_order_id
 
 pytestmark = pytest.mark.e2e
 
 SEED, VISITORS = 7, 60
+# From the day before the period's first: the demo may have run just before midnight.
+WINDOW_DAYS = DEFAULT_DAYS + 1
 
 
 @pytest.fixture(scope="module")
-def demo(system: RunningSystem) -> dict:
-    return system.cli("demo", "--json", "--visitors", str(VISITORS), "--seed", str(SEED))
+def demo_run(system: RunningSystem) -> tuple[dict, datetime, datetime]:
+    """What the demo printed, and the times before and after it ran."""
+    before = datetime.now(timezone.utc)
+    printed = system.cli("demo", "--json", "--visitors", str(VISITORS), "--seed", str(SEED))
+    return printed, before, datetime.now(timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run) -> dict:
+    return demo_run[0]
+
+
+@pytest.fixture(scope="module")
+def sent(demo_run):
+    """The period as the demo sent it: cut at the moment it ran, between these two."""
+    _, before, after = demo_run
+    return demo_period(SEED, VISITORS, before), demo_period(SEED, VISITORS, after)
 
 
 def report(system: RunningSystem, demo: dict, path: str, **params) -> dict:
     today = datetime.now(timezone.utc).date()
-    # From yesterday: the demo may have run just before midnight.
-    window = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+    window = {"from": (today - timedelta(days=WINDOW_DAYS)).isoformat(), "to": today.isoformat()}
     response = httpx.get(
         f"{system.api_url}{path}",
         params={**window, **params},
@@ -46,21 +63,55 @@ def test_the_demo_prints_exactly_the_tenant_its_key_and_the_dashboard(system, de
     assert demo["dashboard_url"] == f"{system.api_url}/#key={demo['api_key']}"
 
 
-def test_every_currency_nets_what_the_seed_day_sent_across_several_channels(system, demo):
-    expected = demo_day(SEED, VISITORS, datetime.now(timezone.utc)).net_by_currency()
+def test_every_currency_nets_what_the_seed_period_sent_across_several_channels(system, demo,
+                                                                              sent):
+    # Today is cut when the demo ran: an order or refund of today may fall while it ran.
+    expected = [period.net_by_currency() for period in sent]
     rows = report(system, demo, "/api/attribution/channels", model="linear")["rows"]
     net: dict[str, int] = {}
     for row in rows:
         net[row["currency"]] = net.get(row["currency"], 0) + row["net_cents"]
-    assert net == expected
+    assert net in expected
     assert len({row["channel"] for row in rows if row["net_cents"] > 0}) >= 4
     assert any(row["refunds_cents"] for row in rows)
-    days = report(system, demo, "/api/reports/daily-revenue")["days"]
-    assert {d["currency"]: d["net_cents"] for d in days} == expected
+    days = report(system, demo, "/api/reports/daily-revenue", limit=1000)["days"]
+    daily: dict[str, int] = {}
+    for day in days:
+        daily[day["currency"]] = daily.get(day["currency"], 0) + day["net_cents"]
+    assert daily == net
 
 
-def test_every_platforms_orders_are_attributed(system, demo):
-    day = demo_day(SEED, VISITORS, datetime.now(timezone.utc))
+def test_the_revenue_spreads_over_ninety_days_and_the_spend_is_loaded_to_the_cent(system, demo,
+                                                                                   sent):
+    generated = sent[0]
+    days = report(system, demo, "/api/reports/daily-revenue", limit=1000)["days"]
+    sold_days = {day["day"] for day in days if day["orders"]}
+    assert sold_days == {order.ordered_at.date().isoformat() for order in generated.orders}
+    assert len(sold_days) == DEFAULT_DAYS
+    items, cursor = [], None
+    while True:
+        page = report(system, demo, "/api/reports/spend", limit=1000,
+                      **({"cursor": cursor} if cursor else {}))
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    loaded = {(r["day"], r["ad_id"]): (r["spend_cents"], r["spend_reporting_cents"])
+              for r in items}
+    assert len(loaded) == len(items) == len(generated.spend)
+    expected = {(row["date"], row["ad_id"]): int(row["spend"].replace(".", ""))
+                for row in generated.spend}
+    assert loaded.keys() == expected.keys()
+    # The current day's spend so far moves with the clock; every earlier day's is fixed.
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert {key: cents for key, (cents, _) in loaded.items() if key[0] != today} == {
+        key: cents for key, cents in expected.items() if key[0] != today}
+    # USD spend needs no rate: every row converts into the USD reporting currency as it is.
+    assert all(cents == converted for cents, converted in loaded.values())
+
+
+def test_every_platforms_orders_are_attributed(system, demo, sent):
+    day = sent[0]
     for order in day.orders[:: max(1, len(day.orders) // 8)] + (day.orders[-1],):
         provider = SOURCE_OF_CHECKOUT[order.checkout]
         response = httpx.get(

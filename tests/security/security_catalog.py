@@ -14,15 +14,25 @@ SHARED_RELATIONS = {
     "public.alembic_version": "the schema's migration revision",
 }
 
-# The only SECURITY DEFINER functions the runtime role may call: lookups made before any tenant
-# context exists, each answering for one tenant's credential hash or with tenant ids alone.
+# The only SECURITY DEFINER functions the runtime role (the API) may call: lookups made before
+# any tenant context exists, each answering for one tenant's credential hash.
 RUNTIME_DEFINER_FUNCTIONS = {
-    # The sweeper's: marks abandoned the jobs whose run holds no lock; answers a count only.
-    "abandon_dead_recompute_jobs(uuid)",
     "resolve_api_key(uuid,bytea)",
     "resolve_source(uuid,bytea)",
     "resolve_source_by_key(uuid,bytea,text)",
+}
+
+# What the worker role may call beyond them: its schedules serve every tenant, so they ask which
+# tenants have work, answered with tenant ids (or a count) and never a tenant's rows.
+WORKER_DEFINER_FUNCTIONS = {
+    # The sweeper's: marks abandoned the jobs whose run holds no lock; answers a count only.
+    "abandon_dead_recompute_jobs(uuid)",
+    # The connector beat's: ids, platform, status and last success of every connector; never an
+    # account or a credential.
+    "connectors_to_pull()",
     "tenants_needing_recompute(interval,interval)",
+    # The daily retention run's: tenant ids and their retention periods, never their rows.
+    "tenants_for_retention()",
     "tenants_with_touchpoints(timestamp with time zone)",
 }
 
@@ -78,6 +88,21 @@ def unguarded(relation_list: list[Relation]) -> list[str]:
         elif not (relation.row_security and relation.forced and relation.policies):
             problems.append(f"{relation.name} lacks enabled and forced row-level security")
     return problems
+
+
+def callable_definers(conn: psycopg.Connection, role: str) -> set[str]:
+    """The SECURITY DEFINER functions `role` may execute (they run as their owner, who is not
+    bound by row-level security)."""
+    return {
+        row[0]
+        for row in conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p"
+            " JOIN pg_namespace n ON n.oid = p.pronamespace"
+            f" WHERE p.prosecdef AND {_USER_SCHEMAS}"
+            " AND has_function_privilege(%s, p.oid, 'EXECUTE')",
+            (role,),
+        )
+    }
 
 
 def readable_columns(conn: psycopg.Connection, role: str, relation: str) -> list[str]:

@@ -35,10 +35,14 @@ CHECKS = [
     "runtime role owns nothing",
     "runtime role creates nothing",
     "owner role",
+    "worker role",
+    "tenant listing functions",
     "row-level security",
     "security definer functions",
     "migrations",
     "secret key",
+    "retention",
+    "privacy requests",
     "broker",
     "api",
 ]
@@ -73,6 +77,7 @@ def run_doctor(settings: Settings, *args: str) -> Doctor:
     env = {
         "SKELDIR_OWNER_DATABASE_URL": settings.owner_database_url,
         "SKELDIR_DATABASE_URL": settings.database_url,
+        "SKELDIR_WORKER_DATABASE_URL": settings.worker_database_url,
         "SKELDIR_SECRET_KEY": settings.secret_key,
         "SKELDIR_BROKER_URL": settings.broker_url,
         "SKELDIR_PUBLIC_URL": settings.public_url,
@@ -148,6 +153,7 @@ def throwaway(admin_url: str) -> Iterator[Throwaway]:
         data_dir=data_dir,
         owner_database_url=role_url(admin_url, roles.database, roles.owner),
         database_url=role_url(admin_url, roles.database, roles.runtime),
+        worker_database_url=role_url(admin_url, roles.database, roles.worker),
         secret_key=new_secret_key(),
         broker_url="memory://",
         public_url=f"http://127.0.0.1:{free_port()}",
@@ -230,7 +236,7 @@ def test_a_view_that_reads_as_its_owner_fails_by_name(throwaway: Throwaway) -> N
 @pytest.mark.parametrize("attribute, also_failing", [
     ("BYPASSRLS", set()),
     # A superuser has every privilege and every role's membership as well.
-    ("SUPERUSER", {"runtime role creates nothing", "owner role"}),
+    ("SUPERUSER", {"runtime role creates nothing", "owner role", "tenant listing functions"}),
 ])
 def test_a_runtime_role_that_escapes_row_level_security_fails(throwaway: Throwaway, attribute: str,
                                                               also_failing: set[str]) -> None:
@@ -324,8 +330,65 @@ def test_an_unreachable_runtime_role_fails_every_check_that_needs_it(throwaway: 
         throwaway.admin_url, throwaway.roles.database, f"{throwaway.roles.runtime}_missing"))
     report = run_doctor(settings, "--json")
     assert report.failing == {"runtime role attributes", "runtime role owns nothing",
-                              "runtime role creates nothing", "owner role"}, report.output
+                              "runtime role creates nothing", "owner role", "worker role",
+                              "tenant listing functions"}, report.output
     assert report.results["owner role"]["detail"].startswith("not checked")
+
+
+@pytest.mark.parametrize("grantee", ["runtime", "PUBLIC"])
+def test_a_runtime_role_that_may_list_every_tenant_fails(throwaway: Throwaway,
+                                                         grantee: str) -> None:
+    role = f'"{throwaway.roles.runtime}"' if grantee == "runtime" else "PUBLIC"
+    throwaway.as_owner("GRANT EXECUTE ON FUNCTION"
+                       f" tenants_with_touchpoints(timestamp with time zone) TO {role}")
+    report = run_doctor(throwaway.settings, "--json")
+    assert report.exit_code == 1
+    assert report.failing == {"tenant listing functions"}, report.output
+    check = report.results["tenant listing functions"]
+    assert "may list every tenant: tenants_with_touchpoints" in check["detail"]
+    assert check["fix"].startswith("REVOKE EXECUTE ON FUNCTION tenants_with_touchpoints")
+
+
+def test_a_worker_role_denied_its_functions_fails(throwaway: Throwaway) -> None:
+    throwaway.as_owner("REVOKE EXECUTE ON FUNCTION tenants_needing_recompute(interval, interval)"
+                       f' FROM "{throwaway.roles.worker}"')
+    report = run_doctor(throwaway.settings, "--json")
+    assert report.failing == {"tenant listing functions"}, report.output
+    assert "may not execute tenants_needing_recompute" in (
+        report.results["tenant listing functions"]["detail"])
+
+
+def test_a_worker_that_connects_as_the_runtime_role_fails(throwaway: Throwaway) -> None:
+    settings = replace(throwaway.settings, worker_database_url=throwaway.settings.database_url)
+    report = run_doctor(settings, "--json")
+    assert report.failing == {"worker role", "tenant listing functions"}, report.output
+    assert "connects as the runtime role" in report.results["worker role"]["detail"]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ('ALTER ROLE "{worker}" BYPASSRLS', "BYPASSRLS"),
+    ('GRANT "{owner}" TO "{worker}"', "a member of {owner}"),
+    # Let in by a grant of its own, it lacks every table grant of the runtime role.
+    ('GRANT CONNECT ON DATABASE "{database}" TO "{worker}"; REVOKE "{runtime}" FROM "{worker}"',
+     "without the privileges of {runtime}"),
+])
+def test_a_worker_role_that_escapes_or_lacks_its_bounds_fails(throwaway: Throwaway, change: str,
+                                                              expected: str) -> None:
+    names = {"worker": throwaway.roles.worker, "owner": throwaway.roles.owner,
+             "runtime": throwaway.roles.runtime, "database": throwaway.roles.database}
+    throwaway.as_admin(change.format(**names))
+    report = run_doctor(throwaway.settings, "--json")
+    assert "worker role" in report.failing, report.output
+    assert expected.format(**names) in report.results["worker role"]["detail"]
+
+
+def test_a_missing_worker_role_fails_the_checks_that_need_it(throwaway: Throwaway) -> None:
+    settings = replace(throwaway.settings, worker_database_url=role_url(
+        throwaway.admin_url, throwaway.roles.database, f"{throwaway.roles.worker}_missing"))
+    report = run_doctor(settings, "--json")
+    assert report.failing == {"worker role", "tenant listing functions"}, report.output
+    assert "cannot connect as the worker role" in report.results["worker role"]["detail"]
+    assert "SKELDIR_WORKER_DATABASE_URL" in report.results["worker role"]["fix"]
 
 
 def test_a_database_host_that_never_answers_fails_within_the_connect_timeout(
@@ -337,7 +400,7 @@ def test_a_database_host_that_never_answers_fails_within_the_connect_timeout(
         silent.listen(8)
         url = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/nothing"
         env = {"SKELDIR_OWNER_DATABASE_URL": url, "SKELDIR_DATABASE_URL": url,
-               "SKELDIR_BROKER_URL": "memory://",
+               "SKELDIR_WORKER_DATABASE_URL": url, "SKELDIR_BROKER_URL": "memory://",
                "SKELDIR_PUBLIC_URL": f"http://127.0.0.1:{free_port()}",
                "SKELDIR_SECRET_KEY": database.secret_key,
                "SKELDIR_DB_CONNECT_TIMEOUT_SECONDS": "2"}
@@ -357,3 +420,23 @@ def test_a_database_host_that_never_answers_fails_within_the_connect_timeout(
     assert "cannot connect as the owner role" in report.results["row-level security"]["detail"]
     assert "cannot connect as the runtime role" in (
         report.results["runtime role attributes"]["detail"])
+
+
+def test_doctor_reports_retention_and_privacy_requests_left_open(throwaway: Throwaway) -> None:
+    report = run_doctor(throwaway.settings, "--json")
+    assert report.results["retention"]["status"] == "ok"
+    assert "touchpoints 400 d" in report.results["retention"]["detail"]
+    assert report.results["privacy requests"]["status"] == "ok"
+    with owner_connection(throwaway.settings) as conn:
+        tenant_id = conn.execute("SELECT tenant_id FROM tenants LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE tenants SET retention_touchpoint_days = 30")
+        conn.execute("INSERT INTO privacy_requests (tenant_id, request_id, kind, origin,"
+                     " received_at) VALUES"
+                     " (%s, gen_random_uuid(), 'erasure', 'api', now() - interval '29 days'),"
+                     " (%s, gen_random_uuid(), 'erasure', 'api', now() - interval '31 days')",
+                     (tenant_id, tenant_id))
+    report = run_doctor(throwaway.settings, "--json")
+    assert "1 tenant(s) with their own periods" in report.results["retention"]["detail"]
+    assert report.failing == {"privacy requests"}, report.output
+    assert "1 request(s) open" in report.results["privacy requests"]["detail"]
+    assert str(tenant_id) in report.results["privacy requests"]["detail"]

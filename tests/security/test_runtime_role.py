@@ -1,5 +1,6 @@
-"""The runtime role, connected as the API and the worker connect, against every relation and
-function the catalog lists: what it cannot read, write, call or become.
+"""The runtime role, connected as the API connects, against every relation and function the
+catalog lists: what it cannot read, write, call or become. (The worker role, which inherits its
+grants, is checked in test_worker_role.py.)
 
 tests/deployment/test_row_level_security.py proves two tenants' contexts apart on the tables that
 have a tenant_id. This module covers every relation (a table without tenant_id must be declared
@@ -15,6 +16,8 @@ from psycopg.conninfo import conninfo_to_dict
 from security_catalog import (
     RUNTIME_DEFINER_FUNCTIONS,
     SHARED_RELATIONS,
+    WORKER_DEFINER_FUNCTIONS,
+    callable_definers,
     readable_columns,
     relations,
     unguarded,
@@ -55,22 +58,26 @@ def test_the_guard_check_catches_what_a_careless_migration_would_add(database: S
     ]
 
 
+@pytest.mark.parametrize("role", ["runtime", "worker"])
 async def test_no_relation_yields_a_tenant_row_without_a_tenant_context(
-        database: Settings, runtime_pool, tenant_factory) -> None:
+        database: Settings, worker_pool, tenant_factory, role: str) -> None:
+    # The worker role inherits the runtime role's grants: row-level security binds it alike.
+    url, role_name = {"runtime": (database.database_url, database.runtime_role),
+                      "worker": (database.worker_database_url, database.worker_role)}[role]
     tenant = tenant_factory("A")
-    await populate_every_tenant_table(database, runtime_pool, tenant)
+    await populate_every_tenant_table(database, worker_pool, tenant)
     with owner_connection(database) as conn:
         found = relations(conn)
-        columns = {r.name: readable_columns(conn, database.runtime_role, r.name) for r in found}
+        columns = {r.name: readable_columns(conn, role_name, r.name) for r in found}
         tenant_ids = [str(row[0]) for row in conn.execute("SELECT tenant_id FROM tenants")]
         for relation in found:
             if relation.has_tenant_id:  # so that reading nothing below means something
                 assert conn.execute(f"SELECT count(*) FROM {relation.name} WHERE tenant_id = %s",
                                     (tenant.tenant_id,)).fetchone()[0] > 0, relation.name
 
-    fresh = await asyncpg.connect(database.database_url)
+    fresh = await asyncpg.connect(url)
     # A pooled connection after a tenant transaction: the setting reads '' rather than unset.
-    reused = await asyncpg.connect(database.database_url)
+    reused = await asyncpg.connect(url)
     try:
         async with reused.transaction():
             await reused.execute(SET_TENANT_SQL, str(tenant.tenant_id))
@@ -143,12 +150,82 @@ async def test_api_key_hashes_are_out_of_the_runtime_roles_reach(
 def test_the_only_security_definer_functions_it_may_call_are_the_declared_lookups(
         database: Settings) -> None:
     with owner_connection(database) as conn:
-        callable_definers = {row[0] for row in conn.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p"
-            " JOIN pg_namespace n ON n.oid = p.pronamespace"
-            " WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-            " AND has_function_privilege(%s, p.oid, 'EXECUTE')", (database.runtime_role,))}
-    assert callable_definers == RUNTIME_DEFINER_FUNCTIONS
+        assert callable_definers(conn, database.runtime_role) == RUNTIME_DEFINER_FUNCTIONS
+
+
+async def test_it_cannot_list_tenants_without_a_tenant_context(
+        database: Settings, runtime_pool, tenant_factory) -> None:
+    tenant_factory("A")
+    for statement in ["SELECT * FROM tenants_with_touchpoints('-infinity')",
+                      "SELECT * FROM tenants_needing_recompute('0', '0')",
+                      "SELECT abandon_dead_recompute_jobs(NULL)",
+                      "SELECT * FROM connectors_to_pull()",
+                      "SELECT * FROM tenants_for_retention()"]:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await runtime_pool.fetch(statement)
+    assert {statement.split("(")[0] for statement in WORKER_DEFINER_FUNCTIONS} == {
+        "abandon_dead_recompute_jobs", "connectors_to_pull", "tenants_for_retention",
+        "tenants_needing_recompute", "tenants_with_touchpoints"}
+
+
+# A plausible argument of each type, so a function that lists tenants has every chance to:
+# an open window, no grace, the caller's own tenant id where one is asked for.
+_SAMPLE_ARGUMENTS = {
+    "timestamp with time zone": "'-infinity'::timestamptz",
+    "interval": "'0'::interval",
+    "text": "''::text",
+    "bytea": "'\\x00'::bytea",
+    "uuid[]": "'{}'::uuid[]",
+    "jsonb": "'{}'::jsonb",
+    "integer": "0",
+    "bigint": "0::bigint",
+    "boolean": "false",
+    "date": "current_date",
+}
+
+
+async def test_no_function_it_may_call_answers_with_another_tenants_id(
+        database: Settings, runtime_pool, worker_pool, tenant_factory) -> None:
+    caller, other = tenant_factory("caller"), tenant_factory("other")
+    await populate_every_tenant_table(database, worker_pool, other)
+    with owner_connection(database) as conn:
+        # Work left for the schedules: a recent touchpoint and an order waiting to be attributed.
+        conn.execute("INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at,"
+                     " received_at) VALUES (%s, 'recent', 'v', now(), now())", (other.tenant_id,))
+        conn.execute("SELECT mark_orders_pending(%s, array(SELECT order_id FROM orders"
+                     " WHERE tenant_id = %s))", (other.tenant_id, other.tenant_id))
+        conn.commit()
+        callable_functions = conn.execute(
+            "SELECT p.oid::regproc::text, p.oid::regprocedure::text,"
+            " ARRAY(SELECT format_type(t, NULL) FROM unnest(p.proargtypes) t)"
+            " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE p.prokind = 'f' AND p.prorettype <> 'trigger'::regtype"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            " AND has_function_privilege(%s, p.oid, 'EXECUTE') ORDER BY 2",
+            (database.runtime_role,)).fetchall()
+    assert len(callable_functions) >= 8
+    answered = []
+    async with runtime_pool.acquire() as conn:
+        # Every call is rolled back (some write): only what each one answers matters.
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            for name, signature, argument_types in callable_functions:
+                arguments = ", ".join(
+                    f"'{caller.tenant_id}'::uuid" if kind == "uuid"
+                    else _SAMPLE_ARGUMENTS.get(kind, f"NULL::{kind}") for kind in argument_types)
+                try:
+                    async with conn.transaction():  # a savepoint: a refused call is an answer
+                        rows = await conn.fetch(f"SELECT to_jsonb(r)::text FROM"
+                                                f" {name}({arguments}) AS r")
+                except asyncpg.PostgresError:
+                    continue
+                answered.append(signature)
+                text = "\n".join(row[0] for row in rows)
+                assert str(other.tenant_id) not in text, f"{signature} answers another tenant"
+        finally:
+            await transaction.rollback()
+    assert {"resolve_source(uuid,bytea)", "merged_hints(jsonb,jsonb)"} <= set(answered)
 
 
 async def test_lookups_answer_only_for_the_tenant_the_credential_names(
@@ -196,10 +273,10 @@ async def test_functions_and_server_powers_it_was_not_granted_are_refused(
 
 
 async def test_update_and_delete_without_a_filter_touch_only_the_tenant_in_context(
-        database: Settings, runtime_pool, tenant_factory) -> None:
+        database: Settings, runtime_pool, worker_pool, tenant_factory) -> None:
     tenant_a, tenant_b = tenant_factory("A"), tenant_factory("B")
     for tenant in (tenant_a, tenant_b):
-        await populate_every_tenant_table(database, runtime_pool, tenant)
+        await populate_every_tenant_table(database, worker_pool, tenant)
     with owner_connection(database) as conn:
         writable = conn.execute(
             "SELECT c.oid::regclass::text, has_table_privilege(%(role)s, c.oid, 'DELETE'),"
@@ -293,24 +370,3 @@ async def test_it_is_unprivileged_and_owns_nothing_anywhere(database: Settings,
         assert not await conn.fetchval("SELECT has_schema_privilege('public', 'CREATE')")
         assert not await conn.fetchval(
             "SELECT has_database_privilege(current_database(), 'CREATE')")
-
-
-async def test_the_learners_tenant_list_reaches_back_no_further_than_its_window(
-        database: Settings, runtime_pool, tenant_factory) -> None:
-    # Without a tenant context the runtime role may list tenant ids for the learner, but only
-    # those active in its 30-day window, however far back the caller asks.
-    dormant, active = tenant_factory("dormant"), tenant_factory("active")
-    with owner_connection(database) as conn:
-        conn.execute(
-            "INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at,"
-            " received_at) VALUES (%s, 'old', 'v', now() - interval '40 days',"
-            " now() - interval '40 days'), (%s, 'new', 'v', now(), now()),"
-            # A browser's clock is the sender's to choose: a recent occurred_at on an old
-            # delivery does not make a tenant active.
-            " (%s, 'forged', 'v', now(), now() - interval '40 days')",
-            (dormant.tenant_id, active.tenant_id, dormant.tenant_id))
-        conn.commit()
-    listed = {row[0] for row in await runtime_pool.fetch(
-        "SELECT * FROM tenants_with_touchpoints('-infinity')")}
-    assert active.tenant_id in listed
-    assert dormant.tenant_id not in listed

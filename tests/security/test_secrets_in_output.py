@@ -79,6 +79,7 @@ class Operator:
         self.settings = settings
         self.env = {"SKELDIR_OWNER_DATABASE_URL": settings.owner_database_url,
                     "SKELDIR_DATABASE_URL": settings.database_url,
+                    "SKELDIR_WORKER_DATABASE_URL": settings.worker_database_url,
                     "SKELDIR_SECRET_KEY": settings.secret_key, "SKELDIR_BROKER_URL": "memory://",
                     "SKELDIR_PUBLIC_URL": "http://test"}
 

@@ -16,10 +16,12 @@ from skeldir import __version__
 from skeldir.adapters.api import (
     api_keys,
     attribution,
+    connectors,
     dashboard,
     docs_page,
     exports,
     operations,
+    privacy,
     reports,
     spend,
     touchpoints,
@@ -37,6 +39,7 @@ from skeldir.base.db import DATABASE_UNAVAILABLE_ERRORS, create_pool, session_li
 from skeldir.base.http.problems import http_exception_handler, validation_exception_handler
 from skeldir.base.http.rate_limits import TenantRateLimits
 from skeldir.base.http.unavailable import database_unavailable_handler
+from skeldir.base.read_replica import ReadPools
 from skeldir.domains.ingestion.batching import IngestBatcher
 
 
@@ -49,13 +52,26 @@ def create_app(settings: Settings) -> FastAPI:
         ingest_pool = await create_pool(
             settings, max_size=settings.db_ingest_pool_size, server_settings=limits
         )
+        reads = ReadPools(
+            pool,
+            # No connection at start: a replica that is down must not stop the API.
+            await create_pool(
+                settings, url=settings.read_database_url, min_size=0, server_settings=limits
+            )
+            if settings.read_database_url
+            else None,
+            max_lag_seconds=settings.read_replica_max_lag_seconds,
+            check_seconds=settings.read_replica_check_seconds,
+        )
+        await reads.start()
         box = secret_box(settings)
         sources = SourceResolver(
             ingest_pool, box, settings.source_cache_seconds, settings.database_url
         )
         await sources.start()
         chain_stale = timedelta(seconds=settings.chain_stale_seconds)
-        scheduler = ChainScheduler(ingest_pool, create_celery(settings), chain_stale)
+        celery_app = create_celery(settings)
+        scheduler = ChainScheduler(ingest_pool, celery_app, chain_stale)
         batcher = IngestBatcher(
             ingest_pool,
             chain_stale,
@@ -65,11 +81,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.settings = settings
         app.state.pool = pool
+        app.state.reads = reads
         app.state.ingest_pool = ingest_pool
         app.state.long_operations = TenantOperationSlots(settings.long_operations_per_tenant)
         app.state.box = box
         app.state.schedule_chain = scheduler.request
-        app.state.rate_limits = TenantRateLimits.from_settings(settings)
+        app.state.celery = celery_app
+        rate_limits = TenantRateLimits.from_settings(settings)
+        app.state.rate_limits = rate_limits
         app.state.webhook_edge = webhooks.WebhookEdge(
             pool=ingest_pool,
             box=box,
@@ -95,9 +114,11 @@ def create_app(settings: Settings) -> FastAPI:
                 metrics_listener.shutdown()
                 metrics_listener.server_close()
             await batcher.close()
+            await rate_limits.close()
             await scheduler.drain()
             await sources.close()
             await ingest_pool.close()
+            await reads.close()
             await pool.close()
 
     # Docs served by docs_page: FastAPI's own load their assets from a CDN.
@@ -117,6 +138,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(exports.router)
     app.include_router(spend.router)
+    app.include_router(connectors.router)
+    app.include_router(privacy.router)
     app.include_router(docs_page.router)
     app.include_router(touchpoints.router)
     app.include_router(api_keys.router)

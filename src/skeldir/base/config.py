@@ -17,10 +17,19 @@ _ENV_PREFIX = "SKELDIR_"
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".skeldir")
-    # Runtime role (API and worker): NOSUPERUSER NOBYPASSRLS, DML only.
+    # Runtime role (the API): NOSUPERUSER NOBYPASSRLS, DML only.
     database_url: str | None = None
+    # Worker role (the Celery worker and beat): the runtime role's DML under the same row-level
+    # security, plus the few functions that list tenant ids across tenants for the schedules.
+    worker_database_url: str | None = None
     # Owner role: migrations and operator commands.
     owner_database_url: str | None = None
+    # The runtime role on a streaming replica (hot standby) of that database: reports, exports
+    # and listings read there while it lags at most `read_replica_max_lag_seconds`; writes, the
+    # webhook path and key checks stay on the primary. Unset: everything on the primary.
+    read_database_url: str | None = None
+    read_replica_max_lag_seconds: float = 2.0
+    read_replica_check_seconds: float = 0.5
     broker_url: str | None = None
     # Base64 key that encrypts signing secrets at rest; read from the data dir when unset.
     secret_key: str | None = None
@@ -69,8 +78,8 @@ class Settings:
     ingest_batch_max: int = 64
     ingest_batch_wait_ms: float = 0.0
     ingest_batches_in_flight: int = 2
-    # Per tenant and per API process (N processes admit N times these); a rate of 0 turns
-    # a limit off. The webhook limit is above what one process ingests on 2 cores (~4,000/s):
+    # Per tenant and per API process (N processes admit N times these) unless shared through
+    # Redis (below); a rate of 0 turns a limit off. The webhook limit is above what one process ingests on 2 cores (~4,000/s):
     # one shop's sale day must not look like an attack.
     rate_limit_webhooks_per_second: float = 10000.0
     rate_limit_webhooks_burst: float = 20000.0
@@ -79,6 +88,12 @@ class Settings:
     rate_limit_collect_burst: float = 2000.0
     rate_limit_api_per_second: float = 50.0
     rate_limit_api_burst: float = 100.0
+    # Several API processes share each tenant's buckets through this Redis (redis:// or
+    # unix://), so together they admit the rates above. A Redis that does not answer within
+    # the timeout is skipped (each process limits on its own) and asked again after the pause.
+    rate_limit_redis_url: str | None = None
+    rate_limit_redis_timeout_seconds: float = 0.05
+    rate_limit_redis_retry_seconds: float = 5.0
     # The API's /metrics: on the public port when the port is 0; else only on this listener
     # (for example 127.0.0.1, reached by the scraper alone), and the public port answers 404.
     api_metrics_host: str = "127.0.0.1"
@@ -92,6 +107,30 @@ class Settings:
     # A tenant's first Markov and Shapley weights are learned as soon as its lookback window
     # holds this many converting journeys, not at the next scheduled run (0: wait for it).
     learn_min_conversions: int = 20
+    # Spend connectors (docs/connectors.md). Each platform's base URL, API version included, is
+    # a setting so that a proxy or a test server can stand in for the platform.
+    connector_meta_base_url: str = "https://graph.facebook.com/v23.0"
+    connector_google_ads_base_url: str = "https://googleads.googleapis.com/v21"
+    connector_google_oauth_token_url: str = "https://oauth2.googleapis.com/token"
+    connector_tiktok_base_url: str = "https://business-api.tiktok.com/open_api/v1.3"
+    # Every platform call: connect, read and write timeouts in seconds.
+    connector_timeout_seconds: float = 60.0
+    # Tries per call (timeouts, 5xx, throttling); the first retry waits the backoff, then
+    # doubling; a platform's own delay is waited when it is at most the maximum wait, and a
+    # longer one ends the pull (the next scheduled pull tries again).
+    connector_attempts: int = 5
+    connector_backoff_seconds: float = 2.0
+    connector_max_wait_seconds: float = 300.0
+    # Meta: a range longer than this runs as an asynchronous report job.
+    connector_meta_sync_days: int = 7
+    # A backfill pulls and commits this many days at a time, then records where it is.
+    connector_backfill_chunk_days: int = 7
+    # Beat: today and yesterday this often; the last `connector_restate_days` days once a day.
+    connector_recent_interval_seconds: float = 3600.0
+    connector_restate_interval_seconds: float = 86400.0
+    connector_restate_days: int = 28
+    # How often the worker takes the next chunk of every unfinished backfill (one per connector).
+    connector_backfill_interval_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -101,11 +140,20 @@ class Settings:
     @property
     def external_services(self) -> bool:
         """True when PostgreSQL and the broker are given, so nothing embedded is started."""
-        return bool(self.database_url and self.owner_database_url and self.broker_url)
+        return bool(
+            self.database_url
+            and self.worker_database_url
+            and self.owner_database_url
+            and self.broker_url
+        )
 
     @property
     def runtime_role(self) -> str:
         return _user_of(self.database_url, "skeldir_app")
+
+    @property
+    def worker_role(self) -> str:
+        return _user_of(self.worker_database_url, "skeldir_worker")
 
     @property
     def owner_role(self) -> str:

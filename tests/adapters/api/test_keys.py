@@ -131,7 +131,8 @@ async def test_the_runtime_role_never_reads_key_hashes(database):
 
 def run(database: Settings, *args: str):
     env = {"SKELDIR_OWNER_DATABASE_URL": database.owner_database_url,
-           "SKELDIR_DATABASE_URL": database.database_url, "SKELDIR_SECRET_KEY": database.secret_key}
+           "SKELDIR_DATABASE_URL": database.database_url, "SKELDIR_SECRET_KEY": database.secret_key,
+           "SKELDIR_WORKER_DATABASE_URL": database.worker_database_url}
     return CliRunner().invoke(main, ["--data-dir", str(database.data_dir), *args], env=env)
 
 

@@ -232,7 +232,8 @@ def test_recompute_marks_a_range_of_days(client, database):
 
 def run(database: Settings, *args: str):
     env = {"SKELDIR_OWNER_DATABASE_URL": database.owner_database_url,
-           "SKELDIR_DATABASE_URL": database.database_url, "SKELDIR_SECRET_KEY": database.secret_key}
+           "SKELDIR_DATABASE_URL": database.database_url, "SKELDIR_SECRET_KEY": database.secret_key,
+           "SKELDIR_WORKER_DATABASE_URL": database.worker_database_url}
     return CliRunner().invoke(main, ["--data-dir", str(database.data_dir), *args], env=env)
 
 

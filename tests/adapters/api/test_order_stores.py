@@ -13,7 +13,7 @@ import pytest
 from db_helpers import CHAIN_STALE, create_tenant, ingest_shopify, order_body
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.base.db import create_worker_pool, owner_connection, tenant_transaction
 from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.ingestion.inbox import ingest
@@ -45,7 +45,7 @@ def two_stores(database: Settings):
                   for label in ("shop-a.example", "shop-b.example")]
 
     async def load() -> None:
-        pool = await create_pool(database, max_size=4)
+        pool = await create_worker_pool(database, max_size=4)
         try:
             deliveries = ((stores[0], woo_order(1, "10.00"), "order.created"),
                           (stores[1], woo_order(1, "25.00"), "order.created"),

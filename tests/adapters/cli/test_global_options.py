@@ -25,6 +25,7 @@ def recorded_system(database: Settings, data_dir: Path) -> Path:
     data_dir.mkdir()
     runtime_file(data_dir).write_text(json.dumps({
         "database_url": database.database_url,
+        "worker_database_url": database.worker_database_url,
         "owner_database_url": database.owner_database_url,
         "api_url": "http://127.0.0.1:1"}))
     return data_dir
@@ -32,7 +33,7 @@ def recorded_system(database: Settings, data_dir: Path) -> Path:
 
 def run_without_urls(database: Settings, *args: str):
     env = {"SKELDIR_OWNER_DATABASE_URL": None, "SKELDIR_DATABASE_URL": None,
-           "SKELDIR_DATA_DIR": None, "SKELDIR_SECRET_KEY": database.secret_key}
+           "SKELDIR_WORKER_DATABASE_URL": None, "SKELDIR_DATA_DIR": None, "SKELDIR_SECRET_KEY": database.secret_key}
     return CliRunner().invoke(main, list(args), env=env)
 
 

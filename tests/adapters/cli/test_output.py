@@ -26,7 +26,8 @@ def test_every_command_takes_json(command):
 
 def run(database: Settings, *args: str):
     env = {"SKELDIR_OWNER_DATABASE_URL": database.owner_database_url,
-           "SKELDIR_DATABASE_URL": database.database_url, "SKELDIR_SECRET_KEY": database.secret_key}
+           "SKELDIR_DATABASE_URL": database.database_url, "SKELDIR_SECRET_KEY": database.secret_key,
+           "SKELDIR_WORKER_DATABASE_URL": database.worker_database_url}
     result = CliRunner().invoke(main, ["--data-dir", str(database.data_dir), *args], env=env)
     assert result.exit_code == 0, (args, result.output)
     return result

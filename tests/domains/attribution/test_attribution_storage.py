@@ -149,9 +149,9 @@ async def assert_summary_is_balanced_once_per_order_and_model(shop: Shop) -> lis
 
 
 async def test_the_incremental_channel_report_equals_a_rebuild_through_changes(
-    database: Settings, runtime_pool
+    database: Settings, worker_pool
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     day = timedelta(days=1)
     hour = timedelta(hours=1)
     # Journeys over three days and two currencies; shared channels, equal times, repeats.
@@ -235,7 +235,7 @@ async def test_the_incremental_channel_report_equals_a_rebuild_through_changes(
     await shop.mark_all_pending()
     await shop.run_chain(batch_size=4)
     await assert_channel_daily_matches_a_rebuild(shop)
-    learned = await learn_weights(runtime_pool, shop.tenant_id)
+    learned = await learn_weights(worker_pool, shop.tenant_id)
     assert {item.model for item in learned} == {"markov", "shapley"}
     await shop.mark_all_pending()
     await shop.run_chain(batch_size=5)
@@ -250,9 +250,9 @@ async def test_the_incremental_channel_report_equals_a_rebuild_through_changes(
 
 
 async def test_the_channel_report_counts_orders_and_refunds_per_channel(
-    database: Settings, runtime_pool
+    database: Settings, worker_pool
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     at = NOW - timedelta(hours=5)
     await shop.visit("w1", EMAIL, at - timedelta(hours=2))
     await shop.visit("w2", EMAIL, at - timedelta(hours=3))
@@ -266,9 +266,9 @@ async def test_the_channel_report_counts_orders_and_refunds_per_channel(
 
 
 async def test_an_order_beyond_2_to_the_53_minor_units_is_stored_exactly(
-    database: Settings, runtime_pool
+    database: Settings, worker_pool
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     await shop.visit("h1", EMAIL, NOW - timedelta(hours=2))
     await shop.order(7201, "100000000000000.01", NOW - timedelta(hours=1), visitor="h1")
     await shop.run_chain()
@@ -282,9 +282,9 @@ async def test_an_order_beyond_2_to_the_53_minor_units_is_stored_exactly(
 
 
 async def test_new_channel_rules_reclassify_touchpoints_and_re_attribute_orders(
-    database: Settings, runtime_pool
+    database: Settings, worker_pool
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     at = NOW - timedelta(hours=6)
     await shop.visit("p1", PARTNER, at - timedelta(hours=3), touchpoint_id="tp-partner")
     await shop.visit("p1", EMAIL, at - timedelta(hours=2), touchpoint_id="tp-email")
@@ -336,11 +336,11 @@ async def test_new_channel_rules_reclassify_touchpoints_and_re_attribute_orders(
 
 
 async def test_a_late_touchpoint_under_old_rules_is_reclassified_with_the_order(
-    database: Settings, runtime_pool
+    database: Settings, worker_pool
 ):
     """A visitor's touchpoints are reclassified whenever one of them is stale, even when the
     order was marked pending by a new touchpoint rather than by the operator."""
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     at = NOW - timedelta(hours=6)
     await shop.visit("q1", PARTNER, at - timedelta(hours=3), touchpoint_id="q-old")
     await shop.order(7401, "10.00", at, visitor="q1")
@@ -370,11 +370,11 @@ async def test_a_late_touchpoint_under_old_rules_is_reclassified_with_the_order(
     ],
 )
 async def test_an_order_without_touchpoints_gets_its_landing_pages_channel(
-    database: Settings, runtime_pool, landing_site, referring_site, expected
+    database: Settings, worker_pool, landing_site, referring_site, expected
 ):
     hints = attribution_hints(landing_url=landing_site, referrer=referring_site)
     assert classify(hints) == expected
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     extra = {"landing_site": landing_site}
     if referring_site:
         extra["referring_site"] = referring_site
@@ -401,9 +401,9 @@ async def test_an_order_without_touchpoints_gets_its_landing_pages_channel(
 
 
 async def test_rules_extending_the_defaults_with_many_channels_stay_usable(
-    database: Settings, runtime_pool
+    database: Settings, worker_pool
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     document = {
         "version": 1, "extends": "default",
         "channels": [f"partner_{i:02d}" for i in range(45)],

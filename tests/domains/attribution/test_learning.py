@@ -16,9 +16,9 @@ from skeldir.operations.reattribution import pending_orders
 pytestmark = pytest.mark.anyio
 
 
-async def test_learned_weights_credit_orders_under_the_data_driven_models(database: Settings, runtime_pool):
+async def test_learned_weights_credit_orders_under_the_data_driven_models(database: Settings, worker_pool):
     tenant = create_tenant(database)
-    pool = runtime_pool
+    pool = worker_pool
     # Search then email converts; search alone converts; social alone never does.
     for n in range(4):
         await visit(pool, database, tenant, f"a{n}", SEARCH, 30)
@@ -59,16 +59,16 @@ async def test_learned_weights_credit_orders_under_the_data_driven_models(databa
 
 
 async def test_learning_now_marks_the_windows_orders_for_re_attribution(database: Settings,
-                                                                       runtime_pool):
+                                                                       worker_pool):
     tenant = create_tenant(database)
-    await converting_journeys(runtime_pool, database, tenant, 3, first_order=5300)
-    assert await pending_orders(runtime_pool, tenant.tenant_id) == 0
-    outcome = await learn_now(runtime_pool, tenant.tenant_id)
+    await converting_journeys(worker_pool, database, tenant, 3, first_order=5300)
+    assert await pending_orders(worker_pool, tenant.tenant_id) == 0
+    outcome = await learn_now(worker_pool, tenant.tenant_id)
     assert {w.model: w.version for w in outcome.learned} == {"markov": 1, "shapley": 1}
     assert outcome.orders_marked == 3 and outcome.first_day <= outcome.last_day
-    assert await pending_orders(runtime_pool, tenant.tenant_id) == 3
-    await run_chain(runtime_pool, tenant)
-    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+    assert await pending_orders(worker_pool, tenant.tenant_id) == 3
+    await run_chain(worker_pool, tenant)
+    async with tenant_transaction(worker_pool, tenant.tenant_id) as conn:
         by_model = await model_allocations(conn, "5300")
     assert by_model["markov"]["model_version"] == 1 and by_model["shapley"]["model_version"] == 1
 
@@ -82,13 +82,13 @@ async def test_nothing_is_learned_or_marked_without_a_converting_journey(databas
 
 
 async def test_a_new_tenant_learns_its_first_weights_once_it_has_enough_conversions(
-        database: Settings, runtime_pool):
+        database: Settings, worker_pool):
     tenant = create_tenant(database)
-    await converting_journeys(runtime_pool, database, tenant, 2, first_order=5400)
-    assert await learn_first_weights(runtime_pool, tenant.tenant_id, min_conversions=3) is None
-    await converting_journeys(runtime_pool, database, tenant, 1, first_order=5410)
-    first = await learn_first_weights(runtime_pool, tenant.tenant_id, min_conversions=3)
+    await converting_journeys(worker_pool, database, tenant, 2, first_order=5400)
+    assert await learn_first_weights(worker_pool, tenant.tenant_id, min_conversions=3) is None
+    await converting_journeys(worker_pool, database, tenant, 1, first_order=5410)
+    first = await learn_first_weights(worker_pool, tenant.tenant_id, min_conversions=3)
     assert first is not None and {w.version for w in first.learned} == {1}
     assert first.orders_marked == 3
     # Once weights exist, the schedule learns the next version, not every recompute.
-    assert await learn_first_weights(runtime_pool, tenant.tenant_id, min_conversions=3) is None
+    assert await learn_first_weights(worker_pool, tenant.tenant_id, min_conversions=3) is None

@@ -25,7 +25,7 @@ from db_helpers import create_tenant, ingest_shopify
 from skeldir.base import money
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
-from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.base.db import create_pool, create_worker_pool, owner_connection, tenant_transaction
 from skeldir.domains.attribution import recompute
 from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.models import RULE_BASED_MODELS
@@ -306,7 +306,7 @@ async def from_scratch(pool, tenant_id: uuid.UUID) -> None:
 
 async def scenario(database: Settings, orders: list[Order], steps: list[tuple], monkeypatch) -> None:
     tenant = create_tenant(database, "convergence")
-    pool = await create_pool(database, max_size=6)
+    pool = await create_worker_pool(database, max_size=6)
     monitor = await create_pool(database, max_size=1)
     try:
         shop = Shop(database, pool, tenant, orders)

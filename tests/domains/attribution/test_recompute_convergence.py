@@ -21,9 +21,9 @@ SEARCH = "https://shop.example/?utm_source=google&utm_medium=cpc"
 
 
 async def test_a_touchpoint_marked_while_a_batch_holds_its_order_is_recomputed(
-    database, runtime_pool, monkeypatch
+    database, worker_pool, monkeypatch
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     await shop.order(8001, "40.00", NOW - HOUR, visitor="v1")
     await shop.run_chain()
     assert await shop.credited_channels("8001") == ["unknown"]
@@ -43,7 +43,7 @@ async def test_a_touchpoint_marked_while_a_batch_holds_its_order_is_recomputed(
         return uncounted
 
     monkeypatch.setattr(recompute, "_attribute", attribute_then_collect)
-    async with tenant_transaction(runtime_pool, shop.tenant_id) as conn:
+    async with tenant_transaction(worker_pool, shop.tenant_id) as conn:
         assert await recompute._take_batch(conn, shop.tenant_id, 50) == 1
         await recompute._write_batch(conn, shop.tenant_id)
     assert late[0].orders_marked == 1
@@ -67,9 +67,9 @@ def load_rate(database: Settings, day, base: str, rate: str) -> dict:
 
 
 async def test_a_corrected_rate_re_attributes_the_orders_stamped_with_the_old_one(
-    database, runtime_pool
+    database, worker_pool
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     at = datetime(2026, 2, 3, 12, tzinfo=timezone.utc)
     await shop.order(8101, "100.00", at, currency="EUR")
     await shop.order(8102, "0.37", at, currency="EUR")
@@ -113,9 +113,9 @@ def figures(rows: dict[tuple, dict]) -> dict[tuple, tuple]:
 
 @pytest.mark.parametrize("eur_rate", [None, "1"], ids=["unconverted", "same-converted-amount"])
 async def test_a_corrected_order_currency_leaves_the_row_that_counted_it(
-    database, runtime_pool, eur_rate
+    database, worker_pool, eur_rate
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     at = datetime(2026, 2, 4 if eur_rate is None else 5, 12, tzinfo=timezone.utc)
     if eur_rate:
         load_rate(database, at.date(), "EUR", eur_rate)

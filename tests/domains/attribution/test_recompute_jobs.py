@@ -43,29 +43,29 @@ async def killed_run(database, pool, tenant) -> uuid.UUID:
     raise AssertionError(f"the killed run's session {pid} is still alive after 5 s")
 
 
-async def test_the_next_run_marks_a_killed_runs_job_abandoned(database, runtime_pool, tenant_factory):
+async def test_the_next_run_marks_a_killed_runs_job_abandoned(database, worker_pool, tenant_factory):
     tenant = tenant_factory()
-    await ingest_shopify(runtime_pool, tenant, order_body(61))
-    dead = await killed_run(database, runtime_pool, tenant)
-    assert (await statuses(runtime_pool, tenant))[dead] == "running"
+    await ingest_shopify(worker_pool, tenant, order_body(61))
+    dead = await killed_run(database, worker_pool, tenant)
+    assert (await statuses(worker_pool, tenant))[dead] == "running"
 
     later = uuid.uuid4()
-    outcome = await run_recompute_job(runtime_pool, tenant.tenant_id, later, batch_size=10,
+    outcome = await run_recompute_job(worker_pool, tenant.tenant_id, later, batch_size=10,
                                       max_batches=10)
     assert outcome.orders == 1
-    assert await statuses(runtime_pool, tenant) == {dead: "abandoned", later: "succeeded"}
+    assert await statuses(worker_pool, tenant) == {dead: "abandoned", later: "succeeded"}
 
 
 async def test_the_sweeper_abandons_dead_jobs_and_leaves_live_ones(
-    database, runtime_pool, tenant_factory
+    database, worker_pool, tenant_factory
 ):
     quiet, busy = tenant_factory(), tenant_factory()
-    dead = await killed_run(database, runtime_pool, quiet)  # no later run of its tenant
+    dead = await killed_run(database, worker_pool, quiet)  # no later run of its tenant
     live = uuid.uuid4()
-    async with holding_job_lock(runtime_pool, live):
-        await start_run(runtime_pool, busy.tenant_id, live)
-        assert await abandon_dead_jobs(runtime_pool) >= 1
-        assert await statuses(runtime_pool, quiet) == {dead: "abandoned"}
-        assert await statuses(runtime_pool, busy) == {live: "running"}
-    assert await abandon_dead_jobs(runtime_pool) >= 1, "a run whose lock is gone is dead"
-    assert await statuses(runtime_pool, busy) == {live: "abandoned"}
+    async with holding_job_lock(worker_pool, live):
+        await start_run(worker_pool, busy.tenant_id, live)
+        assert await abandon_dead_jobs(worker_pool) >= 1
+        assert await statuses(worker_pool, quiet) == {dead: "abandoned"}
+        assert await statuses(worker_pool, busy) == {live: "running"}
+    assert await abandon_dead_jobs(worker_pool) >= 1, "a run whose lock is gone is dead"
+    assert await statuses(worker_pool, busy) == {live: "abandoned"}

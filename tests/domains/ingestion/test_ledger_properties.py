@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from db_helpers import create_tenant, ingest_shopify
 from skeldir.base import money
 from skeldir.base.config import Settings
-from skeldir.base.db import create_pool, owner_connection, tenant_transaction
+from skeldir.base.db import create_worker_pool, owner_connection, tenant_transaction
 from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.reporting.refresh import refresh_tenant
@@ -134,7 +134,7 @@ async def scenario(database: Settings, generated: list[Order], seed: int) -> Non
     shuffler = random.Random(seed)
     events += shuffler.sample(events, k=len(events) // 2)  # duplicate deliveries
     shuffler.shuffle(events)
-    pool = await create_pool(database, max_size=4)
+    pool = await create_worker_pool(database, max_size=4)
     try:
         for event_id, topic, body in events:
             result = await ingest_shopify(pool, tenant, body, topic=topic, event_id=event_id)

@@ -48,19 +48,19 @@ async def run_chain(pool, tenant) -> None:
 
 
 async def test_a_full_refund_in_the_presentment_currency_nets_zero_everywhere(
-    database, runtime_pool, tenant_factory, multicurrency_order
+    database, worker_pool, tenant_factory, multicurrency_order
 ):
     tenant = tenant_factory()
     with owner_connection(database) as conn:
         # The order's day in UTC; the tenant reports in USD.
         exchange_rates.load_rates(conn, [exchange_rates.Rate(date(2020, 12, 26), "AUD", "USD", Decimal("0.7601"))])
     order = multicurrency_order
-    assert (await ingest_shopify(runtime_pool, tenant, json.dumps(order).encode())).needs_chain
-    await ingest_shopify(runtime_pool, tenant, refund_body(order, "45.85", "USD"),
+    assert (await ingest_shopify(worker_pool, tenant, json.dumps(order).encode())).needs_chain
+    await ingest_shopify(worker_pool, tenant, refund_body(order, "45.85", "USD"),
                          topic="refunds/create")
-    await run_chain(runtime_pool, tenant)
+    await run_chain(worker_pool, tenant)
 
-    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+    async with tenant_transaction(worker_pool, tenant.tenant_id) as conn:
         entries = [tuple(r) for r in await conn.fetch(
             "SELECT kind, amount_minor, currency, sent_amount_minor, sent_currency"
             " FROM revenue_entries ORDER BY kind DESC")]

@@ -56,12 +56,12 @@ async def attribute(pool, tenant) -> None:
                      await recompute_pending(pool, tenant.tenant_id, batch_size=10))
 
 
-async def test_an_update_without_attribution_keeps_the_earlier_hints(runtime_pool, tenant_factory):
+async def test_an_update_without_attribution_keeps_the_earlier_hints(worker_pool, tenant_factory):
     tenant = tenant_factory()
-    await send_standard(runtime_pool, tenant, CREATED, "msg_created")
-    assert (await send_standard(runtime_pool, tenant, UPDATED, "msg_updated")).needs_chain
-    await attribute(runtime_pool, tenant)
-    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+    await send_standard(worker_pool, tenant, CREATED, "msg_created")
+    assert (await send_standard(worker_pool, tenant, UPDATED, "msg_updated")).needs_chain
+    await attribute(worker_pool, tenant)
+    async with tenant_transaction(worker_pool, tenant.tenant_id) as conn:
         hints = await conn.fetchval("SELECT hints FROM orders WHERE external_order_id = 'A-1001'")
         allocations = await model_allocations(conn, "A-1001")
     assert (hints["utm_source"], hints["utm_medium"], hints["utm_campaign"]) == (

@@ -51,8 +51,8 @@ async def attacker_rewrites(shop: Shop) -> None:
     await claim(shop, "attacker", ORDERED_AT - MINUTE, customer_ref=EMAIL_OF_BUYER.lower())
 
 
-async def test_a_claim_posted_after_the_order_does_not_move_its_credit(database, runtime_pool):
-    shop = Shop(database, runtime_pool)
+async def test_a_claim_posted_after_the_order_does_not_move_its_credit(database, worker_pool):
+    shop = Shop(database, worker_pool)
     await shop.visit("buyer", SEARCH, ORDERED_AT - 40 * MINUTE)
     await claim(shop, "buyer", ORDERED_AT - 35 * MINUTE, customer_ref=EMAIL_OF_BUYER)
     await order_by_email(shop, 9101)
@@ -64,8 +64,8 @@ async def test_a_claim_posted_after_the_order_does_not_move_its_credit(database,
     assert await stitched(shop, "9101") == ("buyer", ["paid_search"])
 
 
-async def test_a_claim_after_an_unlinked_order_does_not_give_it_a_journey(database, runtime_pool):
-    shop = Shop(database, runtime_pool)
+async def test_a_claim_after_an_unlinked_order_does_not_give_it_a_journey(database, worker_pool):
+    shop = Shop(database, worker_pool)
     await order_by_email(shop, 9201)
     await shop.run_chain()
     before = await stitched(shop, "9201")
@@ -77,9 +77,9 @@ async def test_a_claim_after_an_unlinked_order_does_not_give_it_a_journey(databa
 
 
 async def test_the_first_claim_of_a_key_wins_over_a_later_one_claiming_a_later_time(
-    database, runtime_pool
+    database, worker_pool
 ):
-    shop = Shop(database, runtime_pool)
+    shop = Shop(database, worker_pool)
     await shop.visit("buyer", SEARCH, ORDERED_AT - 40 * MINUTE)
     await claim(shop, "buyer", ORDERED_AT - 35 * MINUTE, customer_ref=EMAIL_OF_BUYER)
     # Received later, before the order, claiming a time nearer to it.
@@ -90,8 +90,8 @@ async def test_the_first_claim_of_a_key_wins_over_a_later_one_claiming_a_later_t
     assert await stitched(shop, "9301") == ("buyer", ["paid_search"])
 
 
-async def test_a_stronger_key_is_not_overridden_by_a_customer_reference(database, runtime_pool):
-    shop = Shop(database, runtime_pool)
+async def test_a_stronger_key_is_not_overridden_by_a_customer_reference(database, worker_pool):
+    shop = Shop(database, worker_pool)
     await shop.visit("buyer", SEARCH, ORDERED_AT - 40 * MINUTE)
     await claim(shop, "buyer", ORDERED_AT - 35 * MINUTE, checkout_token="chk-9401")
     await shop.visit("attacker", SOCIAL, ORDERED_AT - 10 * MINUTE)

@@ -39,22 +39,22 @@ def refund(order_id: str, capture_id: str, refund_id: str, value: str) -> dict:
                                     "rel": "up", "method": "GET"}]}}
 
 
-async def test_a_paypal_refund_lowers_the_order_by_exactly_its_amount(database: Settings, runtime_pool):
+async def test_a_paypal_refund_lowers_the_order_by_exactly_its_amount(database: Settings, worker_pool):
     tenant = create_tenant(database)
     provider = PayPalProvider()
     # The refund arrives first: the ledger keeps it and applies it when the capture arrives.
     for document in (refund("8PP000ORDER1", "3PP000CAPT1", "5PP000REF1", "4.20"),
                      capture("8PP000ORDER1", "3PP000CAPT1", "30.00")):
         delivery = provider.parse(json.dumps(document).encode(), {})
-        result = await ingest(runtime_pool, tenant_id=tenant.tenant_id, source_id=tenant.source_id,
+        result = await ingest(worker_pool, tenant_id=tenant.tenant_id, source_id=tenant.source_id,
                               provider="paypal", delivery=delivery, chain_stale=timedelta(seconds=60))
         assert result.status == "accepted"
     job = uuid.uuid4()
-    await start_run(runtime_pool, tenant.tenant_id, job)
-    await finish_run(runtime_pool, tenant.tenant_id, job,
-                     await recompute_pending(runtime_pool, tenant.tenant_id, batch_size=10))
-    await refresh_tenant(runtime_pool, tenant.tenant_id)
-    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+    await start_run(worker_pool, tenant.tenant_id, job)
+    await finish_run(worker_pool, tenant.tenant_id, job,
+                     await recompute_pending(worker_pool, tenant.tenant_id, batch_size=10))
+    await refresh_tenant(worker_pool, tenant.tenant_id)
+    async with tenant_transaction(worker_pool, tenant.tenant_id) as conn:
         view = await order_attribution(conn, "paypal", "8PP000ORDER1")
     assert (view["gross_cents"], view["refunded_cents"], view["revenue_cents"]) == (3000, 420, 2580)
     for model in view["models"].values():

@@ -305,6 +305,21 @@ def test_customer_ref_falls_back_from_email_to_contact_email_to_the_customer(cha
     assert parse({**STITCH_ORDER, **change}).stitch.customer_ref == customer_ref
 
 
+@pytest.mark.parametrize(
+    ("customer", "customer_ref"),
+    [
+        ({"id": 4206822293653}, "shopify:customer:4206822293653"),
+        ({"id": 4206822293653, "email": "c@example.invalid"}, "c@example.invalid"),
+        ({"id": None}, None),
+        ({"id": True}, None),
+    ],
+)
+def test_an_order_without_an_email_names_its_customer_by_the_shopify_customer_id(
+        customer, customer_ref):
+    order = {**STITCH_ORDER, "email": None, "contact_email": None, "customer": customer}
+    assert parse(order).stitch.customer_ref == customer_ref
+
+
 def too_long(field: str) -> str:
     limit = {"visitor_id": 128, "checkout_token": 256, "cart_token": 256, "customer_ref": 320}
     return "x" * (limit[field] + 1)

@@ -154,10 +154,13 @@ EXPECTED_REAL_DEDUPE_KEYS = {
     "charge.succeeded__lago_eur_api_docs_charge.json": "event:evt_1LCflrDu4p87RxPw3rxrRLSc",
 }
 
-# Only the Checkout Session names its buyer; the other real payloads carry no stitch reference.
+# The Checkout Session names its buyer by email; one PaymentIntent only by its Stripe customer;
+# the other real payloads carry no stitch reference.
 EXPECTED_REAL_STITCH = {
     "checkout.session.completed__stripe_cli_payment_mode.json":
         StitchRefs(customer_ref="stripe@example.com"),
+    "payment_intent.succeeded__lago_eur_metadata.json":
+        StitchRefs(customer_ref="stripe:customer:cus_SOXv8CncjHqSEv"),
 }
 
 
@@ -433,6 +436,19 @@ def test_charge_buyer_is_its_receipt_email_else_its_billing_email():
     assert parse(charge(billing_details="billing@example.invalid")).stitch == StitchRefs()
 
 
+@pytest.mark.parametrize(
+    ("customer", "customer_ref"),
+    [("cus_SOXv8CncjHqSEv", "stripe:customer:cus_SOXv8CncjHqSEv"),
+     ({"id": "cus_SOXv8CncjHqSEv", "object": "customer"}, "stripe:customer:cus_SOXv8CncjHqSEv"),
+     (None, None), ("", None)],
+)
+def test_a_charge_without_an_email_names_its_customer_by_the_stripe_customer_id(
+        customer, customer_ref):
+    assert parse(charge(customer=customer)).stitch.customer_ref == customer_ref
+    with_email = charge(customer=customer, receipt_email="receipt@example.invalid")
+    assert parse(with_email).stitch.customer_ref == "receipt@example.invalid"
+
+
 def test_refunded_charge_keeps_its_stitch_refs():
     body = own_fixture("charge.refunded__partial_two_refunds.json")
     assert verified_delivery(body).stitch == StitchRefs(
@@ -451,6 +467,9 @@ def with_stitch_value(field: str, value) -> dict:
     for parent in parents:
         node = node[parent]
     node[key] = value
+    if field == "customer_ref":
+        # Else the Stripe customer id would name the buyer in the email's place.
+        payload["data"]["object"]["customer"] = None
     return payload
 
 

@@ -339,10 +339,26 @@ def test_stitch_refs_are_never_shown_or_kept():
     assert_redacted_copy_parses_to_the_same_event(delivery, "order.updated")
 
 
+@pytest.mark.parametrize(
+    ("customer_id", "customer_ref"),
+    [(12, "woocommerce:customer:12"), (0, None), (None, None), ("12", "woocommerce:customer:12")],
+)
+def test_an_order_without_a_billing_email_names_its_customer_by_the_customer_id(
+        customer_id, customer_ref):
+    payload = copy.deepcopy(STITCH_ORDER)
+    payload["billing"]["email"] = ""
+    payload["customer_id"] = customer_id
+    assert parse(payload, "order.updated").stitch.customer_ref == customer_ref
+    payload["billing"]["email"] = "billing@example.invalid"
+    assert parse(payload, "order.updated").stitch.customer_ref == "billing@example.invalid"
+
+
 def with_stitch_value(field: str, value) -> dict:
     payload = copy.deepcopy(STITCH_ORDER)
     if field == "customer_ref":
         payload["billing"]["email"] = value
+        # Else the customer id would name the buyer in the email's place.
+        payload["customer_id"] = 0
     else:
         for entry in payload["meta_data"]:
             if entry["key"] == STITCH_META[field]:
@@ -377,8 +393,9 @@ def test_the_first_visitor_id_meta_entry_wins():
 
 
 @pytest.mark.parametrize("billing", [None, "casey.sample@example.invalid", [], {"email": None}])
-def test_billing_without_an_email_gives_no_customer_ref(billing):
-    assert parse({**STITCH_ORDER, "billing": billing}).stitch.customer_ref is None
+def test_a_guest_without_a_billing_email_gives_no_customer_ref(billing):
+    guest = {**STITCH_ORDER, "billing": billing, "customer_id": 0}
+    assert parse(guest).stitch.customer_ref is None
 
 
 # --- ping --------------------------------------------------------------------------------

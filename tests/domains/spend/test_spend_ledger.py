@@ -3,6 +3,7 @@ keeps tenants apart, and reads convert at the day's rate or flag the missing rat
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import date
 from decimal import Decimal
@@ -142,3 +143,54 @@ async def test_a_large_batch_loads_at_the_target_rate(runtime_pool, tenant_facto
     # The target is 50,000 rows/s; a shared test machine gets a generous margin.
     assert elapsed < 5, f"{50_000 / elapsed:.0f} rows/s"
     print(f"spend upsert: {50_000 / elapsed:.0f} rows/s")
+
+
+async def test_replacing_days_removes_what_the_new_rows_lack_in_that_range_only(
+        runtime_pool, tenant_factory) -> None:
+    tenant = tenant_factory()
+    await ledger.store(runtime_pool, tenant.tenant_id, [
+        spend("2026-11-30"), spend("2026-12-01"), spend("2026-12-01", campaign="gone"),
+        spend("2026-12-02"), spend("2026-12-01", account_id="act_2")])
+    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+        assert await ledger.replace_days(conn, tenant.tenant_id, "meta", "act_1",
+                                         date(2026, 12, 1), date(2026, 12, 2),
+                                         [spend("2026-12-01", amount="7.00")]) == 1
+        with pytest.raises(ValueError, match="outside"):
+            await ledger.replace_days(conn, tenant.tenant_id, "meta", "act_1",
+                                      date(2026, 12, 1), date(2026, 12, 1), [spend("2026-12-03")])
+    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+        rows = [tuple(r) for r in await conn.fetch(
+            "SELECT day::text, account_id, campaign_id, spend_minor FROM ad_spend"
+            " ORDER BY day, account_id, campaign_id")]
+    assert rows == [("2026-11-30", "act_1", "c1", 5000), ("2026-12-01", "act_1", "c1", 700),
+                    ("2026-12-01", "act_2", "c1", 5000)]
+
+
+async def test_two_replacements_of_one_account_wait_for_each_other(runtime_pool,
+                                                                   tenant_factory) -> None:
+    """Without the lock the second's DELETE would not see the first's uncommitted rows and
+    both would survive: here the first holds its transaction open until the second waits."""
+    tenant = tenant_factory()
+    day = date(2026, 12, 1)
+
+    async def second() -> None:
+        async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+            await ledger.replace_days(conn, tenant.tenant_id, "meta", "act_1", day, day,
+                                      [spend(campaign="second")])
+
+    async def waiting_for_a_lock() -> int:
+        return await runtime_pool.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+
+    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+        await ledger.replace_days(conn, tenant.tenant_id, "meta", "act_1", day, day,
+                                  [spend(campaign="first")])
+        waiting = asyncio.create_task(second())
+        deadline = time.monotonic() + 10
+        while not await waiting_for_a_lock():
+            assert not waiting.done(), "the second replacement did not wait for the first"
+            assert time.monotonic() < deadline, "the second replacement never reached the lock"
+            await asyncio.sleep(0.01)
+    await waiting
+    assert [r[1] for r in await stored(runtime_pool, tenant.tenant_id)] == ["second"]

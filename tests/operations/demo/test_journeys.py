@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -14,8 +15,10 @@ from skeldir.domains.ingestion.event import EntryKind
 from skeldir.domains.ingestion.provider import VerificationContext
 from skeldir.domains.ingestion.touchpoints import Touchpoint, validate
 from skeldir.domains.providers.registry import PROVIDERS
-from skeldir.operations.demo import deliveries, journeys
-from skeldir.operations.demo.journeys import Identify, Visit, demo_day
+from skeldir.domains.spend.rows import SpendRow
+from skeldir.domains.spend.rows import validate as validate_spend
+from skeldir.operations.demo import campaigns, deliveries, journeys
+from skeldir.operations.demo.journeys import Identify, Visit, demo_day, demo_period
 from skeldir.operations.demo.payloads import (
     SOURCE_OF_CHECKOUT,
     external_order_id,
@@ -162,3 +165,100 @@ def test_fresh_signing_secrets_differ_each_time():
     first, second = deliveries.new_secrets(), deliveries.new_secrets()
     assert set(first) == {"shopify", "stripe", "woocommerce", "paypal", "standard"}
     assert all(first[name] != second[name] for name in first)
+
+
+# --- the period: 90 days, returning customers, ad spend -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def period() -> journeys.Day:
+    return demo_period(seed=5, visitors=40, now=NOON)
+
+
+def test_the_period_spreads_orders_over_every_one_of_its_90_days(period):
+    first = (NOON - timedelta(days=89)).date()
+    days = Counter(order.ordered_at.date() for order in period.orders)
+    assert sorted(days) == [first + timedelta(days=n) for n in range(90)]
+    assert all(order.ordered_at <= NOON for order in period.orders)
+    assert [o.number for o in period.orders] == list(range(1001, 1001 + len(period.orders)))
+    assert len(period.touchpoints) == len({t.touchpoint_id for t in period.touchpoints})
+    assert demo_period(seed=5, visitors=40, now=NOON) == period
+
+
+def test_the_clock_only_cuts_the_current_day_and_moves_times():
+    earlier = demo_period(seed=5, visitors=40, now=NOON, days=5)
+    later = demo_period(seed=5, visitors=40, now=NOON + timedelta(hours=3), days=5)
+
+    def drawn(order: journeys.Order) -> tuple:
+        return (order.number, order.key, order.checkout, order.currency, order.lines,
+                order.customer_ref, order.ordered_at)
+
+    assert [drawn(o) for o in later.orders if o.ordered_at <= NOON] == [
+        drawn(o) for o in earlier.orders]
+    assert len(later.orders) > len(earlier.orders)
+    assert [t for t in later.touchpoints if t.occurred_at <= NOON] == list(earlier.touchpoints)
+    # Earlier days' spend is fixed; today's is what was spent by then.
+    before_today = [row for row in earlier.spend if row["date"] != NOON.date().isoformat()]
+    assert before_today == [row for row in later.spend if row["date"] != NOON.date().isoformat()]
+
+
+def test_returning_customers_reuse_the_email_checkout_and_currency_of_an_earlier_order(period):
+    first_orders: dict[str, journeys.Order] = {}
+    for order in sorted(period.orders, key=lambda o: o.ordered_at):
+        earlier = first_orders.get(order.customer_ref)
+        assert order.returning == (earlier is not None)
+        if earlier is None:
+            first_orders[order.customer_ref] = order
+        else:
+            assert earlier.ordered_at.date() < order.ordered_at.date()
+            assert (order.checkout, order.currency) == (earlier.checkout, earlier.currency)
+    returning = sum(order.returning for order in period.orders)
+    assert 0.1 < returning / len(period.orders) < 0.35
+
+
+def test_every_ad_has_one_valid_spend_row_a_day_with_a_weekly_pattern(period):
+    rows = [validate_spend(row, index) for index, row in enumerate(period.spend)]
+    assert all(isinstance(row, SpendRow) for row in rows), rows
+    assert {row.platform for row in rows} == {"meta", "google_ads", "tiktok"}
+    assert Counter(row.ad_id for row in rows) == {ad.ad_id: 90 for ad in campaigns.ADS}
+    assert len({row.key for row in rows}) == len(rows)
+    by_weekday = Counter()
+    for row in rows:
+        by_weekday[row.day.weekday()] += row.spend_minor
+    # Weekdays outspend the weekend in every week on average, despite the noise.
+    assert min(by_weekday[d] for d in range(5)) > max(by_weekday[5], by_weekday[6])
+    # The current day has spent only its share so far (noon: about half a day).
+    today = [row.spend_minor for row in rows if row.day == NOON.date()]
+    yesterday = [row.spend_minor for row in rows if row.day == NOON.date() - timedelta(days=1)]
+    assert sum(today) < 0.8 * sum(yesterday)
+
+
+def test_ad_clicks_carry_the_campaign_ad_set_and_ad_ids_and_the_platform_click_id(period):
+    ads = {ad.ad_id: ad for ad in campaigns.ADS}
+    seen_platforms = set()
+    for touchpoint in period.touchpoints:
+        if not isinstance(touchpoint, Visit):
+            continue
+        query = dict(parse_qsl(urlsplit(touchpoint.landing.url).query))
+        if "utm_id" not in query:
+            assert touchpoint.landing.channel not in ("paid_social",)
+            continue
+        ad = ads[query[campaigns.AD_URL_PARAMS["ad"]]]
+        assert query["utm_id"] == ad.campaign_id
+        assert query[campaigns.AD_URL_PARAMS["adset"]] == ad.adset_id
+        assert query["utm_campaign"] == ad.campaign_name
+        assert ad.click_id in query
+        assert touchpoint.landing.channel == ad.channel
+        seen_platforms.add(ad.platform)
+    assert seen_platforms == {"meta", "google_ads", "tiktok"}
+
+
+def test_a_periods_requests_verify_and_carry_the_customers_email():
+    period = demo_period(seed=3, visitors=20, now=NOON, days=3)
+    for order in period.orders:
+        for message in messages(order):
+            request = deliveries.signed(message, SECRETS[message.source], int(NOON.timestamp()))
+            headers = {name.lower(): value for name, value in request.headers.items()}
+            delivery = PROVIDERS[request.source].parse(request.body, headers)
+            if delivery.event.has_order_snapshot:
+                assert delivery.stitch.customer_ref == order.customer_ref

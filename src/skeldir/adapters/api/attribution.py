@@ -17,7 +17,6 @@ from skeldir.adapters.api.report_params import (
 )
 from skeldir.adapters.api.report_schemas import ChannelTable
 from skeldir.adapters.api.tenant_connection import TenantConnection
-from skeldir.base.db import tenant_transaction
 from skeldir.base.http.problems import problem
 from skeldir.domains.attribution.explain import explained_path
 from skeldir.domains.reporting.channel_reads import channel_rows
@@ -47,7 +46,7 @@ async def get_order_attribution(
     if "\x00" in provider + external_order_id + (store or ""):
         # No stored id holds a NUL, and PostgreSQL refuses one even as a query parameter.
         raise HTTPException(404, "no such order for this tenant")
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
+    async with request.app.state.reads.tenant_transaction(principal.tenant_id) as conn:
         try:
             result = await order_attribution(conn, provider, external_order_id, store)
         except AmbiguousOrder as exc:

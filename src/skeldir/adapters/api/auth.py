@@ -49,7 +49,7 @@ async def _require(request: Request, scopes: frozenset[str], denied: str) -> Pri
     # without spending the tenant's API budget, or anyone holding it could exhaust that budget.
     if principal.scope not in scopes:
         raise HTTPException(403, denied)
-    rate_limits.enforce(request, rate_limits.API, principal.tenant_id)
+    await rate_limits.enforce(request, rate_limits.API, principal.tenant_id)
     return principal
 
 

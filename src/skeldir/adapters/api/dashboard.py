@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
 from skeldir.adapters.api.auth import Principal, require_reader
 from skeldir.adapters.api.problem_responses import problem_responses
 from skeldir.adapters.api.tenant_connection import TenantConnection
+from skeldir.domains.connectors import store as connector_store
 
 router = APIRouter(tags=["dashboard"])
 
@@ -83,9 +84,10 @@ def _iso(moment) -> str | None:
     responses=problem_responses(401, 403),
 )
 async def status(
-    principal: Principal = Depends(require_reader), *, conn: TenantConnection
+    request: Request, principal: Principal = Depends(require_reader), *, conn: TenantConnection
 ) -> dict:
     row = await conn.fetchrow(_STATUS_SQL, principal.tenant_id)
+    connectors = await connector_store.listed(conn)
     oldest = row["oldest_pending_at"]
     return {
         "tenant_id": str(principal.tenant_id),
@@ -109,4 +111,13 @@ async def status(
             "last_attributed_at": _iso(row["last_attributed_at"]),
             "reports_fresh": row["pending_orders"] == 0 and row["report_dirty_orders"] == 0,
         },
+        # Whether reads go to the read replica, and how far behind it is.
+        "read_replica": request.app.state.reads.status(),
+        # Spend connectors: needs_reauth asks the account's owner for a new grant.
+        "connectors": [
+            {key: value for key, value in c.public(row["now"]).items()
+             if key in ("connector_id", "platform", "account_id", "status", "last_error",
+                        "last_pull_at", "last_success_at", "lag_seconds")}
+            for c in connectors
+        ],
     }

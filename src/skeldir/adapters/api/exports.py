@@ -1,4 +1,5 @@
-"""Export endpoints: channel performance and per-order allocations as CSV or Parquet files.
+"""Export endpoints: channel performance, per-order allocations and customer cohorts as CSV or
+Parquet files.
 
 An export is encoded as it is read (see reporting.exports) into a spooled file, and sent once
 its transaction has ended: a client that reads slowly, or never, holds a file for at most the
@@ -25,10 +26,13 @@ from skeldir.adapters.api.auth import Principal, require_reader
 from skeldir.adapters.api.problem_responses import READER_ERRORS
 from skeldir.adapters.api.report_params import (
     EXPORT_MAX_DAYS,
+    REPORT_MAX_DAYS,
     DayRange,
+    cohort_period,
+    cohort_split,
     currency_filter,
-    drill_down,
     day_range,
+    drill_down,
     optional_model,
     performance_level,
     required_model,
@@ -146,7 +150,7 @@ async def _export(
     slots = state.long_operations
     slots.take(principal.tenant_id, "exports")
     try:
-        spool = await _spool(state.pool, principal, encoded, settings.export_spool_memory_bytes)
+        spool = await _spool(state.reads.pool, principal, encoded, settings.export_spool_memory_bytes)
     except BaseException:
         slots.give_back(principal.tenant_id)
         raise
@@ -241,4 +245,35 @@ async def performance_export(
             conn, model, level, days.start, days.end, currency, drill
         ),
         _filename(f"performance_{level}", days, model),
+    )
+
+
+# The cohorts' curves grow with the square of the window's periods: a report's window at most.
+cohort_days = day_range(REPORT_MAX_DAYS)
+
+
+@router.get(
+    "/cohorts.{file_format}",
+    name="cohorts",
+    summary="The cohort report (one row per cohort, channel and period; then the orders without"
+    " a customer) as a CSV or Parquet file",
+    response_class=StreamingResponse,
+    responses=_FILE_RESPONSE,
+)
+async def cohort_export(
+    request: Request,
+    file_format: FileFormat,
+    principal: Principal = Depends(require_reader),
+    days: DayRange = Depends(cohort_days),
+    period: str = Depends(cohort_period),
+    model: str | None = Depends(cohort_split),
+) -> Response:
+    return await _export(
+        request,
+        principal,
+        exports.COHORTS,
+        file_format,
+        lambda conn: exports.cohort_rows(conn, period, days.start, days.end, model),
+        "_".join(["cohorts", period, *([model] if model else []), str(days.start),
+                  str(days.end)]),
     )

@@ -83,7 +83,7 @@ async def list_events(
     paging: PageRequest = Depends(page_request),
 ) -> EventPage:
     rows = await event_log.list_events(
-        request.app.state.pool,
+        request.app.state.reads.pool,
         principal.tenant_id,
         filters,
         limit=paging.limit + 1,
@@ -109,7 +109,7 @@ async def list_dead_events(
     paging: PageRequest = Depends(page_request),
 ) -> DeadEventPage:
     rows = await dead_letters.list_dead_events(
-        request.app.state.pool,
+        request.app.state.reads.pool,
         principal.tenant_id,
         filters,
         status=status,

@@ -14,6 +14,7 @@ from pydantic import BeforeValidator
 from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS, RULE_BASED_MODELS
 from skeldir.domains.reporting.performance import LEVELS, DrillDown
+from skeldir.domains.reporting.cohorts import PERIODS
 
 MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
 REPORT_MAX_DAYS = 366
@@ -115,6 +116,35 @@ def drill_down(
     ),
 ) -> DrillDown:
     return DrillDown(channel, platform, campaign_id)
+SPLITS = ("first_touch_channel",)
+
+
+def cohort_period(
+    period: str = Query(default="month", description="`month` (UTC) or `week` (ISO, from Monday)"),
+) -> str:
+    if period not in PERIODS:
+        raise HTTPException(400, f"unknown period; known: {', '.join(PERIODS)}")
+    return period
+
+
+def cohort_split(
+    by: str | None = Query(
+        default=None,
+        description="`first_touch_channel`: one row per cohort and acquiring channel, the"
+        " channel `model` credits the most of the customer's first order (default model"
+        " `first_touch`: the channel of its first touch)"),
+    model: str | None = Query(
+        default=None, description="With `by`: the model naming the acquiring channel; "
+        + ", ".join(MODELS)),
+) -> str | None:
+    """The model naming the acquiring channel, or None for no split."""
+    if by is None:
+        if model is not None:
+            raise HTTPException(400, "model needs by=first_touch_channel")
+        return None
+    if by not in SPLITS:
+        raise HTTPException(400, f"unknown split; known: {', '.join(SPLITS)}")
+    return required_model(model or "first_touch")
 
 
 @dataclass(frozen=True)
@@ -163,16 +193,16 @@ async def report_page(
     sort_fields: tuple[str, ...],
     read: Callable[[tuple | None, int], Awaitable[list]],
     *,
-    by_day: bool = True,
+    day_field: str | None = "day",
 ) -> dict:
-    """One keyset page of a report sorted by day, then by the text `sort_fields` (by those
-    alone when not `by_day`): `read(after, n)` fetches at most n rows after the sort key
-    `after` (None: from the start)."""
-    if by_day:
+    """One keyset page of a report sorted by day (the rows' `day_field`), then by the text
+    `sort_fields` (by those alone when `day_field` is None): `read(after, n)` fetches at most n
+    rows after the sort key `after` (None: from the start)."""
+    if day_field is not None:
         after = day_key_after(paging.cursor, 1 + len(sort_fields))
 
         def sort_key(r) -> tuple:
-            return (r["day"].isoformat(), *(r[f] for f in sort_fields))
+            return (r[day_field].isoformat(), *(r[f] for f in sort_fields))
     else:
         after = text_key_after(paging.cursor, len(sort_fields))
 

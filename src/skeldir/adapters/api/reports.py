@@ -1,4 +1,5 @@
-"""Report endpoints: daily revenue, channel performance, model comparison, an order explained.
+"""Report endpoints: daily revenue, channel performance, model comparison, customer cohorts, an
+order explained.
 
 Lists are keyset-paged (see api.pagination); totals and comparisons are bounded by the number
 of channels and currencies, so they come whole.
@@ -9,14 +10,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from skeldir.adapters.api.attribution import get_order_attribution
+from skeldir.adapters.api.cohort_schemas import CohortPage
 from skeldir.adapters.api.auth import Principal, require_reader
 from skeldir.adapters.api.order_schemas import OrderExplanation
 from skeldir.adapters.api.problem_responses import READER_ERRORS, problem_responses
 from skeldir.adapters.api.report_params import (
     MODELS,
     REPORT_MAX_DAYS,
+    SPLITS,
     DayRange,
     PageRequest,
+    cohort_period,
+    cohort_split,
     currency_filter,
     drill_down,
     day_range,
@@ -34,8 +39,10 @@ from skeldir.adapters.api.report_schemas import (
 )
 from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
+from skeldir.domains.reporting.cohorts import cohorts, no_customer
 from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
 from skeldir.domains.reporting.performance import KEY_FIELDS, DrillDown, performance_rows
+from skeldir.domains.spend.reads import reporting_currency
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
@@ -153,7 +160,7 @@ async def performance(
         lambda after, n: performance_rows(
             conn, model, level, days.start, days.end, currency, after, n, drill
         ),
-        by_day=False,
+        day_field=None,
     )
     return {"model": model, "level": level, **report}
 
@@ -167,3 +174,36 @@ router.add_api_route(
     response_model=OrderExplanation,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
+
+
+@router.get(
+    "/cohorts",
+    summary="Customers acquired per period, their revenue in each later period, repeat rate",
+    response_model=CohortPage,
+    responses=READER_ERRORS,
+)
+async def cohort_report(
+    principal: Principal = Depends(require_reader),
+    days: DayRange = Depends(report_days),
+    period: str = Depends(cohort_period),
+    model: str | None = Depends(cohort_split),
+    paging: PageRequest = Depends(page_request),
+    *,
+    conn: TenantConnection,
+) -> dict:
+    async def read(after: tuple | None, n: int) -> list[dict]:
+        rows = await cohorts(conn, period, days.start, days.end, model)
+        if after is not None:
+            rows = [r for r in rows if (r["cohort"], *([r["channel"]] if model else []))
+                    > tuple(after)]
+        return rows[:n]
+
+    report = await report_page(days, paging, ("channel",) if model else (), read, day_field="cohort")
+    return {
+        **report,
+        "period": period,
+        "by": SPLITS[0] if model else None,
+        "model": model,
+        "reporting_currency": await reporting_currency(conn),
+        "no_customer": await no_customer(conn, period, days.start, days.end),
+    }

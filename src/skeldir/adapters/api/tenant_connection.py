@@ -1,5 +1,7 @@
 """The reader's tenant transaction as a typed dependency, for routes that need one for their body.
 
+It is for reads only: it may run on the read replica.
+
 Routes that manage their own transactions (exports, streams, operations) open them themselves.
 """
 
@@ -12,13 +14,13 @@ import asyncpg
 from fastapi import Depends, Request
 
 from skeldir.adapters.api.auth import Principal, require_reader
-from skeldir.base.db import tenant_transaction
 
 
 async def reader_transaction(
     request: Request, principal: Principal = Depends(require_reader)
 ) -> AsyncIterator[asyncpg.Connection]:
-    async with tenant_transaction(request.app.state.pool, principal.tenant_id) as conn:
+    # Reads only: on the read replica while it keeps up (base/read_replica.py).
+    async with request.app.state.reads.tenant_transaction(principal.tenant_id) as conn:
         yield conn
 
 

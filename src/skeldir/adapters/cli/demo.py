@@ -15,11 +15,20 @@ import psycopg
 from skeldir.adapters.cli.output import emit
 from skeldir.adapters.cli.root import main, operator_errors, operator_settings
 from skeldir.operations.demo.deliveries import new_secrets
-from skeldir.operations.demo.journeys import MIN_VISITORS, Day, Identify, demo_day
+from skeldir.operations.demo.journeys import (
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    MIN_VISITORS,
+    Day,
+    Identify,
+    demo_period,
+)
 from skeldir.operations.demo.sender import (
     DemoError,
     check_api,
     learn_weights,
+    reattribute,
+    send_spend,
     send_touchpoints,
     send_webhooks,
     wait_until_reported,
@@ -30,10 +39,17 @@ from skeldir.operations.demo.tenant import DemoTenant, create_demo_tenant
 @main.command()
 @click.option(
     "--visitors",
-    default=200,
+    default=60,
     show_default=True,
     type=click.IntRange(MIN_VISITORS, 5000),
-    help="Visitors of the day; about 3 in 10 buy.",
+    help="Visitors on an ordinary day (more on weekdays and later days); about 3 in 10 buy.",
+)
+@click.option(
+    "--days",
+    default=DEFAULT_DAYS,
+    show_default=True,
+    type=click.IntRange(1, MAX_DAYS),
+    help="Days of traffic, orders and ad spend, ending today.",
 )
 @click.option(
     "--seed",
@@ -58,10 +74,17 @@ from skeldir.operations.demo.tenant import DemoTenant, create_demo_tenant
 )
 @click.pass_context
 def demo(
-    ctx: click.Context, visitors: int, seed: int | None, timeout: int, name: str, as_json: bool
+    ctx: click.Context,
+    visitors: int,
+    days: int,
+    seed: int | None,
+    timeout: int,
+    name: str,
+    as_json: bool,
 ) -> None:
-    """Create a demo tenant with a source per platform, send it a day of signed webhooks and
-    touchpoints over HTTP, wait until every order is attributed, and print the dashboard URL."""
+    """Create a demo tenant with a source per platform, send it days of ad spend, signed
+    webhooks and touchpoints over HTTP, wait until every order is attributed, and print the
+    dashboard URL."""
     settings = operator_settings(ctx)
     public_url = settings.public_url.rstrip("/")
     seed = secrets.randbelow(1_000_000) if seed is None else seed
@@ -72,8 +95,8 @@ def demo(
         _say(
             f"tenant {tenant.tenant_id} with a source for each of {', '.join(tenant.webhook_urls)}"
         )
-        day = demo_day(seed, visitors, datetime.now(timezone.utc))
-        _describe(day, seed, visitors)
+        day = demo_period(seed, visitors, datetime.now(timezone.utc), days)
+        _describe(day, seed, days)
         try:
             _send_and_wait(client, public_url, tenant, day, signing_secrets, timeout)
         except DemoError as exc:
@@ -105,6 +128,7 @@ def _send_and_wait(
     timeout: int,
 ) -> None:
     started = time.monotonic()
+    _say(f"loaded {send_spend(client, public_url, tenant.api_key, day)} rows of ad spend")
     _say(f"sent {send_touchpoints(client, public_url, tenant.collect_key, day)} touchpoints")
     sent = send_webhooks(client, day, tenant.webhook_urls, signing_secrets)
     by_source = ", ".join(f"{source} {count}" for source, count in sorted(sent.items()))
@@ -120,21 +144,27 @@ def _send_and_wait(
 
     wait_until_reported(client, public_url, tenant.api_key, timeout, progress)
     learned = learn_weights(client, public_url, tenant.api_key)
+    first = min(order.ordered_at for order in day.orders).date()
+    today = datetime.now(timezone.utc).date()
+    marked = reattribute(client, public_url, tenant.api_key, first, today)
     _say(
         f"learned the Markov and Shapley weights from {learned['learned'][0]['journeys']}"
-        f" journeys; re-attributing {learned['orders_marked']} orders under all eight models"
+        f" journeys; re-attributing {marked} orders under all eight models"
     )
     wait_until_reported(client, public_url, tenant.api_key, timeout, progress)
 
 
-def _describe(day: Day, seed: int, visitors: int) -> None:
+def _describe(day: Day, seed: int, days: int) -> None:
     visits = sum(not isinstance(t, Identify) for t in day.touchpoints)
+    visitors = len({t.visitor_id for t in day.touchpoints})
     currencies = ", ".join(sorted(day.net_by_currency()))
     refunds = sum(len(order.refunds) for order in day.orders)
+    returning = sum(order.returning for order in day.orders)
     paypal = sum(order.checkout == "paypal" for order in day.orders)
     _say(
-        f"seed {seed}: {visitors} visitors, {visits} visits, {len(day.orders)} orders"
-        f" ({currencies}), {_count(refunds, 'refund')}"
+        f"seed {seed}: {_count(days, 'day')}, {visitors} visitors, {visits} visits,"
+        f" {len(day.orders)} orders ({currencies}; {returning} from returning customers),"
+        f" {_count(refunds, 'refund')}"
     )
     _say(
         "PayPal signs with its own certificate, which nothing local can produce:"

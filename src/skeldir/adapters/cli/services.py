@@ -64,6 +64,11 @@ def api(ctx: click.Context, host: str, port: int) -> None:
 def worker(ctx: click.Context, beat: bool) -> None:
     """Run a Celery worker alone, for deployments."""
     settings = settings_of(ctx)
+    if not settings.worker_database_url:
+        raise click.ClickException(
+            "SKELDIR_WORKER_DATABASE_URL is not set: the worker connects as a role of its own"
+            " (docs/operations.md)"
+        )
     configure_logging(settings.log_level, component="worker")
     run_worker(settings, beat=beat)
 

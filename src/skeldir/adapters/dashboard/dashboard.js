@@ -22,7 +22,10 @@ const EXPONENTS = {
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const state = { key: null, scope: null, tenantId: null, offeredKey: null, model: DEFAULT_MODEL, from: null, to: null,
-  clockOffsetMs: 0, refreshing: false, refreshAgain: false, timer: null };
+  clockOffsetMs: 0, refreshing: false, refreshAgain: false, timer: null,
+  // Column sorts by table id; the reporting currency; whether the server has the performance
+  // report (null: not asked yet); the drill-down's trail of { level, id, label }.
+  sorts: {}, reportingCurrency: null, performance: null, drill: [] };
 
 // ---- formatting ----
 
@@ -205,6 +208,21 @@ function renderStatus(status) {
   fresh.dataset.fresh = String(freshness.reports_fresh);
   fresh.classList.toggle("ok", freshness.reports_fresh);
   fresh.classList.toggle("warn", !freshness.reports_fresh);
+  renderConnectors(status.connectors || []);
+}
+
+// A connector whose grant was revoked or expired stays stale until its owner connects it again.
+function renderConnectors(connectors) {
+  const node = $("connectors-state");
+  const reauth = connectors.filter((c) => c.status === "needs_reauth");
+  const failing = connectors.filter((c) => c.status === "error");
+  node.textContent = !connectors.length ? "None"
+    : reauth.length ? `${reauth.length} need${reauth.length === 1 ? "s" : ""} reauthorisation`
+    : failing.length ? `${failing.length} failing` : `${connectors.length} OK`;
+  node.classList.toggle("warn", reauth.length + failing.length > 0);
+  node.classList.toggle("ok", connectors.length > 0 && !reauth.length && !failing.length);
+  show($("connectors-detail"), [...reauth, ...failing]
+    .map((c) => `${c.platform} ${c.account_id}: ${c.status}`).join("; "));
 }
 
 function setTime(node, iso) {
@@ -314,6 +332,342 @@ function channelTotals(currency, channels, items) {
     el("span", { class: "channel" }, "All channels"),
     el("span", { class: "amount" }, formatMoney(sum, currency))));
   return list;
+}
+
+// ---- sortable tables ----
+
+// A table whose column headings sort it (a second click reverses). `columns`: { key, label,
+// num, value(row) for sorting (null sorts last), cell(row) for display, data(row) for the
+// cell's data attributes }. The sort of each table (by id) outlives a refresh.
+function sortableTable(container, id, columns, rows, { sum = null, rowAttrs = () => ({}),
+  onRow = null, initial } = {}) {
+  const render = () => {
+    const sort = state.sorts[id] ?? initial;
+    const column = columns.find((c) => c.key === sort.key) ?? columns[0];
+    const direction = sort.desc ? -1 : 1;
+    const sorted = [...rows].sort((a, b) => {
+      const x = column.value(a), y = column.value(b);
+      if (x === null || y === null) return (x === null) - (y === null);
+      return (typeof x === "string" ? x.localeCompare(y) : x - y) * direction;
+    });
+    const header = el("tr", {}, ...columns.map((c) => {
+      const th = el("th", { scope: "col", class: c.num ? "num" : null, "data-key": c.key,
+        "aria-sort": c.key === column.key ? (sort.desc ? "descending" : "ascending") : "none",
+        tabindex: 0 }, c.label);
+      const resort = () => {
+        state.sorts[id] = { key: c.key, desc: c.key === column.key ? !sort.desc : Boolean(c.num) };
+        render();
+      };
+      th.addEventListener("click", resort);
+      th.addEventListener("keydown", (event) => { if (event.key === "Enter") resort(); });
+      return th;
+    }));
+    const cells = (row) => columns.map((c, index) => el(index ? "td" : "th",
+      { class: c.num ? "num" : null, scope: index ? null : "row", "data-key": c.key,
+        ...(c.data ? c.data(row) : {}) }, ...[c.cell(row)].flat()));
+    const body = sorted.map((row) => {
+      const tr = el("tr", { ...rowAttrs(row), class: onRow?.(row, true) ? "drillable" : null },
+        ...cells(row));
+      if (onRow?.(row, true)) tr.addEventListener("click", () => onRow(row, false));
+      return tr;
+    });
+    if (sum) body.push(el("tr", { class: "sum" }, ...cells(sum)));
+    container.replaceChildren(el("div", { class: "scroll" }, el("table",
+      { class: "table sortable", id, "data-sort": column.key },
+      el("thead", {}, header), el("tbody", {}, ...body))));
+  };
+  render();
+}
+
+function compareRatio(numerator, denominator) {
+  return denominator ? numerator / denominator : null;
+}
+
+function formatRatio(ratio) {
+  return ratio === null ? "–" : `${ratio.toFixed(2)}×`;
+}
+
+// ---- spend and return, in the reporting currency ----
+
+// The channel the default channel rules give each ad platform's clicks: spend is loaded per
+// platform, revenue is credited per channel.
+const PLATFORM_CHANNELS = { meta: "paid_social", tiktok: "paid_social",
+  google_ads: "paid_search", microsoft_ads: "paid_search" };
+
+// round(a * b / c), halves away from zero, in BigInt: money never passes through a float.
+function mulDivRound(a, b, c) {
+  let n = BigInt(a) * BigInt(b), d = BigInt(c);
+  if (d < 0n) { n = -n; d = -d; }
+  const half = (magnitude) => (2n * magnitude + d) / (2n * d);
+  return Number(n >= 0n ? half(n) : -half(-n));
+}
+
+// Channel figures come per currency. A (day, currency) converts at the rate its orders were
+// converted at: the daily revenue report's gross in the reporting currency over its gross.
+function converter(dailyRevenue, fallbackCurrency) {
+  const rates = new Map();
+  let reporting = fallbackCurrency;
+  for (const row of dailyRevenue) {
+    reporting = row.reporting_currency;
+    if (row.gross_reporting_cents !== null && row.gross_cents !== 0) {
+      rates.set(`${row.day}|${row.currency}`, [row.gross_cents, row.gross_reporting_cents]);
+    }
+  }
+  return {
+    reporting,
+    convert(day, currency, cents) {
+      if (currency === reporting) return cents;
+      const rate = rates.get(`${day}|${currency}`);
+      return rate ? mulDivRound(cents, rate[1], rate[0]) : null;
+    },
+  };
+}
+
+// Per channel and per day: spend and net revenue in the reporting currency, and what could not
+// be converted (per currency), from the spend report, the channel report and daily revenue.
+function spendAndReturn(spendItems, channelItems, dailyRevenue) {
+  const { reporting, convert } = converter(dailyRevenue, spendItems[0]?.reporting_currency ?? null);
+  const channels = new Map(), days = new Map();
+  const unconverted = { spend: new Map(), revenue: new Map() };
+  const channel = (name) => channels.get(name)
+    ?? channels.set(name, { channel: name, spend: 0, revenue: 0, partial: false }).get(name);
+  const day = (name) => days.get(name)
+    ?? days.set(name, { day: name, spend: 0, revenue: 0, paidRevenue: 0 }).get(name);
+  const keep = (what, currency, cents) => what.set(currency, (what.get(currency) ?? 0) + cents);
+  for (const item of spendItems) {
+    const row = channel(PLATFORM_CHANNELS[item.platform] ?? item.platform);
+    if (item.spend_reporting_cents === null) {
+      keep(unconverted.spend, item.currency, item.spend_cents);
+      row.partial = true;
+    } else {
+      row.spend += item.spend_reporting_cents;
+      day(item.day).spend += item.spend_reporting_cents;
+    }
+  }
+  const paid = new Set([...channels.keys()]);
+  for (const item of channelItems) {
+    const row = channel(item.channel);
+    const cents = convert(item.day, item.currency, item.net_cents);
+    if (cents === null) {
+      keep(unconverted.revenue, item.currency, item.net_cents);
+      row.partial = true;
+      continue;
+    }
+    row.revenue += cents;
+    day(item.day).revenue += cents;
+    if (paid.has(item.channel)) day(item.day).paidRevenue += cents;
+  }
+  return { reporting, channels: [...channels.values()], days, unconverted };
+}
+
+function renderSpend([spendItems, channelItems, dailyRevenue]) {
+  const view = spendAndReturn(spendItems, channelItems, dailyRevenue);
+  state.reportingCurrency = view.reporting;
+  $("spend-currency").textContent = view.reporting ? `· ${view.reporting}` : "";
+  const container = $("spend-table");
+  if (!view.reporting || !view.channels.length) {
+    container.replaceChildren(el("p", { class: "empty" }, "No spend or revenue in these days."));
+    $("roas-chart").replaceChildren();
+    show($("spend-unconverted"), "");
+    return;
+  }
+  const money = (cents) => formatMinor(cents, view.reporting);
+  const total = { channel: "All channels", spend: 0, revenue: 0 };
+  for (const row of view.channels) {
+    total.spend += row.spend;
+    total.revenue += row.revenue;
+  }
+  sortableTable(container, "spend-channels", [
+    { key: "channel", label: "Channel", value: (r) => r.channel,
+      cell: (r) => (r === total ? r.channel
+        : [el("span", { class: `swatch ${colourClass(r.channel)}` }),
+          r.partial ? `${r.channel} *` : r.channel]) },
+    { key: "spend", label: "Spend", num: true, value: (r) => r.spend,
+      cell: (r) => money(r.spend), data: (r) => ({ "data-cents": r.spend }) },
+    { key: "revenue", label: "Net revenue", num: true, value: (r) => r.revenue,
+      cell: (r) => money(r.revenue), data: (r) => ({ "data-cents": r.revenue }) },
+    { key: "roas", label: "ROAS", num: true, value: (r) => compareRatio(r.revenue, r.spend),
+      cell: (r) => formatRatio(compareRatio(r.revenue, r.spend)),
+      data: (r) => ({ "data-roas": compareRatio(r.revenue, r.spend) ?? "" }) },
+  ], view.channels, { sum: total, initial: { key: "spend", desc: true },
+    rowAttrs: (r) => ({ "data-channel": r.channel }) });
+  const listed = (amounts, what) => [...amounts]
+    .map(([currency, cents]) => `${formatMoney(cents, currency)} of ${what}`);
+  const missing = [...listed(view.unconverted.spend, "spend"),
+    ...listed(view.unconverted.revenue, "revenue")];
+  show($("spend-unconverted"), missing.length
+    ? `* Not converted, no exchange rate for their days (skeldir fx load): ${missing.join(", ")}.`
+    : "");
+  renderRoasChart(view);
+}
+
+// Spend per day as bars; blended ROAS (every channel's net revenue over all spend) and paid
+// ROAS (the revenue of channels with spend over that spend) as lines, on days with spend.
+function renderRoasChart(view) {
+  const days = daysBetween(state.from, state.to).map((d) => view.days.get(d)
+    ?? { day: d, spend: 0, revenue: 0, paidRevenue: 0 });
+  const spent = days.filter((d) => d.spend > 0);
+  const container = $("roas-chart");
+  if (!spent.length) {
+    container.replaceChildren(el("p", { class: "empty" }, "No spend in these days."));
+    return;
+  }
+  const maxRoas = Math.max(1,
+    ...spent.flatMap((d) => [d.revenue / d.spend, d.paidRevenue / d.spend]));
+  const roasStep = niceStep(maxRoas * 100) / 100;
+  const roasTop = Math.ceil(maxRoas / roasStep) * roasStep;
+  const maxSpend = Math.max(...spent.map((d) => d.spend));
+  const plotHeight = CHART.height - CHART.top - CHART.bottom;
+  const plotWidth = CHART.width - CHART.left - CHART.right;
+  const y = (ratio) => CHART.top + (1 - ratio / roasTop) * plotHeight;
+  const slot = plotWidth / days.length;
+  const chart = svg("svg", { viewBox: `0 0 ${CHART.width} ${CHART.height}`, class: "chart",
+    role: "img", "aria-label": `ROAS per day, spend in ${view.reporting}` });
+  for (let v = 0; v <= roasTop + 1e-9; v += roasStep) {
+    chart.append(svg("line", { x1: CHART.left, x2: CHART.width - CHART.right, y1: y(v), y2: y(v),
+      class: v === 0 ? "axis" : "grid" }),
+    svg("text", { x: CHART.left - 8, y: y(v) + 4, class: "tick", "text-anchor": "end" },
+      `${v.toFixed(roasStep < 1 ? 1 : 0)}×`));
+  }
+  const lines = { blended: [], paid: [] };
+  const labelEvery = Math.ceil(days.length / 10);
+  days.forEach((d, index) => {
+    const x = CHART.left + index * slot + slot / 2;
+    if (d.spend > 0) {
+      const height = (d.spend / maxSpend) * plotHeight * 0.5;
+      chart.append(svg("rect", { x: x - slot * 0.36, width: slot * 0.72,
+        y: CHART.top + plotHeight - height, height, class: "spend-bar" }, svg("title", {},
+        `${d.day}: spend ${formatMoney(d.spend, view.reporting)}, net revenue `
+        + `${formatMoney(d.revenue, view.reporting)}`)));
+      for (const [kind, revenue] of [["blended", d.revenue], ["paid", d.paidRevenue]]) {
+        lines[kind].push(`${x},${y(revenue / d.spend)}`);
+        chart.append(svg("circle", { cx: x, cy: y(revenue / d.spend), r: 2.5,
+          class: `roas-point ${kind}`, "data-day": d.day, "data-kind": kind,
+          "data-spend-cents": d.spend, "data-revenue-cents": revenue },
+        svg("title", {}, `${d.day} · ${kind} ROAS ${formatRatio(revenue / d.spend)}`)));
+      }
+    }
+    if (index % labelEvery === 0) {
+      chart.append(svg("text", { x, y: CHART.height - 8, class: "tick", "text-anchor": "middle" },
+        d.day.slice(5)));
+    }
+  });
+  for (const [kind, points] of Object.entries(lines)) {
+    chart.prepend(svg("polyline", { points: points.join(" "), class: `roas-line ${kind}` }));
+  }
+  const legend = el("p", { class: "muted" },
+    el("span", { class: "legend-line blended" }), "blended ROAS (all net revenue ÷ spend)",
+    el("span", { class: "legend-line paid" }), "paid ROAS (revenue of channels with spend ÷ spend)",
+    el("span", { class: "legend-line spend" }), `spend (${view.reporting}, scaled)`);
+  container.replaceChildren(chart, legend);
+}
+
+// ---- campaign drill-down: GET /api/reports/performance, where the server has it ----
+
+const PERFORMANCE_PATH = "/api/reports/performance";
+const DRILL_LEVELS = ["channel", "campaign", "adset", "ad"];
+const DRILL_LABELS = { channel: "channels", campaign: "campaigns", adset: "ad sets", ad: "ads" };
+const DRILL_HEADINGS = { channel: "Channel", campaign: "Campaign", adset: "Ad set", ad: "Ad" };
+// What identifies a row at each level, and what names it.
+const DRILL_KEYS = { channel: ["channel", "channel"], campaign: ["campaign_id", "campaign_name"],
+  adset: ["adset_id", "adset_name"], ad: ["ad_id", "ad_name"] };
+
+// Asked once per page: the API's own description says whether the route exists, so a server
+// without it costs no failed request (and no console error).
+async function performanceAvailable() {
+  if (state.performance === null) {
+    try {
+      const response = await fetch("/openapi.json", { cache: "no-store", credentials: "omit" });
+      const spec = response.ok ? await response.json() : null;
+      state.performance = Boolean(spec?.paths?.[PERFORMANCE_PATH]);
+    } catch {
+      state.performance = false;
+    }
+  }
+  return state.performance;
+}
+
+async function loadDrill(range) {
+  if (!(await performanceAvailable())) return null;
+  const level = DRILL_LEVELS[state.drill.length];
+  try {
+    return await allPages(PERFORMANCE_PATH, { model: state.model, ...range, level, limit: 1000 });
+  } catch (error) {
+    if (error.status === 404) {
+      state.performance = false;
+      return null;
+    }
+    throw error;
+  }
+}
+
+// The rows inside every step of the trail (a campaign of the chosen channel, and so on).
+function drillRows(items) {
+  return items.filter((row) => state.drill
+    .every((step) => row[DRILL_KEYS[step.level][0]] === step.id));
+}
+
+function renderDrill(items) {
+  const section = $("drill");
+  section.hidden = items === null;
+  if (items === null) return;
+  const level = DRILL_LEVELS[state.drill.length];
+  const [idField, nameField] = DRILL_KEYS[level];
+  const currency = state.reportingCurrency ?? "USD";
+  const money = (cents) => (cents === null || cents === undefined ? "–"
+    : formatMinor(cents, currency));
+  const number = (value) => (value === null || value === undefined ? null : Number(value));
+  $("drill-level").textContent = `· ${DRILL_LABELS[level]}`;
+  const trail = [
+    el("button", { type: "button", class: "secondary", "data-depth": 0 }, "All channels"),
+    ...state.drill.map((step, depth) => el("button", { type: "button", class: "secondary",
+      "data-depth": depth + 1 }, step.label))];
+  trail.forEach((button) => button.addEventListener("click", () => {
+    state.drill = state.drill.slice(0, Number(button.dataset.depth));
+    refreshDrill();
+  }));
+  $("drill-trail").replaceChildren(...trail);
+  const rows = drillRows(items);
+  const name = (row) => row[nameField] || row[idField] || "(none)";
+  const moneyColumn = (key, label) => ({ key, label, num: true, value: (r) => number(r[key]),
+    cell: (r) => money(r[key]), data: (r) => ({ "data-cents": r[key] ?? "" }) });
+  const countColumn = (key, label) => ({ key, label, num: true, value: (r) => number(r[key]),
+    cell: (r) => (r[key] === null || r[key] === undefined ? "–" : String(r[key])),
+    data: (r) => ({ "data-value": r[key] ?? "" }) });
+  if (!rows.length) {
+    $("drill-table").replaceChildren(el("p", { class: "empty" }, "Nothing in these days."));
+    return;
+  }
+  sortableTable($("drill-table"), "drill-rows", [
+    { key: "name", label: DRILL_HEADINGS[level], value: name, cell: name },
+    moneyColumn("spend_cents", "Spend"),
+    moneyColumn("revenue_cents", "Revenue"),
+    { key: "roas", label: "ROAS", num: true, value: (r) => number(r.roas),
+      cell: (r) => formatRatio(number(r.roas)), data: (r) => ({ "data-roas": r.roas ?? "" }) },
+    countColumn("orders", "Orders"),
+    moneyColumn("cpa_cents", "CPA"),
+    countColumn("new_customers", "New customers"),
+    moneyColumn("new_customer_revenue_cents", "New customer revenue"),
+    moneyColumn("cac_cents", "CAC"),
+  ], rows, {
+    initial: { key: "spend_cents", desc: true },
+    rowAttrs: (r) => ({ "data-level": level, "data-id": r[idField] ?? "" }),
+    onRow: (row, asking) => {
+      const deeper = state.drill.length < DRILL_LEVELS.length - 1 && row[idField];
+      if (asking || !deeper) return Boolean(deeper);
+      state.drill = [...state.drill, { level, id: row[idField], label: name(row) }];
+      refreshDrill();
+      return true;
+    },
+  });
+}
+
+async function refreshDrill() {
+  try {
+    renderDrill(await loadDrill({ from: state.from, to: state.to }));
+  } catch (error) {
+    show($("error"), `drill-down: ${error.message}`);
+  }
 }
 
 // ---- model comparison ----
@@ -459,10 +813,17 @@ async function refresh() {
   state.refreshing = true;
   const range = { from: state.from, to: state.to };
   const comparison = api(query("/api/reports/models", range));
+  const channelItems = allPages("/api/reports/channels", { model: state.model, ...range,
+    limit: 1000 });
+  const spend = Promise.all([allPages("/api/reports/spend", { ...range, limit: 1000 }),
+    channelItems, allPages("/api/reports/daily-revenue", { ...range, limit: 1000 })])
+    .then(renderSpend);
   const tasks = {
     status: api("/api/status").then(renderStatus),
-    chart: allPages("/api/reports/channels", { model: state.model, ...range, limit: 1000 })
-      .then(renderChart),
+    chart: channelItems.then(renderChart),
+    spend,
+    // After the spend view: the drill-down shows amounts in its reporting currency.
+    campaigns: spend.catch(() => null).then(() => loadDrill(range)).then(renderDrill),
     models: comparison.then(renderModels),
     weights: comparison.then((report) => learnedWeights(report.models)).then(renderWeights),
     events: api(query("/api/events", { limit: 10 })).then((page) => renderEvents(page.items)),
@@ -515,6 +876,13 @@ function logout(message) {
   // Nothing of this tenant's stays in the page for the next key to glimpse.
   $("chart").replaceChildren();
   $("models").replaceChildren();
+  for (const id of ["spend-table", "roas-chart", "drill-table", "drill-trail"]) {
+    $(id).replaceChildren();
+  }
+  show($("spend-unconverted"), "");
+  $("drill").hidden = true;
+  state.drill = [];
+  state.reportingCurrency = null;
   for (const id of ["events", "dead-events"]) $(id).tBodies[0].replaceChildren();
   $("session").hidden = true;
   $("app").hidden = true;

@@ -7,11 +7,14 @@ from kombu import Queue
 
 from skeldir.base.config import Settings
 
-QUEUE_NAMES = ("attribution", "reporting", "maintenance")
+# Connector pulls wait on ad platforms: their own queue, so they never delay the chains.
+QUEUE_NAMES = ("attribution", "reporting", "maintenance", "connectors")
 TASK_MODULES = (
     "skeldir.adapters.tasks.attribution",
     "skeldir.adapters.tasks.reporting",
     "skeldir.adapters.tasks.maintenance",
+    "skeldir.adapters.tasks.connectors",
+    "skeldir.adapters.tasks.privacy",
     "skeldir.adapters.tasks.signals",
 )
 
@@ -25,6 +28,7 @@ def create_celery(settings: Settings) -> Celery:
             "attribution.*": {"queue": settings.queue("attribution")},
             "reporting.*": {"queue": settings.queue("reporting")},
             "maintenance.*": {"queue": settings.queue("maintenance")},
+            "connectors.*": {"queue": settings.queue("connectors")},
         },
         # Fire-and-forget: a result backend would cap throughput and is never read.
         task_ignore_result=True,
@@ -47,10 +51,36 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": settings.sweep_interval_seconds,
                 "options": {"expires": settings.sweep_interval_seconds * 2},
             },
+            # Requests whose task was lost (broker down, worker killed).
+            "sweep-privacy-requests": {
+                "task": "maintenance.privacy_sweep",
+                "schedule": 300,
+                "options": {"expires": 300},
+            },
+            "apply-retention": {
+                "task": "maintenance.retention",
+                "schedule": 86_400,
+                "options": {"expires": 86_400},
+            },
             "learn-model-weights": {
                 "task": "maintenance.learn_weights",
                 "schedule": settings.learn_interval_seconds,
                 "options": {"expires": settings.learn_interval_seconds},
+            },
+            "pull-connectors-recent-days": {
+                "task": "connectors.pull_recent",
+                "schedule": settings.connector_recent_interval_seconds,
+                "options": {"expires": settings.connector_recent_interval_seconds},
+            },
+            "pull-connectors-restated-days": {
+                "task": "connectors.pull_restated",
+                "schedule": settings.connector_restate_interval_seconds,
+                "options": {"expires": settings.connector_restate_interval_seconds},
+            },
+            "continue-connector-backfills": {
+                "task": "connectors.continue_backfills",
+                "schedule": settings.connector_backfill_interval_seconds,
+                "options": {"expires": settings.connector_backfill_interval_seconds},
             },
         },
         skeldir_settings=settings,

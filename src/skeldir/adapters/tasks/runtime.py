@@ -1,4 +1,4 @@
-"""Per-process resources of a worker: one event loop and one small asyncpg pool."""
+"""Per-process resources of a worker: one event loop and one small pool of the worker role."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 from celery import current_app
 
 from skeldir.base.config import Settings
-from skeldir.base.db import create_pool
+from skeldir.base.db import create_worker_pool
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ class WorkerRuntime:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.pool: asyncpg.Pool = self.loop.run_until_complete(
-            create_pool(settings, max_size=4, plan_every_query=True)
+            create_worker_pool(settings, max_size=4)
         )
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:

@@ -1,8 +1,10 @@
 """Per-tenant rate limits: token buckets, so that one tenant's flood cannot starve the others.
 
 Each tenant has one bucket per kind of traffic (webhooks, touchpoints, the keyed API). A request takes a
-token; tokens come back at `rate` per second up to `burst`. Limits hold per API process: N
-processes behind a load balancer admit up to N times the rate.
+token; tokens come back at `rate` per second up to `burst`. With `SKELDIR_RATE_LIMIT_REDIS_URL`
+the buckets live in Redis and N processes behind a load balancer admit the rate together
+(`shared_rate_limits`); without it, or while that Redis does not answer, each process keeps its
+own and N processes admit up to N times the rate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.responses import JSONResponse
 
 from skeldir.base.config import Settings
 from skeldir.base.http.problems import problem
+from skeldir.base.http.shared_rate_limits import SharedTokenBuckets
 from skeldir.base.observability import metrics
 
 WEBHOOKS = "webhooks"
@@ -94,36 +97,53 @@ class TokenBuckets:
 
 @dataclass(frozen=True)
 class TenantRateLimits:
-    """The API process's buckets, by kind of traffic."""
+    """The API process's buckets, by kind of traffic, and the deployment's shared ones if any."""
 
     buckets: Mapping[str, TokenBuckets]
+    shared: SharedTokenBuckets | None = None
 
     @classmethod
     def from_settings(
         cls, settings: Settings, clock: Callable[[], float] = time.monotonic
     ) -> TenantRateLimits:
+        limits = {
+            WEBHOOKS: (settings.rate_limit_webhooks_per_second, settings.rate_limit_webhooks_burst),
+            COLLECT: (settings.rate_limit_collect_per_second, settings.rate_limit_collect_burst),
+            API: (settings.rate_limit_api_per_second, settings.rate_limit_api_burst),
+        }
+        shared = None
+        if settings.rate_limit_redis_url:
+            shared = SharedTokenBuckets(
+                settings.rate_limit_redis_url,
+                namespace=settings.queue_namespace,
+                timeout_seconds=settings.rate_limit_redis_timeout_seconds,
+                retry_after_failure_seconds=settings.rate_limit_redis_retry_seconds,
+                clock=clock,
+            )
         return cls(
-            {
-                WEBHOOKS: TokenBuckets(
-                    settings.rate_limit_webhooks_per_second,
-                    settings.rate_limit_webhooks_burst,
-                    clock=clock,
-                ),
-                COLLECT: TokenBuckets(
-                    settings.rate_limit_collect_per_second,
-                    settings.rate_limit_collect_burst,
-                    clock=clock,
-                ),
-                API: TokenBuckets(
-                    settings.rate_limit_api_per_second, settings.rate_limit_api_burst, clock=clock
-                ),
-            }
+            {kind: TokenBuckets(rate, burst, clock=clock) for kind, (rate, burst) in limits.items()},
+            shared,
         )
 
+    async def acquire(self, kind: str, key: Hashable) -> float:
+        """Take a token of `kind` for `key`: 0.0 when taken, else the seconds until one will be."""
+        local = self.buckets[kind]
+        if local.rate <= 0:
+            return 0.0
+        if self.shared is not None:
+            wait = await self.shared.acquire(kind, local.rate, local.burst, key)
+            if wait is not None:
+                return wait
+        return local.acquire(key)
 
-def _retry_after(request: Request, kind: str, tenant_id: Hashable) -> int | None:
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
+
+
+async def _retry_after(request: Request, kind: str, tenant_id: Hashable) -> int | None:
     """None when the tenant may go on; else whole seconds (at least 1) until it may, counted."""
-    wait = request.app.state.rate_limits.buckets[kind].acquire(tenant_id)
+    wait = await request.app.state.rate_limits.acquire(kind, tenant_id)
     if wait <= 0:
         return None
     metrics.RATE_LIMITED.labels(kind=kind).inc()
@@ -134,17 +154,21 @@ def _detail(kind: str) -> str:
     return f"this tenant's {kind} rate limit is reached; retry after the Retry-After seconds"
 
 
-def refusal(request: Request, kind: str, tenant_id: Hashable) -> JSONResponse | None:
+async def refusal(
+    request: Request, kind: str, tenant_id: Hashable
+) -> JSONResponse | None:
     """None when the tenant may go on; else the 429 problem+json response, with Retry-After."""
-    seconds = _retry_after(request, kind, tenant_id)
+    seconds = await _retry_after(request, kind, tenant_id)
     if seconds is None:
         return None
     return problem(429, "Too many requests", _detail(kind), retry_after=seconds)
 
 
-def enforce(request: Request, kind: str, tenant_id: Hashable, headers: dict | None = None) -> None:
+async def enforce(
+    request: Request, kind: str, tenant_id: Hashable, headers: dict | None = None
+) -> None:
     """Raise a 429 (with Retry-After and `headers`) when the tenant is over its limit."""
-    seconds = _retry_after(request, kind, tenant_id)
+    seconds = await _retry_after(request, kind, tenant_id)
     if seconds is not None:
         raise HTTPException(
             429, _detail(kind), headers={**(headers or {}), "Retry-After": str(seconds)}

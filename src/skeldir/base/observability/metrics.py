@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Webhook outcomes form a closed set so the label stays bounded.
 WEBHOOK_OUTCOMES = (
@@ -58,6 +58,10 @@ ORDERS_ATTRIBUTED = Counter("orders_attributed_total", "Orders whose allocations
 RATE_LIMITED = Counter(
     "rate_limited_total", "Requests refused because their tenant was over its rate limit", ["kind"]
 )
+RATE_LIMIT_FALLBACKS = Counter(
+    "rate_limit_fallbacks_total",
+    "Times the shared rate limits' Redis did not answer and the process limited on its own",
+)
 HEADERS_TOO_LARGE = Counter(
     "headers_too_large_total", "Requests refused with 431: request line and headers over the cap"
 )
@@ -71,3 +75,17 @@ DEAD_EVENTS_REPLAYED = Counter(
 )
 EVENTS_REPARSED = Counter("events_reparsed_total", "Stored events parsed again, by outcome", ["outcome"])
 EXPORT_ROWS = Counter("export_rows_total", "Rows streamed by exports", ["export", "format"])
+
+# Spend connectors: one pull of one account's day range; outcome is one of CONNECTOR_OUTCOMES.
+CONNECTOR_OUTCOMES = ("ok", "needs_reauth", "throttled", "error")
+CONNECTOR_PULLS = Counter(
+    "connector_pulls_total", "Spend connector pulls by platform and outcome", ["platform", "outcome"]
+)
+CONNECTOR_ROWS = Counter(
+    "connector_rows_total", "Spend rows written by connector pulls", ["platform"]
+)
+CONNECTOR_LAG = Gauge(
+    "connector_lag_seconds",
+    "Seconds since the least recent last success among a platform's connectors",
+    ["platform"],
+)

@@ -83,6 +83,21 @@ FROM (SELECT order_id, order_version, generation FROM pending_orders WHERE tenan
 JOIN orders o ON o.tenant_id = $1 AND o.order_id = p.order_id
 """
 
+# Orders erased on request keep the credits they were attributed (their journey is gone, so
+# they could not be attributed again): their pending marks are dropped unattributed, and the
+# daily revenue report still counts their entries (a refund after the erasure lowers revenue,
+# while the credits stay as attributed; see docs/privacy.md).
+_FREEZE_REDACTED_SQL = """
+WITH frozen AS (
+    DELETE FROM pending_orders p
+    WHERE p.tenant_id = $1 AND p.order_id IN (
+        SELECT o.order_id FROM orders o WHERE o.tenant_id = $1 AND o.redacted_at IS NOT NULL)
+    RETURNING p.order_id)
+INSERT INTO report_dirty_orders (tenant_id, order_id)
+SELECT $1::uuid, order_id FROM frozen
+ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
+"""
+
 _RATES_SQL = """
 SELECT day, base, rate FROM fx_rates
 WHERE quote = $1 AND (day, base) IN (SELECT * FROM unnest($2::date[], $3::text[]))
@@ -175,6 +190,7 @@ async def recompute_pending(
 async def _take_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, batch_size: int) -> int:
     """Read the oldest pending orders, as they stand now, into `attribution_batch`."""
     await conn.execute(_BATCH_TABLES_SQL)
+    await conn.execute(_FREEZE_REDACTED_SQL, tenant_id)
     status = await conn.execute(_TAKE_BATCH_SQL, tenant_id, batch_size)
     return int(status.rsplit(" ", 1)[-1])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -53,8 +53,11 @@ class Rejected:
     errors: tuple[str, ...]
 
 
-def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpoint | Rejected:
-    """One item of a batch; every problem is reported, naming fields and never their values."""
+def validate(
+    item: Any, index: int, tenant_key: bytes, now: datetime, *, ad_click_ids: bool = True
+) -> Touchpoint | Rejected:
+    """One item of a batch; every problem is reported, naming fields and never their values.
+    Without `ad_click_ids` (no ad consent) the item's ad click ids are not kept."""
     if not isinstance(item, dict):
         return Rejected(index, None, ("the item is not an object",))
     errors: list[str] = []
@@ -93,6 +96,9 @@ def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpo
         referrer=referrer,
         fields={key: value for key, value in text.items() if key in TEXT_KEYS},
     )
+    if not ad_click_ids:
+        # Ad click ids identify a click on an ad: kept only with ad consent.
+        hints = replace(hints, click_ids=())
     return Touchpoint(
         touchpoint_id=touchpoint_id,
         visitor_id=visitor_id,

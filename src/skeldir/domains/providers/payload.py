@@ -298,6 +298,23 @@ def stitch_refs(
     )
 
 
+def platform_customer(provider: str, value: Any) -> str | None:
+    """A platform's own customer id as a customer reference, `<provider>:customer:<id>`, or None.
+
+    The reference of last resort: an order's email comes first, as journeys stitch on it (see
+    docs/customers.md), so an account id names the customer only of an order without an
+    email. The prefix keeps one platform's ids from meeting another's, or a shop's own
+    reference. A guest (no id, Shopify's null, WooCommerce's 0) has none.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and 0 < value <= _MAX_ID:
+        return f"{provider}:customer:{value}"
+    if isinstance(value, str) and value.strip() and value.strip() != "0":
+        return f"{provider}:customer:{value.strip()}"
+    return None
+
+
 def named_values(items: Any, name_key: str) -> dict[str, Any]:
     """A list of `{name_key: name, "value": value}` objects as a dict, the first of a repeated
     name winning; no list, or an item without a string name, reads as nothing (stitching

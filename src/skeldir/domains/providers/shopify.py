@@ -40,6 +40,7 @@ from skeldir.domains.providers.payload import (
     required_amount,
     required_currency,
     required_id,
+    platform_customer,
     stitch_refs,
 )
 from skeldir.domains.providers.signing import check_body_hmac
@@ -267,10 +268,12 @@ def _stitch(order: Mapping[str, Any]) -> StitchRefs:
     # Shopify keeps one value per attribute name; should a name repeat, the first counts.
     named = named_values(order.get("note_attributes"), "name")
     customer = order.get("customer")
-    customer_email = customer.get("email") if isinstance(customer, Mapping) else None
+    if not isinstance(customer, Mapping):
+        customer = {}
     return stitch_refs(
         visitor_id=tuple(named.get(name) for name in _VISITOR_ATTRIBUTES),
         checkout_token=(order.get("checkout_token"),),
         cart_token=(order.get("cart_token"),),
-        customer_ref=(order.get("email"), order.get("contact_email"), customer_email),
+        customer_ref=(order.get("email"), order.get("contact_email"), customer.get("email"),
+                      platform_customer(ShopifyProvider.name, customer.get("id"))),
     )

@@ -44,6 +44,7 @@ from skeldir.domains.providers.payload import (
     required_object,
     required_text_id,
     required_unix_time,
+    platform_customer,
     stitch_refs,
     unix_seconds,
 )
@@ -349,6 +350,14 @@ def _hints(obj: Mapping[str, Any], where: str) -> AttributionHints:
     )
 
 
+def _customer_id(obj: Mapping[str, Any]) -> str | None:
+    # An id, or the Customer object itself where the sender expanded it.
+    customer = obj.get("customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    return platform_customer(StripeProvider.name, customer)
+
+
 def _stitch(obj: Mapping[str, Any]) -> StitchRefs:
     metadata = obj.get("metadata")
     if not isinstance(metadata, Mapping):
@@ -360,5 +369,5 @@ def _stitch(obj: Mapping[str, Any]) -> StitchRefs:
         visitor_id=(metadata.get(VISITOR_ID_KEY),),
         checkout_token=(metadata.get(CHECKOUT_TOKEN_KEY),),
         cart_token=(metadata.get(CART_TOKEN_KEY),),
-        customer_ref=(obj.get("receipt_email"), *emails),
+        customer_ref=(obj.get("receipt_email"), *emails, _customer_id(obj)),
     )

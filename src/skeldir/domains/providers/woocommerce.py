@@ -40,6 +40,7 @@ from skeldir.domains.providers.payload import (
     required_amount,
     required_currency,
     required_id,
+    platform_customer,
     stitch_refs,
 )
 from skeldir.domains.providers.signing import check_body_hmac
@@ -265,5 +266,6 @@ def _stitch(order: Mapping[str, Any]) -> StitchRefs:
     return stitch_refs(
         visitor_id=(meta.get(VISITOR_ID_META),),
         cart_token=(meta.get(CART_TOKEN_META),),
-        customer_ref=(billing.get("email") if isinstance(billing, Mapping) else None,),
+        customer_ref=(billing.get("email") if isinstance(billing, Mapping) else None,
+                      platform_customer(WooCommerceProvider.name, order.get("customer_id"))),
     )

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from skeldir.base.observability import metrics
 from skeldir.domains.attribution.packing import unpack
 from skeldir.domains.reporting.performance import ALL, KEY_FIELDS, DrillDown, performance_rows
+from skeldir.domains.reporting import cohorts
 
 Chunk = list[tuple]
 
@@ -90,6 +91,24 @@ PERFORMANCE = Export(
     ),
 )
 _DECIMALS = ("orders", "new_customers", "roas")
+# One row per cohort (and acquiring channel) and period of its curve, then one per period of
+# the orders without a customer, whose cohort and channel are empty (see docs/customers.md).
+COHORTS = Export(
+    "cohorts",
+    (
+        ("cohort", pa.date32()),
+        ("channel", pa.string()),
+        ("cohort_customers", pa.int64()),
+        ("repeat_customers", pa.int64()),
+        ("offset", pa.int64()),
+        ("period_start", pa.date32()),
+        ("customers", pa.int64()),
+        ("orders", pa.int64()),
+        ("revenue_cents", pa.int64()),
+        ("cumulative_revenue_cents", pa.int64()),
+        ("unconverted_orders", pa.int64()),
+    ),
+)
 
 # Primary-key order, so the rows come off the index without a sort.
 _CHANNEL_PERFORMANCE_SQL = """
@@ -132,6 +151,23 @@ async def allocation_rows(
         rows = [row for record in records for row in _order_allocations(record, model)]
         if rows:
             yield rows
+
+
+async def cohort_rows(
+    conn: asyncpg.Connection, period: str, start: date, end: date, model: str | None
+) -> AsyncIterator[Chunk]:
+    """The cohort report as rows: its rows are few (a year of periods at most), so one chunk."""
+    rows = [
+        (row["cohort"], row["channel"], row["customers"], row["repeat_customers"], p["offset"],
+         p["start"], p["customers"], p["orders"], p["revenue_cents"],
+         p["cumulative_revenue_cents"], p["unconverted_orders"])
+        for row in await cohorts.cohorts(conn, period, start, end, model)
+        for p in row["periods"]
+    ]
+    anonymous = await cohorts.no_customer(conn, period, start, end)
+    rows += [(None, None, None, None, None, p["start"], None, p["orders"], p["revenue_cents"],
+              None, p["unconverted_orders"]) for p in anonymous["periods"]]
+    yield rows
 
 
 def _order_allocations(record: asyncpg.Record, only_model: str | None) -> list[tuple]:

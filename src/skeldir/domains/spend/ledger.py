@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import date
 
 import asyncpg
 
@@ -69,3 +70,28 @@ async def store(pool: asyncpg.Pool, tenant_id: uuid.UUID, rows: list[SpendRow]) 
     """Upsert `rows` for one tenant, all or nothing; the number of distinct keys written."""
     async with tenant_transaction(pool, tenant_id) as conn:
         return await upsert(conn, tenant_id, rows)
+
+
+_DELETE_DAYS_SQL = """
+DELETE FROM ad_spend
+WHERE tenant_id = $1 AND platform = $2 AND account_id = $3 AND day BETWEEN $4 AND $5
+"""
+
+
+async def replace_days(conn: asyncpg.Connection, tenant_id: uuid.UUID, platform: str,
+                       account_id: str, start: date, end: date, rows: list[SpendRow]) -> int:
+    """Make `rows` the whole of one account's spend from `start` to `end`, on a connection
+    already in the tenant's transaction: a row the platform no longer reports for those days
+    (a removed ad) is gone, other days and accounts are untouched. The keys written.
+
+    Replacements of one account wait for each other (a transaction-scoped advisory lock), so
+    two overlapping pulls cannot interleave their deletes and inserts."""
+    outside = [r for r in rows if r.platform != platform or r.account_id != account_id
+               or not start <= r.day <= end]
+    if outside:
+        raise ValueError(f"{len(outside)} rows lie outside {platform} {account_id}"
+                         f" {start}..{end}")
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       f"ad_spend|{tenant_id}|{platform}|{account_id}")
+    await conn.execute(_DELETE_DAYS_SQL, tenant_id, platform, account_id, start, end)
+    return await upsert(conn, tenant_id, rows)

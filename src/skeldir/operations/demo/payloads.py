@@ -120,6 +120,7 @@ def _shopify(order: Order) -> list[Message]:
             }
         },
         "checkout_token": order.token,
+        "email": order.customer_ref,
         "source_name": "web",
         "landing_site": landing.url.removeprefix(SHOP_URL),
         "referring_site": landing.referrer or "",
@@ -192,6 +193,7 @@ def _stripe(order: Order) -> list[Message]:
         "status": "succeeded",
         "latest_charge": charge_id,
         "payment_method_types": ["card"],
+        "receipt_email": order.customer_ref,
         "metadata": metadata,
     }
     sale = Message(
@@ -260,6 +262,7 @@ def _woocommerce(order: Order) -> list[Message]:
         "date_modified_gmt": created,
         "payment_method": "stripe",
         "created_via": "checkout",
+        "billing": {"email": order.customer_ref},
         "meta_data": _woocommerce_meta(order),
         "line_items": [
             {
@@ -345,6 +348,7 @@ def _standard(order: Order) -> list[Message]:
             "total": format_minor(order.total_minor, order.currency),
             "status": "paid",
             "created_at": _iso(order.ordered_at),
+            "customer_ref": order.customer_ref,
             "attribution": attribution,
         },
     }

@@ -1,7 +1,8 @@
 """Sending the demo day to a running system over HTTP, and waiting until it is attributed.
 
-Touchpoints go first, as a storefront's collector sends them before anyone checks out; then
-every webhook in the order its platform would send it, each signed just before it is sent.
+The ad spend goes first, then the touchpoints, as a storefront's collector sends them before
+anyone checks out; then every webhook in the order its platform would send it, each signed just
+before it is sent.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import httpx
@@ -19,6 +21,8 @@ from skeldir.operations.demo.journeys import Day
 from skeldir.operations.demo.payloads import messages, touchpoint_item
 
 TOUCHPOINT_BATCH = 250
+# The most rows `POST /api/spend` takes in one request.
+SPEND_BATCH = 10_000
 # A delivery that is stored, or was stored before (the day sent again), is what we want.
 _STORED = ("accepted", "duplicate")
 
@@ -49,6 +53,23 @@ def send_touchpoints(client: httpx.Client, public_url: str, collect_key: str, da
         if response.status_code != 200 or response.json()["rejected"]:
             raise DemoError(f"touchpoints were refused ({response.status_code}): {response.text}")
     return len(items)
+
+
+def send_spend(client: httpx.Client, public_url: str, api_key: str, day: Day) -> int:
+    """The ads' spend through `POST /api/spend`, as a shop's spend export would load it."""
+    rows = list(day.spend)
+    for first in range(0, len(rows), SPEND_BATCH):
+        batch = {"rows": rows[first : first + SPEND_BATCH]}
+        response = _request(
+            client,
+            "POST",
+            f"{public_url}/api/spend",
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            content=json.dumps(batch).encode(),
+        )
+        if response.status_code != 200:
+            raise DemoError(f"the spend was refused ({response.status_code}): {response.text}")
+    return len(rows)
 
 
 def send_webhooks(
@@ -116,6 +137,24 @@ def learn_weights(client: httpx.Client, public_url: str, api_key: str) -> dict:
     demo's orders are credited under all eight models; the chain then re-attributes them."""
     url = f"{public_url}/api/attribution/weights/learn"
     return _api_json(client, "POST", url, api_key, "learning the weights")
+
+
+def reattribute(
+    client: httpx.Client, public_url: str, api_key: str, first: date, last: date
+) -> int:
+    """Re-attribute the orders of days `first` to `last` (`POST /api/recompute`): learning
+    re-attributes only its own window, and the demo's older orders need the learned models
+    too. The count of orders marked."""
+    response = _request(
+        client,
+        "POST",
+        f"{public_url}/api/recompute",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"from": first.isoformat(), "to": last.isoformat()},
+    )
+    if response.status_code != 200:
+        raise DemoError(f"re-attributing answered {response.status_code}: {response.text}")
+    return response.json()["marked"]
 
 
 def _api_json(client: httpx.Client, method: str, url: str, api_key: str, what: str) -> Any:

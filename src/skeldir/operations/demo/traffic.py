@@ -8,6 +8,8 @@ import string
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from skeldir.operations.demo import campaigns
+
 SHOP_URL = "https://demo-shop.example"
 PAGES = (
     "/",
@@ -57,25 +59,25 @@ def random_channel(rng: random.Random, returning: bool = False) -> str:
 def landing(channel: str, rng: random.Random) -> Landing:
     page = SHOP_URL + rng.choice(PAGES)
     if channel == "paid_search":
-        engine = rng.choices(("google", "bing"), (85, 15))[0]
-        click_id = "gclid" if engine == "google" else "msclkid"
-        query = {
-            "utm_source": engine,
-            "utm_medium": "cpc",
-            "utm_campaign": rng.choice(("brand", "pens_generic", "ink_shopping")),
-            "utm_term": rng.choice(_SEARCH_TERMS),
-            click_id: _click_id(rng),
-        }
-        return Landing(channel, f"{page}?{urlencode(query)}", f"https://www.{engine}.com/")
+        if rng.random() < 0.15:
+            # Bing ads the shop runs without loading their spend: revenue with no spend.
+            query = {
+                "utm_source": "bing",
+                "utm_medium": "cpc",
+                "utm_campaign": rng.choice(("brand", "pens_generic")),
+                "utm_term": rng.choice(_SEARCH_TERMS),
+                "msclkid": _click_id(rng),
+            }
+            return Landing(channel, f"{page}?{urlencode(query)}", "https://www.bing.com/")
+        ad = campaigns.pick_ad(rng, channel)
+        return Landing(channel, f"{page}?{campaigns.ad_query(ad, rng, _click_id(rng))}",
+                       "https://www.google.com/")
     if channel == "paid_social":
-        network = rng.choices(("facebook", "instagram"), (60, 40))[0]
-        query = {
-            "utm_source": network,
-            "utm_medium": "paid_social",
-            "utm_campaign": rng.choice(("spring_pens", "retargeting_cart")),
-            "fbclid": _click_id(rng),
-        }
-        return Landing(channel, f"{page}?{urlencode(query)}", f"https://l.{network}.com/")
+        ad = campaigns.pick_ad(rng, channel)
+        query = campaigns.ad_query(ad, rng, _click_id(rng))
+        referrer = ("https://www.tiktok.com/" if ad.platform == "tiktok"
+                    else f"https://l.{'instagram' if 'instagram' in query else 'facebook'}.com/")
+        return Landing(channel, f"{page}?{query}", referrer)
     if channel == "email":
         query = {
             "utm_source": "newsletter",
