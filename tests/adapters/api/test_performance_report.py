@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from db_helpers import SHOPIFY_SECRET, create_tenant
 from skeldir.adapters.app import create_app
 from skeldir.base.config import Settings
-from skeldir.base.db import create_pool, owner_connection
+from skeldir.base.db import create_worker_pool, owner_connection
 from skeldir.domains.attribution.jobs import finish_run, start_run
 from skeldir.domains.attribution.recompute import recompute_pending
 from skeldir.domains.reporting.refresh import refresh_tenant
@@ -229,7 +229,7 @@ def shop(database: Settings):
 
 
 async def _run_chain(database: Settings, tenant_id) -> None:
-    pool = await create_pool(database, max_size=2)
+    pool = await create_worker_pool(database, max_size=2)
     try:
         job = uuid.uuid4()
         await start_run(pool, tenant_id, job)

@@ -111,9 +111,9 @@ async def run_chain(shop, batch_size: int = 3) -> None:
 
 
 async def test_a_journey_through_two_ads_is_credited_to_its_campaigns_exactly(
-    database, runtime_pool
+    database, worker_pool
 ):
-    shop = shop_helpers.Shop(database, runtime_pool)
+    shop = shop_helpers.Shop(database, worker_pool)
     at = NOW - 5 * HOUR
     await shop.visit("v1", META, at - 3 * HOUR)
     await shop.visit("v1", GOOGLE, at - 2 * HOUR)
@@ -135,9 +135,9 @@ async def test_a_journey_through_two_ads_is_credited_to_its_campaigns_exactly(
 
 
 async def test_the_incremental_campaign_report_equals_a_rebuild_through_changes(
-    database, runtime_pool
+    database, worker_pool
 ):
-    shop = shop_helpers.Shop(database, runtime_pool)
+    shop = shop_helpers.Shop(database, worker_pool)
     await shop.visit("v1", META, NOW - 3 * DAY)
     await shop.visit("v1", GOOGLE, NOW - 2 * DAY - 5 * HOUR)
     await shop.visit("v1", META_OTHER_AD, NOW - 2 * DAY - 4 * HOUR)
@@ -177,7 +177,7 @@ async def test_the_incremental_campaign_report_equals_a_rebuild_through_changes(
     assert second != first
 
     # Learned weights add the data-driven models; everything is recomputed, flags flipped again.
-    learned = await learn_weights(runtime_pool, shop.tenant_id)
+    learned = await learn_weights(worker_pool, shop.tenant_id)
     assert {item.model for item in learned} == {"markov", "shapley"}
     await flag_new(shop, {"7001": True, "7002": True, "7003": False, "7004": True,
                           "7006": True, "7007": False})
@@ -190,11 +190,11 @@ async def test_the_incremental_campaign_report_equals_a_rebuild_through_changes(
     assert await assert_matches_a_rebuild_and_sums_exactly(shop) == final
 
 
-async def test_new_platform_rules_classify_stored_touchpoints_again(database, runtime_pool):
+async def test_new_platform_rules_classify_stored_touchpoints_again(database, worker_pool):
     from skeldir.base.db import owner_connection
     from skeldir.operations import reattribution, tenant_channel_rules
 
-    shop = shop_helpers.Shop(database, runtime_pool)
+    shop = shop_helpers.Shop(database, worker_pool)
     at = NOW - 6 * HOUR
     pin = "https://shop.example/?utm_source=pinterest&utm_medium=social&utm_id=p1"
     await shop.visit("p1", pin, at - HOUR, touchpoint_id="tp-pin")

@@ -115,6 +115,9 @@ def drill_down(
         default=None, max_length=200, description="Only this campaign's revenue and spend"
     ),
 ) -> DrillDown:
+    if any("\x00" in value for value in (channel, platform, campaign_id) if value):
+        # No stored id holds a NUL, and PostgreSQL refuses one even as a query parameter.
+        raise HTTPException(400, "channel, platform and campaign_id cannot hold a NUL character")
     return DrillDown(channel, platform, campaign_id)
 SPLITS = ("first_touch_channel",)
 
