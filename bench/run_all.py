@@ -37,7 +37,9 @@ import freshness
 import ingest
 
 Rows = list[tuple[str, str, str, str]]
-BENCHMARKS = ("ingest", "freshness", "rebuild", "attribution", "spend_load", "performance_report")
+BENCHMARKS = (
+    "ingest", "freshness", "rebuild", "attribution", "spend_load", "performance_report"
+)
 
 
 def against_one_system(selected: set[str]) -> dict[str, Rows]:
