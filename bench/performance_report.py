@@ -43,6 +43,8 @@ ORGANIC = [
     {"landing_path": "/", "source_name": "web"},
 ]
 RUNS = 25
+# Generating millions of rows takes longer than the pool's statement timeout.
+LONG = 3600
 TARGET_P95_MS = 200
 
 # Touchpoint i is visitor i % V's; the visitor's order (if any) is order v + 1, placed on day
@@ -123,13 +125,13 @@ async def generate(pool, settings, tenant_id, orders: int, touchpoints: int, spe
     async with tenant_transaction(pool, tenant_id) as conn:
         await conn.execute(TOUCHPOINTS_SQL, tenant_id, touchpoints, orders, LAST_DAY, documents,
                            [rules.classify(h) for h in hints], [rules.platform(h) for h in hints],
-                           DAYS)
-        await conn.execute(ORDERS_SQL, tenant_id, orders, LAST_DAY, DAYS)
+                           DAYS, timeout=LONG)
+        await conn.execute(ORDERS_SQL, tenant_id, orders, LAST_DAY, DAYS, timeout=LONG)
     analyze(settings, "touchpoints", "orders")
     async with tenant_transaction(pool, tenant_id) as conn:
-        await conn.execute(ENTRIES_SQL, tenant_id, uuid.uuid4())
+        await conn.execute(ENTRIES_SQL, tenant_id, uuid.uuid4(), timeout=LONG)
         await conn.execute(SPEND_SQL, tenant_id, LAST_DAY.date(), list(PLATFORMS), campaigns,
-                           adsets, ads, DAYS)
+                           adsets, ads, DAYS, timeout=LONG)
         loaded = await conn.fetchval("SELECT count(*) FROM ad_spend")
     analyze(settings, "revenue_entries", "ad_spend")
     return loaded
@@ -143,7 +145,7 @@ def analyze(settings, *tables: str) -> None:
 
 async def attribute(pool, tenant_id) -> float:
     async with tenant_transaction(pool, tenant_id) as conn:
-        await conn.execute(MARK_ALL_SQL, tenant_id)
+        await conn.execute(MARK_ALL_SQL, tenant_id, timeout=LONG)
     job = uuid.uuid4()
     started = time.perf_counter()
     await start_run(pool, tenant_id, job)
