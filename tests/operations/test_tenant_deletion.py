@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from db_helpers import populate_every_tenant_table
 from skeldir.adapters.cli import main
 from skeldir.base.config import Settings
-from skeldir.base.db import create_pool, owner_connection
+from skeldir.base.db import create_worker_pool, owner_connection
 from skeldir.operations import tenant_deletion
 
 
@@ -24,7 +24,7 @@ def run(database: Settings, *args: str, stdin: str | None = None):
 
 def populate(database: Settings, *tenants) -> None:
     async def go() -> None:
-        pool = await create_pool(database, max_size=2)
+        pool = await create_worker_pool(database, max_size=2)
         try:
             for tenant in tenants:
                 await populate_every_tenant_table(database, pool, tenant)

@@ -12,7 +12,7 @@ from privacy_helpers import ALICE, BOB, report_totals, rows_of, seed_customer, w
 from shop_helpers import Shop
 from skeldir.adapters.cli import main
 from skeldir.base.config import Settings
-from skeldir.base.db import create_pool
+from skeldir.base.db import create_worker_pool
 
 
 def run(database: Settings, *args: str):
@@ -23,7 +23,7 @@ def run(database: Settings, *args: str):
 
 def in_shop(database: Settings, action):
     async def go():
-        pool = await create_pool(database, max_size=2)
+        pool = await create_worker_pool(database, max_size=2)
         try:
             return await action(pool)
         finally:
