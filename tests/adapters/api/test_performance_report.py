@@ -208,22 +208,30 @@ def shop(database: Settings):
                 "X-Shopify-Hmac-Sha256": signature})
             assert answer.json()["status"] == "accepted", answer.text
 
-        for order, visitor, total, at in (("1001", "A", "120.00", "2024-03-10T12:00:00Z"),
-                                          ("1002", "B", "55.00", "2024-03-10T11:00:00Z"),
-                                          ("1003", "C", "40.00", "2024-03-10T11:00:00Z"),
-                                          ("1004", "D", "30.00", "2024-03-10T13:00:00Z")):
+        # Carol's first order, in January (outside the window), makes her March order a
+        # returning customer's; 1004 names no customer.
+        deliver({"id": 1000, "currency": "USD", "total_price": "9.00",
+                 "created_at": "2024-01-05T10:00:00Z", "email": "carol@example.invalid"},
+                "orders/create")
+        for order, visitor, total, at, email in (
+                ("1001", "A", "120.00", "2024-03-10T12:00:00Z", "alice@example.invalid"),
+                ("1002", "B", "55.00", "2024-03-10T11:00:00Z", "bob@example.invalid"),
+                ("1003", "C", "40.00", "2024-03-10T11:00:00Z", "carol@example.invalid"),
+                ("1004", "D", "30.00", "2024-03-10T13:00:00Z", None)):
             deliver({"id": int(order), "currency": "USD", "total_price": total, "created_at": at,
-                     "note_attributes": [{"name": "skeldir_visitor_id", "value": visitor}]},
+                     "note_attributes": [{"name": "skeldir_visitor_id", "value": visitor}],
+                     **({"email": email} if email else {})},
                     "orders/create")
         deliver({"id": 77, "order_id": 1002, "created_at": "2024-03-11T09:00:00Z",
                  "transactions": [{"id": 77, "kind": "refund", "status": "success",
                                    "currency": "USD", "amount": "5.00",
                                    "created_at": "2024-03-11T09:00:00Z"}]}, "refunds/create")
-        # New and returning customers, as the customers work flags them.
+        # New and returning customers, as ingest flagged them from the orders' emails.
         with owner_connection(database) as conn:
-            for order, flag in (("1001", True), ("1002", True), ("1003", False)):
-                conn.execute("UPDATE orders SET is_new_customer = %s WHERE tenant_id = %s"
-                             " AND external_order_id = %s", (flag, tenant.tenant_id, order))
+            flags = dict(conn.execute(
+                "SELECT external_order_id, is_new_customer FROM orders WHERE tenant_id = %s",
+                (tenant.tenant_id,)).fetchall())
+        assert flags == {"1000": True, "1001": True, "1002": True, "1003": False, "1004": None}
         asyncio.run(_run_chain(database, tenant.tenant_id))
         yield client, {"Authorization": f"Bearer {tenant.api_key}"}
 
