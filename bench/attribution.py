@@ -52,10 +52,10 @@ LANDINGS = [
 # Stored as collection stores them: each with its channel under the rules in force.
 TOUCHPOINTS_SQL = """
 INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints, channel,
-                         rules_version)
+                         platform, rules_version)
 SELECT $1::uuid, 't' || i, 'v' || (i % ($3::int + $3::int / 4)),
        $4::timestamptz - random() * interval '25 days',
-       ($5::jsonb[])[k], ($6::text[])[k], 0
+       ($5::jsonb[])[k], ($6::text[])[k], ($7::text[])[k], 0
 FROM generate_series(1, $2::int) AS i,
      LATERAL (SELECT 1 + (i::bigint * 7919 % cardinality($5::jsonb[]))::int AS k) AS landing
 """
@@ -73,9 +73,10 @@ FROM generate_series(1, $2::int) AS i
 ENTRIES_SQL = """
 INSERT INTO revenue_entries (tenant_id, order_id, provider, external_entry_id, kind, amount_minor,
                              currency, occurred_at, event_id, reported_amount_minor,
-                             reported_reporting_minor, reported_converted)
+                             reported_reporting_minor, reported_converted, sent_amount_minor,
+                             sent_currency)
 SELECT tenant_id, order_id, provider, external_entry_id, kind, amount, 'USD', $3::timestamptz,
-       $4::uuid, amount, amount, true
+       $4::uuid, amount, amount, true, amount, 'USD'
 FROM (
     SELECT $1::uuid AS tenant_id, md5('o' || i)::uuid AS order_id, 'shopify' AS provider,
            'order:' || i AS external_entry_id, 'sale' AS kind, 1000 + (i % 9000) AS amount
@@ -106,8 +107,10 @@ async def generate(pool, settings, tenant_id, orders: int, touchpoints: int) -> 
     landings = list(LANDINGS)
     async with tenant_transaction(pool, tenant_id) as conn:
         channels = [default_rule_set().classify(hints_from_document(h)) for h in landings]
+        platforms = [default_rule_set().platform(hints_from_document(h)) for h in landings]
         await conn.execute(
-            TOUCHPOINTS_SQL, tenant_id, touchpoints, orders, ORDERED_AT, landings, channels
+            TOUCHPOINTS_SQL, tenant_id, touchpoints, orders, ORDERED_AT, landings, channels,
+            platforms
         )
         await conn.execute(ORDERS_SQL, tenant_id, orders, ORDERED_AT)
     # The entries' foreign key checks are planned from the orders' statistics: taken before

@@ -8,7 +8,9 @@ wrk, 10 s phases; memory of the API and the worker), both against one `skeldir u
 temp dir; then, each in a process of its own (their memory figures are their own), report
 upkeep for one changed order in a tenant of 10,000 orders beside one of 1,000,000
 (bench/rebuild.py), attribution throughput over 100,000 orders (bench/attribution.py) and
-loading 100,000 spend rows through the API and the CSV command (bench/spend_load.py). Each
+loading 100,000 spend rows through the API and the CSV command (bench/spend_load.py) and the
+performance report over 90 days of 1M orders, 5M touchpoints and 100k spend rows
+(bench/performance_report.py, several minutes). Each
 prints its details as it runs; at the end comes one markdown table, with the command, the
 machine's load average before and after (other work on the machine lowers every figure) and the
 time the whole run took. Each module still runs alone.
@@ -35,7 +37,9 @@ import freshness
 import ingest
 
 Rows = list[tuple[str, str, str, str]]
-BENCHMARKS = ("ingest", "freshness", "rebuild", "attribution", "spend_load")
+BENCHMARKS = (
+    "ingest", "freshness", "rebuild", "attribution", "spend_load", "performance_report"
+)
 
 
 def against_one_system(selected: set[str]) -> dict[str, Rows]:
@@ -110,7 +114,7 @@ def main() -> None:
     results: dict[str, Rows] = {}
     if selected & {"ingest", "freshness"}:
         results.update(against_one_system(selected))
-    for name in ("rebuild", "attribution", "spend_load"):
+    for name in ("rebuild", "attribution", "spend_load", "performance_report"):
         if name in selected:
             results[name] = guarded(name, lambda name=name: in_own_process(name))
 

@@ -112,6 +112,11 @@ async def populate_every_tenant_table(settings: Settings, pool, tenant: TenantUn
         # What `skeldir connector add` and POST /api/connectors write.
         await connectors.add(conn, box, tenant.tenant_id, "meta", "act_1",
                              {"access_token": "populate-token"})
+        # What an erasure or data request records (POST /api/privacy/erasures, a Shopify
+        # compliance webhook).
+        await conn.execute(
+            "INSERT INTO privacy_requests (tenant_id, request_id, kind, origin)"
+            " VALUES ($1, $2, 'data_request', 'api')", tenant.tenant_id, uuid.uuid4())
     # Leave one order pending and one dirty, so those tables hold a row too.
     await ingest_shopify(pool, tenant, order_body(910002), event_id="populate-2")
     async with tenant_transaction(pool, tenant.tenant_id) as conn:

@@ -12,7 +12,7 @@ Existing orders are backfilled here; they are not marked pending (their credits 
 the flag is read by the reports that count new customers, which are built from it).
 
 Revision ID: 20261207_0013
-Revises: 20261207_0011
+Revises: 20261207_0012
 Create Date: 2026-12-07
 """
 
@@ -20,7 +20,7 @@ from alembic import context, op
 from sql_functions import load
 
 revision = "20261207_0013"
-down_revision = "20261207_0011"
+down_revision = "20261207_0012"
 branch_labels = None
 depends_on = None
 

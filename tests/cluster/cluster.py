@@ -14,18 +14,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-import httpx
 import psycopg
 from network import SUBNET, Network
 from streaming_replica import EmbeddedStandby
 
 from databases import new_roles
+from polling import poll
+
 from skeldir.base.config import Settings
 from skeldir.base.crypto import new_secret_key, secret_box
 from skeldir.deployment import migrate
@@ -48,21 +46,6 @@ HOSTS = {"db": 2, "replica": 3, "redis": 4, "lb": 10, "api1": 11, "api2": 12,
 # against it in a few seconds, and above the steady load the tests send.
 WEBHOOKS_PER_SECOND = 12.0
 BURST = 12.0
-T = TypeVar("T")
-
-
-def poll(what: str, check: Callable[[], T], timeout: float, diagnostics: Callable[[], str],
-         interval: float = 0.1) -> T:
-    """`check()` once it is truthy; else fail after `timeout` with its last value and logs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not true after {timeout:.0f}s; "
-                                 f"last observation: {last!r}\n{diagnostics()}")
-        time.sleep(interval)
 
 
 def _tail(path: Path, size: int = 3000) -> str:

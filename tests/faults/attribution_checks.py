@@ -11,7 +11,7 @@ from collections import Counter
 import asyncpg
 
 from fault_system import FaultSystem, poll
-from skeldir.domains.reporting import channel_daily, daily_revenue
+from skeldir.domains.reporting import campaign_daily, channel_daily, daily_revenue
 
 _PROGRESS_SQL = """
 SELECT (SELECT count(*) FROM orders WHERE tenant_id = %(t)s AND has_snapshot) AS orders,
@@ -39,6 +39,12 @@ def wait_until_attributed(system: FaultSystem, tenant_id: uuid.UUID, orders: int
 _DAILY_CHANNEL_SQL = """
 SELECT model, day, currency, channel, revenue_minor, refunds_minor, net_minor, orders
 FROM channel_daily WHERE tenant_id = $1
+"""
+_DAILY_CAMPAIGN_SQL = """
+SELECT model, day, currency, channel, platform, campaign_id, utm_campaign, adset_id, ad_id,
+       revenue_minor, refunds_minor, net_minor, orders_micro, new_customers_micro,
+       new_customer_net_minor
+FROM campaign_daily WHERE tenant_id = $1
 """
 _DAILY_REVENUE_SQL = """
 SELECT day, currency, gross_minor, refunds_minor, cancellations_minor, net_minor, orders,
@@ -87,10 +93,14 @@ async def _check(owner_url: str, tenant_id: uuid.UUID) -> dict[str, int]:
 
         kept_channels = _figures(await conn.fetch(_DAILY_CHANNEL_SQL, tenant_id), 4)
         kept_revenue = _figures(await conn.fetch(_DAILY_REVENUE_SQL, tenant_id), 2)
+        kept_campaigns = _figures(await conn.fetch(_DAILY_CAMPAIGN_SQL, tenant_id), 9)
         await channel_daily.rebuild(conn, tenant_id)
+        await campaign_daily.rebuild(conn, tenant_id)
         await daily_revenue.rebuild(conn, tenant_id)
         assert kept_channels == _figures(await conn.fetch(_DAILY_CHANNEL_SQL, tenant_id), 4), \
             "channel_daily differs from a rebuild"
+        assert kept_campaigns == _figures(await conn.fetch(_DAILY_CAMPAIGN_SQL, tenant_id), 9), \
+            "campaign_daily differs from a rebuild"
         assert kept_revenue == _figures(await conn.fetch(_DAILY_REVENUE_SQL, tenant_id), 2), \
             "daily_revenue differs from a rebuild"
 
@@ -108,6 +118,11 @@ async def _check(owner_url: str, tenant_id: uuid.UUID) -> dict[str, int]:
             credited[model] += figures[2]
         assert credited == dict.fromkeys(models, total), \
             f"channel_daily net per model {credited} vs the ledger's {total}"
+        by_campaign = dict.fromkeys(models, 0)
+        for (model, *_), figures in kept_campaigns.items():
+            by_campaign[model] += figures[2]
+        assert by_campaign == dict.fromkeys(models, total), \
+            f"campaign_daily net per model {by_campaign} vs the ledger's {total}"
         return {"orders": len(orders), "models": len(models), "net_minor": total,
                 "channel_rows": len(kept_channels)}
     finally:

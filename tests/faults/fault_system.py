@@ -21,10 +21,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import psutil
@@ -32,6 +31,8 @@ import psycopg
 
 from databases import new_roles
 from e2e.e2e_system import free_port_pair
+from polling import poll
+
 from skeldir.base.config import Settings
 from skeldir.base.crypto import new_secret_key, secret_box
 from skeldir.deployment import migrate
@@ -41,7 +42,6 @@ from skeldir.embedded.postgres import EmbeddedPostgres
 from skeldir.embedded.redis import EmbeddedRedis
 from skeldir.operations import tenants
 
-T = TypeVar("T")
 
 SHOPIFY_SECRET = "shpss_fault_secret"
 WEBHOOK_PATH = "/api/webhooks/shopify"
@@ -57,20 +57,6 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_the_tests() -> None:
     # Runs in the child before exec: a test run killed outright takes the API and worker along.
     _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-
-
-def poll(what: str, check: Callable[[], T], timeout: float, diagnostics: Callable[[], str],
-         interval: float = 0.1) -> T:
-    """`check()` once it is truthy; else fail after `timeout` with its last value and logs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not true after {timeout:.0f}s; "
-                                 f"last observation: {last!r}\n{diagnostics()}")
-        time.sleep(interval)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ WORKER_DEFINER_FUNCTIONS = {
     # account or a credential.
     "connectors_to_pull()",
     "tenants_needing_recompute(interval,interval)",
+    # The daily retention run's: tenant ids and their retention periods, never their rows.
+    "tenants_for_retention()",
     "tenants_with_touchpoints(timestamp with time zone)",
 }
 

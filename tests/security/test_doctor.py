@@ -41,6 +41,8 @@ CHECKS = [
     "security definer functions",
     "migrations",
     "secret key",
+    "retention",
+    "privacy requests",
     "broker",
     "api",
 ]
@@ -418,3 +420,23 @@ def test_a_database_host_that_never_answers_fails_within_the_connect_timeout(
     assert "cannot connect as the owner role" in report.results["row-level security"]["detail"]
     assert "cannot connect as the runtime role" in (
         report.results["runtime role attributes"]["detail"])
+
+
+def test_doctor_reports_retention_and_privacy_requests_left_open(throwaway: Throwaway) -> None:
+    report = run_doctor(throwaway.settings, "--json")
+    assert report.results["retention"]["status"] == "ok"
+    assert "touchpoints 400 d" in report.results["retention"]["detail"]
+    assert report.results["privacy requests"]["status"] == "ok"
+    with owner_connection(throwaway.settings) as conn:
+        tenant_id = conn.execute("SELECT tenant_id FROM tenants LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE tenants SET retention_touchpoint_days = 30")
+        conn.execute("INSERT INTO privacy_requests (tenant_id, request_id, kind, origin,"
+                     " received_at) VALUES"
+                     " (%s, gen_random_uuid(), 'erasure', 'api', now() - interval '29 days'),"
+                     " (%s, gen_random_uuid(), 'erasure', 'api', now() - interval '31 days')",
+                     (tenant_id, tenant_id))
+    report = run_doctor(throwaway.settings, "--json")
+    assert "1 tenant(s) with their own periods" in report.results["retention"]["detail"]
+    assert report.failing == {"privacy requests"}, report.output
+    assert "1 request(s) open" in report.results["privacy requests"]["detail"]
+    assert str(tenant_id) in report.results["privacy requests"]["detail"]

@@ -159,12 +159,13 @@ async def test_it_cannot_list_tenants_without_a_tenant_context(
     for statement in ["SELECT * FROM tenants_with_touchpoints('-infinity')",
                       "SELECT * FROM tenants_needing_recompute('0', '0')",
                       "SELECT abandon_dead_recompute_jobs(NULL)",
-                      "SELECT * FROM connectors_to_pull()"]:
+                      "SELECT * FROM connectors_to_pull()",
+                      "SELECT * FROM tenants_for_retention()"]:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
             await runtime_pool.fetch(statement)
     assert {statement.split("(")[0] for statement in WORKER_DEFINER_FUNCTIONS} == {
-        "abandon_dead_recompute_jobs", "connectors_to_pull", "tenants_needing_recompute",
-        "tenants_with_touchpoints"}
+        "abandon_dead_recompute_jobs", "connectors_to_pull", "tenants_for_retention",
+        "tenants_needing_recompute", "tenants_with_touchpoints"}
 
 
 # A plausible argument of each type, so a function that lists tenants has every chance to:

@@ -21,6 +21,7 @@ from skeldir.adapters.api import (
     docs_page,
     exports,
     operations,
+    privacy,
     reports,
     spend,
     touchpoints,
@@ -69,7 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await sources.start()
         chain_stale = timedelta(seconds=settings.chain_stale_seconds)
-        scheduler = ChainScheduler(ingest_pool, create_celery(settings), chain_stale)
+        celery_app = create_celery(settings)
+        scheduler = ChainScheduler(ingest_pool, celery_app, chain_stale)
         batcher = IngestBatcher(
             ingest_pool,
             chain_stale,
@@ -84,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.long_operations = TenantOperationSlots(settings.long_operations_per_tenant)
         app.state.box = box
         app.state.schedule_chain = scheduler.request
+        app.state.celery = celery_app
         rate_limits = TenantRateLimits.from_settings(settings)
         app.state.rate_limits = rate_limits
         app.state.webhook_edge = webhooks.WebhookEdge(
@@ -136,6 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(spend.router)
     app.include_router(connectors.router)
+    app.include_router(privacy.router)
     app.include_router(docs_page.router)
     app.include_router(touchpoints.router)
     app.include_router(api_keys.router)

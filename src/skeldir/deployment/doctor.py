@@ -49,6 +49,7 @@ TENANT_LISTING_FUNCTIONS = (
     "tenants_needing_recompute(interval, interval)",
     "abandon_dead_recompute_jobs(uuid)",
     "connectors_to_pull()",
+    "tenants_for_retention()",
 )
 
 
@@ -100,6 +101,8 @@ def run_checks(settings: Settings) -> list[CheckResult]:
             "security definer functions": no_owner or _guarded(security_definer_search_path, owner),
             "migrations": no_owner or _guarded(migrations_at_head, owner, settings),
             "secret key": no_owner or _guarded(secret_key_decrypts, owner, settings),
+            "retention": no_owner or _guarded(retention_settings, owner),
+            "privacy requests": no_owner or _guarded(overdue_privacy_requests, owner),
         }
     findings["broker"] = broker_reachable(settings.broker_url)
     findings["api"] = api_answers(settings.public_url)
@@ -363,6 +366,55 @@ def secret_key_decrypts(owner: psycopg.Connection, settings: Settings) -> Findin
     except InvalidTag:
         return fail("the key does not decrypt the stored secrets", fix)
     return ok("present and decrypts the stored secrets")
+
+
+# A privacy request must be answered within a month (GDPR art. 12(3)).
+PRIVACY_REQUEST_DAYS = 30
+_RETENTION_COLUMNS = (
+    ("retention_touchpoint_days", "touchpoints"),
+    ("retention_payload_days", "payload copies"),
+    ("retention_dead_letter_days", "dead letters after replay"),
+)
+
+
+def retention_settings(owner: psycopg.Connection) -> Finding:
+    """The retention periods in force: the defaults, and how many tenants set their own."""
+    defaults = dict(
+        owner.execute(
+            "SELECT column_name, column_default FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = 'tenants'"
+            " AND column_name LIKE 'retention\\_%'"
+        ).fetchall()
+    )
+    shown = ", ".join(f"{label} {defaults.get(column)} d" for column, label in _RETENTION_COLUMNS)
+    others = owner.execute(
+        "SELECT count(*) FROM tenants WHERE "
+        + " OR ".join(
+            f"{column} IS DISTINCT FROM {int(defaults[column])}"
+            for column, _ in _RETENTION_COLUMNS
+            if defaults.get(column) is not None
+        )
+    ).fetchone()[0]
+    return ok(f"defaults {shown}; {others} tenant(s) with their own periods; applied daily")
+
+
+def overdue_privacy_requests(owner: psycopg.Connection) -> Finding:
+    """Privacy requests received more than 30 days ago and not completed (ids only)."""
+    rows = owner.execute(
+        "SELECT tenant_id, count(*), min(received_at) FROM privacy_requests"
+        " WHERE completed_at IS NULL AND received_at < now() - make_interval(days => %s)"
+        " GROUP BY tenant_id ORDER BY 3",
+        (PRIVACY_REQUEST_DAYS,),
+    ).fetchall()
+    if not rows:
+        return ok(f"none open for more than {PRIVACY_REQUEST_DAYS} days")
+    total = sum(row[1] for row in rows)
+    tenants = ", ".join(str(row[0]) for row in rows[:5])
+    return fail(
+        f"{total} request(s) open for more than {PRIVACY_REQUEST_DAYS} days"
+        f" (oldest received {rows[0][2].date()}; tenants {tenants})",
+        "start a worker (it sweeps open requests) or run `skeldir privacy list --tenant T`",
+    )
 
 
 def broker_reachable(broker_url: str | None) -> Finding:

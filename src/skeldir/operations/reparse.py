@@ -27,6 +27,7 @@ from skeldir.domains.ingestion.inbox import (
     order_store,
 )
 from skeldir.domains.ingestion.provider import Delivery, UnprocessableEvent
+from skeldir.domains.privacy.erasure import REDACTED_PAYLOAD
 from skeldir.domains.providers.registry import PROVIDERS, TOPIC_HEADERS
 from skeldir.operations.event_log import EventFilter, Keyset, keyset_condition
 
@@ -115,9 +116,11 @@ async def reparse_events(
 async def _next_batch(
     conn: asyncpg.Connection, tenant_id: uuid.UUID, filters: EventFilter, after: Keyset | None
 ) -> list[asyncpg.Record]:
-    args: list = [tenant_id]
+    # A payload copy erased on request or aged out holds nothing to parse.
+    args: list = [tenant_id, REDACTED_PAYLOAD]
     conditions = [
         "tenant_id = $1",
+        "payload <> $2",
         *filters.conditions(args),
         *keyset_condition(args, after, "event_id", ">"),
     ]

@@ -66,23 +66,41 @@ def create_tenant(
     return CreatedTenant(tenant_id, api_key, webhook_key, collect_key)
 
 
+RETENTION_FIELDS = {
+    "retention_touchpoint_days": "touchpoints",
+    "retention_payload_days": "kept payload copies",
+    "retention_dead_letter_days": "dead letters after replay",
+}
+
+
 def configure_tenant(
     conn: psycopg.Connection,
     tenant_id: uuid.UUID,
     *,
     lookback_days: int | None = None,
     half_life_days: float | None = None,
+    retention: dict[str, int | None] | None = None,
 ) -> dict:
-    """Change a tenant's attribution window and time-decay half-life (future recomputes)."""
+    """Change a tenant's attribution window and time-decay half-life (future recomputes) and
+    its retention periods in days (applied by the daily retention run)."""
     if lookback_days is not None and not 1 <= lookback_days <= 365:
         raise AdminError("the lookback window is 1 to 365 days")
     if half_life_days is not None and not 0 < half_life_days <= 365:
         raise AdminError("the half-life is more than 0 and at most 365 days")
+    retention = {k: v for k, v in (retention or {}).items() if v is not None}
+    for name, days in retention.items():
+        if name not in RETENTION_FIELDS:
+            raise AdminError(f"no retention setting {name}")
+        if not 1 <= days <= 3650:
+            raise AdminError(f"the retention of {RETENTION_FIELDS[name]} is 1 to 3650 days")
+    assignments = "".join(f", {name} = %({name})s" for name in retention)
     row = conn.execute(
-        "UPDATE tenants SET lookback_days = coalesce(%s, lookback_days),"
-        " half_life_days = coalesce(%s, half_life_days) WHERE tenant_id = %s"
-        " RETURNING lookback_days, half_life_days, reporting_currency",
-        (lookback_days, half_life_days, tenant_id),
+        "UPDATE tenants SET lookback_days = coalesce(%(lookback)s, lookback_days),"
+        " half_life_days = coalesce(%(half_life)s, half_life_days)" + assignments +
+        " WHERE tenant_id = %(tenant)s RETURNING lookback_days, half_life_days,"
+        " reporting_currency, " + ", ".join(RETENTION_FIELDS),
+        {"lookback": lookback_days, "half_life": half_life_days, "tenant": tenant_id,
+         **retention},
     ).fetchone()
     conn.commit()
     if row is None:
@@ -92,6 +110,7 @@ def configure_tenant(
         "lookback_days": row[0],
         "half_life_days": float(row[1]),
         "reporting_currency": row[2],
+        **dict(zip(RETENTION_FIELDS, row[3:], strict=True)),
     }
 
 

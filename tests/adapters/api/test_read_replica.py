@@ -137,9 +137,9 @@ def test_a_lagging_replica_is_left_out_until_it_catches_up(pair):
             assert event in order_ids(client, tenant)
         finally:
             pair.on_standby("SELECT pg_wal_replay_resume()")
-        back = poll(lambda: (s := replica_status(client, tenant))["serving_reads"] and s,
-                    "the caught-up replica serves again")
-        assert back["lag_bytes"] == 0
+        # It serves again once within the bound, perhaps a few bytes behind; then catches up.
+        poll(lambda: replica_status(client, tenant)["serving_reads"], "the replica serves again")
+        poll(lambda: replica_status(client, tenant)["lag_bytes"] == 0, "the replica catches up")
         assert event in order_ids(client, tenant)
 
 

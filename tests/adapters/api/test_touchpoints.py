@@ -51,6 +51,31 @@ def test_valid_items_are_kept_and_invalid_ones_reported(client, database):
     assert "chk-secret-token" not in rows["t-2"][4] and "alex@example.com" not in rows["t-2"][4].lower()
 
 
+def test_a_touchpoint_keeps_its_campaign_keys_and_its_ad_platform(client, database):
+    tenant = create_tenant(database)
+    meta = visit("c-1", url="https://shop.example/p?utm_source=facebook&utm_medium=paid_social"
+                 "&utm_campaign=Spring&utm_id=120&skd_adset=121&skd_ad=122&utm_content=video"
+                 "&utm_term=shoes&fbclid=F")
+    tiktok = visit("c-2", url="https://shop.example/p?ttclid=T", utm_id="77", skd_ad="79")
+    organic = visit("c-3", url="https://shop.example/p", referrer="https://www.google.com/")
+    response = post(client, tenant.collect_key, {"touchpoints": [meta, tiktok, organic]})
+    assert response.json()["accepted"] == 3, response.text
+    with owner_connection(database) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT touchpoint_id, hints, channel, platform FROM touchpoints"
+            " WHERE tenant_id = %s", (tenant.tenant_id,))}
+    hints, channel, platform = rows["c-1"]
+    assert (channel, platform) == ("paid_social", "meta")
+    assert {k: hints[k] for k in ("utm_campaign", "utm_id", "skd_adset", "skd_ad", "utm_content",
+                                  "utm_term")} == {
+        "utm_campaign": "Spring", "utm_id": "120", "skd_adset": "121", "skd_ad": "122",
+        "utm_content": "video", "utm_term": "shoes"}
+    assert hints["click_ids"] == [["fbclid", "F"]]
+    assert rows["c-2"][2] == "tiktok" and rows["c-2"][0]["utm_id"] == "77"
+    assert rows["c-2"][0]["skd_ad"] == "79"
+    assert rows["c-3"][1:] == ("organic_search", "")
+
+
 def test_only_a_collect_or_admin_key_writes_and_a_collect_key_reads_nothing(client, database):
     tenant = create_tenant(database)
     batch = {"touchpoints": [visit("k-1")]}

@@ -97,6 +97,9 @@ def test_a_tenants_window_and_half_life_are_configurable(database: Settings):
                  "--lookback-days", "14", "--half-life-days", "3.5", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"tenant_id": str(tenant.tenant_id), "lookback_days": 14,
-                                         "half_life_days": 3.5, "reporting_currency": "USD"}
+                                         "half_life_days": 3.5, "reporting_currency": "USD",
+                                         "retention_touchpoint_days": 400,
+                                         "retention_payload_days": 90,
+                                         "retention_dead_letter_days": 30}
     assert run(database, "tenant", "configure", "--tenant", str(tenant.tenant_id),
                "--lookback-days", "0").exit_code != 0

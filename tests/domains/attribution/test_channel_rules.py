@@ -135,7 +135,7 @@ _TOO_MANY = {"channel": "display", "utm_campaign": [f"c{i}" for i in range(51)]}
         ({**_BASE, "version": True}, "version: must be 1"),
         ({**_BASE, "extends": "defaults"}, 'extends: must be "default" or null'),
         ({**_BASE, "rule": []}, ("document: unknown key 'rule' (allowed: version, extends, "
-                                "channels, lists, rules, fallback)")),
+                                "channels, lists, rules, fallback, platform_rules)")),
         ({**_BASE, "rules": {}}, "rules: must be an array, not an object"),
         ({**_BASE, "rules": [{"channel": "email"}] * 501}, "rules: at most 500 items, got 501"),
         ({**_BASE, "rules": [{"channel": "email", "utm_sauce": ["x"]}]},
@@ -383,3 +383,71 @@ def test_the_compiled_rules_agree_with_a_direct_reading(document, many):
 @given(hints)
 def test_the_default_rules_agree_with_a_direct_reading(h):
     assert default_rule_set().classify(h) == _reference_classify(DEFAULT_RULES, h)
+
+
+@pytest.mark.parametrize(
+    ("hints", "platform"),
+    [
+        (AttributionHints(utm_source="facebook", utm_medium="paid_social"), "meta"),
+        (AttributionHints(utm_source="ig", utm_medium="cpc"), "meta"),
+        (AttributionHints(click_ids=(("fbclid", "a"),)), "meta"),
+        (AttributionHints(utm_source="facebook", utm_medium="social"), ""),
+        (AttributionHints(utm_source="google", utm_medium="cpc"), "google_ads"),
+        (AttributionHints(click_ids=(("gclid", "a"),)), "google_ads"),
+        (AttributionHints(click_ids=(("wbraid", "a"),)), "google_ads"),
+        (AttributionHints(referring_domain="www.google.com"), ""),
+        (AttributionHints(utm_source="tiktok", utm_medium="paid"), "tiktok"),
+        (AttributionHints(click_ids=(("ttclid", "a"),)), "tiktok"),
+        (AttributionHints(utm_source="bing", utm_medium="ppc"), "microsoft_ads"),
+        (AttributionHints(click_ids=(("msclkid", "a"),)), "microsoft_ads"),
+        (AttributionHints(click_ids=(("li_fat_id", "a"),)), "other"),
+        (AttributionHints(utm_source="pinterest", utm_medium="cpc"), "other"),
+        (AttributionHints(utm_source="newsletter", utm_medium="email"), ""),
+        (AttributionHints(landing_path="/"), ""),
+    ],
+)
+def test_the_default_platform_rules(hints, platform):
+    assert default_rule_set().platform(hints) == platform
+
+
+def test_a_tenant_platform_rule_runs_before_the_defaults_in_the_same_format():
+    rules = extend(
+        platform_rules=[
+            {"platform": "other", "utm_source": {"names": ["pinterest"]}},
+            {"platform": "meta", "utm_campaign": ["fb-*"]},
+        ]
+    )
+    assert rules.platform(AttributionHints(utm_source="pinterest")) == "other"
+    assert rules.platform(AttributionHints(utm_campaign="FB-spring")) == "meta"
+    assert rules.platform(AttributionHints(utm_source="google", utm_medium="cpc")) == "google_ads"
+    replaced = RuleSet.from_document(
+        {
+            **_NULL,
+            "channels": ["direct", "unknown"],
+            "platform_rules": [{"platform": "tiktok", "utm_medium": ["video"]}],
+        }
+    )
+    assert replaced.platform(AttributionHints(utm_source="google", utm_medium="cpc")) == ""
+    assert replaced.platform(AttributionHints(utm_medium="video")) == "tiktok"
+
+
+def test_a_document_silent_on_platforms_has_the_default_platform_rules():
+    rules = RuleSet.from_document(_BASE)
+    assert rules.platform(AttributionHints(click_ids=(("gclid", "a"),))) == "google_ads"
+    stored = rules.to_document()
+    del stored["platform_rules"]
+    assert RuleSet.from_resolved(stored) == rules
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"platform": "myspace", "utm_medium": ["cpc"]}, "platform_rules[0].platform: must be one"),
+        ({"platform": "meta"}, "platform_rules[0]: needs at least one condition"),
+        ({"channel": "direct", "utm_medium": ["cpc"]}, "platform_rules[0]: missing key 'platform'"),
+    ],
+)
+def test_invalid_platform_rules_name_the_bad_item(rule, message):
+    with pytest.raises(RuleSetError) as raised:
+        extend(platform_rules=[rule])
+    assert str(raised.value).startswith(message)

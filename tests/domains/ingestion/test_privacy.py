@@ -11,6 +11,7 @@ from skeldir.domains.ingestion.privacy import (
     CLICK_ID_KEYS,
     MAX_CLICK_ID_LENGTH,
     MAX_TEXT_LENGTH,
+    TEXT_KEYS,
     UTM_KEYS,
     attribution_fields,
     attribution_hints,
@@ -59,13 +60,23 @@ def test_mixed_case_click_id_names_are_canonical():
     assert landing_hints("/?sccid=s&LI_FAT_ID=l")[2] == (("ScCid", "s"), ("li_fat_id", "l"))
 
 
+def test_landing_urls_keep_the_campaign_ad_set_and_ad_ids():
+    path, utm, click_ids = landing_hints(
+        "https://shop.example/p?utm_source=facebook&utm_id=120&skd_adset=121&skd_ad=122"
+        "&utm_content=video&utm_term=shoes&fbclid=F&email=x%40y"
+    )
+    assert utm == {"utm_source": "facebook", "utm_term": "shoes", "utm_content": "video",
+                   "utm_id": "120", "skd_adset": "121", "skd_ad": "122"}
+    assert click_ids == (("fbclid", "F"),)
+
+
 def test_attribution_keys_cover_utm_and_common_click_ids():
     assert set(UTM_KEYS) | {"gclid", "gbraid", "wbraid", "dclid", "msclkid", "fbclid", "ttclid",
                             "li_fat_id", "twclid", "ScCid", "epik"} <= ATTRIBUTION_QUERY_KEYS
 
 
 query_names = st.sampled_from(
-    [*ATTRIBUTION_QUERY_KEYS, "email", "e", "token", "key", "name", "phone", "q", "utm_id",
+    [*ATTRIBUTION_QUERY_KEYS, "email", "e", "token", "key", "name", "phone", "q", "skd_adsetx",
      "_bt", "source", "utm_sourcex", "xgclid"]
 ) | st.text(min_size=1, max_size=12)
 query_values = st.text(max_size=40)
@@ -77,7 +88,7 @@ def test_landing_hints_never_let_through_a_value_of_another_parameter(params, pa
     _, utm, click_ids = landing_hints(url)
     allowed = {name.lower() for name in ATTRIBUTION_QUERY_KEYS}
     allowed_values = {storable_text(value) for name, value in params if name.lower() in allowed}
-    assert set(utm) <= set(UTM_KEYS)
+    assert set(utm) <= set(TEXT_KEYS)
     assert {name for name, _ in click_ids} <= set(CLICK_ID_KEYS)
     assert list(click_ids) == sorted(click_ids)
     for value in [*utm.values(), *(value for _, value in click_ids)]:

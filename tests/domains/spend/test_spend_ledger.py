@@ -133,16 +133,15 @@ async def test_spend_totals_equal_the_last_figures_loaded_per_key(
     assert total == sum(expected.values())
 
 
-async def test_a_large_batch_loads_at_the_target_rate(runtime_pool, tenant_factory) -> None:
+async def test_a_large_batch_is_stored_whole(runtime_pool, tenant_factory) -> None:
+    """50,000 rows in one call (its speed is bench/spend_load.py's, never a test's)."""
     tenant = tenant_factory()
     rows = [spend(day=f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}", campaign=f"c{i}",
                   adset_id=f"s{i % 50}", ad_id=f"a{i}", amount="1.23") for i in range(50_000)]
-    started = time.perf_counter()
     assert await ledger.store(runtime_pool, tenant.tenant_id, rows) == 50_000
-    elapsed = time.perf_counter() - started
-    # The target is 50,000 rows/s; a shared test machine gets a generous margin.
-    assert elapsed < 5, f"{50_000 / elapsed:.0f} rows/s"
-    print(f"spend upsert: {50_000 / elapsed:.0f} rows/s")
+    async with tenant_transaction(runtime_pool, tenant.tenant_id) as conn:
+        stored = await conn.fetchrow("SELECT count(*), sum(spend_minor) FROM ad_spend")
+    assert tuple(stored) == (50_000, 50_000 * 123)
 
 
 async def test_replacing_days_removes_what_the_new_rows_lack_in_that_range_only(

@@ -30,11 +30,16 @@ from skeldir.adapters.api.report_params import (
     DayRange,
     cohort_period,
     cohort_split,
+    currency_filter,
     day_range,
+    drill_down,
     optional_model,
+    performance_level,
+    required_model,
 )
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.reporting import exports
+from skeldir.domains.reporting.performance import DrillDown
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +216,36 @@ _add_export_route(
     exports.allocation_rows,
     "Each order's net and gross credit per model and channel as a CSV or Parquet file",
 )
+
+
+@router.get(
+    "/performance.{file_format}",
+    name="performance",
+    summary="The performance report (spend, revenue, orders, new customers, ROAS, CPA, CAC) of "
+    "one model and level as a CSV or Parquet file",
+    response_class=StreamingResponse,
+    responses=_FILE_RESPONSE,
+)
+async def performance_export(
+    request: Request,
+    file_format: FileFormat,
+    principal: Principal = Depends(require_reader),
+    days: DayRange = Depends(export_days),
+    model: str = Depends(required_model),
+    level: str = Depends(performance_level),
+    currency: str | None = Depends(currency_filter),
+    drill: DrillDown = Depends(drill_down),
+) -> Response:
+    return await _export(
+        request,
+        principal,
+        exports.PERFORMANCE,
+        file_format,
+        lambda conn: exports.performance_export_rows(
+            conn, model, level, days.start, days.end, currency, drill
+        ),
+        _filename(f"performance_{level}", days, model),
+    )
 
 
 # The cohorts' curves grow with the square of the window's periods: a report's window at most.

@@ -28,6 +28,7 @@ _WHEN = {
     404: "No such resource for this tenant",
     409: "The request names more than one resource (an order id of several stores: add `store`),"
          " or the tenant's data does not allow it yet (no converting journey to learn from)",
+    410: "The resource was held once and is no longer (erased, or past its retention)",
     413: "The body is over the size limit",
     422: "A parameter or body field does not match its type or pattern",
     429: "The tenant is over its rate limit; retry after `Retry-After` seconds",

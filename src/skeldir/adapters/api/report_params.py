@@ -13,6 +13,7 @@ from pydantic import BeforeValidator
 
 from skeldir.adapters.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from skeldir.domains.attribution.models import DATA_DRIVEN_MODELS, RULE_BASED_MODELS
+from skeldir.domains.reporting.performance import LEVELS, DrillDown
 from skeldir.domains.reporting.cohorts import PERIODS
 
 MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
@@ -91,6 +92,33 @@ def currency_filter(
     return currency
 
 
+def performance_level(
+    level: str = Query(
+        default="campaign", description=f"Rows per: {', '.join(LEVELS)}", examples=["campaign"]
+    ),
+) -> str:
+    if level not in LEVELS:
+        raise HTTPException(400, f"unknown level; known: {', '.join(LEVELS)}")
+    return level
+
+
+def drill_down(
+    channel: str | None = Query(
+        default=None, max_length=100,
+        description="Only revenue credited to this channel, and the spend of the platforms "
+        "counted under it (drill down from level=channel)",
+    ),
+    platform: str | None = Query(
+        default=None, max_length=100, description="Only this platform's revenue and spend"
+    ),
+    campaign_id: str | None = Query(
+        default=None, max_length=200, description="Only this campaign's revenue and spend"
+    ),
+) -> DrillDown:
+    if any("\x00" in value for value in (channel, platform, campaign_id) if value):
+        # No stored id holds a NUL, and PostgreSQL refuses one even as a query parameter.
+        raise HTTPException(400, "channel, platform and campaign_id cannot hold a NUL character")
+    return DrillDown(channel, platform, campaign_id)
 SPLITS = ("first_touch_channel",)
 
 
@@ -152,19 +180,38 @@ def day_key_after(cursor: str | None, arity: int) -> tuple | None:
         raise HTTPException(400, "the cursor is not one this API returned") from None
 
 
+def text_key_after(cursor: str | None, arity: int) -> tuple | None:
+    """The sort key of `arity` strings a cursor names."""
+    values = decode_cursor(cursor, arity)
+    if values is None:
+        return None
+    if not all(isinstance(value, str) and "\x00" not in value for value in values):
+        raise HTTPException(400, "the cursor is not one this API returned")
+    return tuple(values)
+
+
 async def report_page(
     days: DayRange,
     paging: PageRequest,
     sort_fields: tuple[str, ...],
     read: Callable[[tuple | None, int], Awaitable[list]],
-    day_field: str = "day",
+    *,
+    day_field: str | None = "day",
 ) -> dict:
     """One keyset page of a report sorted by day (the rows' `day_field`), then by the text
-    `sort_fields`: `read(after, n)` fetches at most n rows after the sort key `after` (None:
-    from the start)."""
-    after = day_key_after(paging.cursor, 1 + len(sort_fields))
+    `sort_fields` (by those alone when `day_field` is None): `read(after, n)` fetches at most n
+    rows after the sort key `after` (None: from the start)."""
+    if day_field is not None:
+        after = day_key_after(paging.cursor, 1 + len(sort_fields))
+
+        def sort_key(r) -> tuple:
+            return (r[day_field].isoformat(), *(r[f] for f in sort_fields))
+    else:
+        after = text_key_after(paging.cursor, len(sort_fields))
+
+        def sort_key(r) -> tuple:
+            return tuple(r[f] for f in sort_fields)
+
     rows = await read(after, paging.limit + 1)
-    items, next_cursor = page(
-        rows, paging.limit, lambda r: (r[day_field].isoformat(), *(r[f] for f in sort_fields))
-    )
+    items, next_cursor = page(rows, paging.limit, sort_key)
     return {"from": days.start, "to": days.end, "items": items, "next_cursor": next_cursor}

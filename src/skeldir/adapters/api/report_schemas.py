@@ -109,3 +109,49 @@ class ModelComparison(BaseModel):
     models: list[str] = Field(description="Models with figures in the window, in a fixed order")
     items: list[ModelRow]
     totals: list[ModelTotals] = Field(description="Per currency, per model")
+
+
+class PerformanceRow(BaseModel):
+    """One channel, platform, campaign, ad set or ad: its spend and what the model credits it.
+    Ids a level does not have are null; a row with no platform or campaign names its channel."""
+
+    channel: str | None = Field(
+        description="The channel (level channel), or the channel of revenue with no platform "
+        "(level platform) or no campaign (lower levels); else null"
+    )
+    platform: str | None = Field(description="meta, google_ads, tiktok, microsoft_ads, other")
+    campaign_id: str | None
+    campaign_name: str | None = Field(description="From the spend ledger (latest day)")
+    adset_id: str | None
+    adset_name: str | None
+    ad_id: str | None
+    ad_name: str | None
+    currency: str = Field(description="The reporting currency, or `currency` when asked")
+    spend_cents: int = Field(description="Spend, converted at each day's rate")
+    revenue_cents: int = Field(description="Net attributed revenue (sales less refunds)")
+    orders: str = Field(description="Attributed orders, fractional credit, six decimals",
+                        examples=["1.333334"])
+    new_customers: str = Field(
+        description="Attributed orders that were a customer's first, fractional like orders"
+    )
+    new_customer_revenue_cents: int = Field(description="Net attributed revenue of those orders")
+    roas: str | None = Field(
+        description="revenue_cents / spend_cents to four decimals; null without spend",
+        examples=["2.5000"],
+    )
+    cpa_cents: int | None = Field(description="spend / orders; null without spend or orders")
+    cac_cents: int | None = Field(
+        description="spend / new_customers; null without spend or new customers"
+    )
+    rate_missing: bool = Field(
+        description="Some spend or revenue had no exchange rate for its day and is left out"
+    )
+
+
+class PerformancePage(BaseModel):
+    model: str
+    level: str
+    from_: date = Field(alias="from")
+    to: date
+    items: list[PerformanceRow]
+    next_cursor: str | None = _NEXT_CURSOR

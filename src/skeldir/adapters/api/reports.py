@@ -23,8 +23,10 @@ from skeldir.adapters.api.report_params import (
     cohort_period,
     cohort_split,
     currency_filter,
+    drill_down,
     day_range,
     page_request,
+    performance_level,
     report_page,
     required_model,
 )
@@ -33,11 +35,13 @@ from skeldir.adapters.api.report_schemas import (
     ChannelSummary,
     DailyRevenuePage,
     ModelComparison,
+    PerformancePage,
 )
 from skeldir.adapters.api.tenant_connection import TenantConnection
 from skeldir.domains.reporting.channel_reads import channel_rows, channel_totals, model_comparison
 from skeldir.domains.reporting.cohorts import cohorts, no_customer
 from skeldir.domains.reporting.daily_revenue_reads import daily_revenue_rows
+from skeldir.domains.reporting.performance import KEY_FIELDS, DrillDown, performance_rows
 from skeldir.domains.spend.reads import reporting_currency
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
@@ -131,6 +135,36 @@ async def models(
     return {"from": days.start, "to": days.end, **comparison}
 
 
+@router.get(
+    "/performance",
+    summary="Spend, attributed revenue, orders and new customers with ROAS, CPA and CAC per "
+    "channel, platform, campaign, ad set or ad under one model",
+    response_model=PerformancePage,
+    responses=READER_ERRORS,
+)
+async def performance(
+    principal: Principal = Depends(require_reader),
+    model: str = Depends(required_model),
+    days: DayRange = Depends(report_days),
+    level: str = Depends(performance_level),
+    currency: str | None = Depends(currency_filter),
+    drill: DrillDown = Depends(drill_down),
+    paging: PageRequest = Depends(page_request),
+    *,
+    conn: TenantConnection,
+) -> dict:
+    report = await report_page(
+        days,
+        paging,
+        tuple(f"key_{i}" for i in range(len(KEY_FIELDS[level]))),
+        lambda after, n: performance_rows(
+            conn, model, level, days.start, days.end, currency, after, n, drill
+        ),
+        day_field=None,
+    )
+    return {"model": model, "level": level, **report}
+
+
 # One implementation under the reports prefix too, where dashboards look for it.
 router.add_api_route(
     "/orders/{provider}/{external_order_id}",
@@ -164,7 +198,7 @@ async def cohort_report(
                     > tuple(after)]
         return rows[:n]
 
-    report = await report_page(days, paging, ("channel",) if model else (), read, "cohort")
+    report = await report_page(days, paging, ("channel",) if model else (), read, day_field="cohort")
     return {
         **report,
         "period": period,

@@ -18,6 +18,7 @@ from skeldir.base.http import rate_limits
 from skeldir.base.http.bodies import read_capped
 from skeldir.domains.attribution.tenant_attribution import rules_in_force
 from skeldir.domains.ingestion import touchpoints
+from skeldir.domains.privacy.consent import ConsentError, read_consent
 
 router = APIRouter(tags=["touchpoints"])
 
@@ -73,9 +74,21 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
     async with tenant_transaction(pool, tenant_id) as conn:
         stitch = await touchpoints.tenant_stitch_key(conn, request.app.state.box, tenant_id)
     now = datetime.now(timezone.utc)
-    valid, rejected = [], []
+    valid, rejected, declined = [], [], 0
+    # A batch's consent applies to its items that state none of their own.
+    batch_consent = document.get("consent")
     for index, item in enumerate(items):
-        result = touchpoints.validate(item, index, stitch, now)
+        stated = item.get("consent", batch_consent) if isinstance(item, dict) else None
+        try:
+            consent = read_consent(stated)
+        except ConsentError as exc:
+            rejected.append(touchpoints.Rejected(index, None, (str(exc),)))
+            continue
+        if not consent.analytics:
+            # Nothing of the item is kept, not even its id.
+            declined += 1
+            continue
+        result = touchpoints.validate(item, index, stitch, now, ad_click_ids=consent.ads)
         (valid if isinstance(result, touchpoints.Touchpoint) else rejected).append(result)
     unique = list({t.touchpoint_id: t for t in valid}.values())
     stored = await touchpoints.store(pool, tenant_id, unique, rules_in_force)
@@ -86,6 +99,8 @@ async def collect_touchpoints(request: Request) -> JSONResponse:
             "accepted": stored.new,
             "duplicates": len(valid) - stored.new,
             "orders_reattributed": stored.orders_marked,
+            # Items without analytics consent: nothing of them was kept.
+            "declined": declined,
             "rejected": [
                 {"index": r.index, "id": r.touchpoint_id, "errors": list(r.errors)}
                 for r in rejected

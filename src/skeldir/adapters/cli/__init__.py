@@ -11,6 +11,7 @@ from skeldir.adapters.cli import doctor  # noqa: F401
 from skeldir.adapters.cli import exchange_rates  # noqa: F401
 from skeldir.adapters.cli import learn  # noqa: F401
 from skeldir.adapters.cli import operations  # noqa: F401
+from skeldir.adapters.cli import privacy  # noqa: F401
 from skeldir.adapters.cli import recompute  # noqa: F401
 from skeldir.adapters.cli import services  # noqa: F401
 from skeldir.adapters.cli import spend  # noqa: F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from skeldir.adapters.cli.output import emit, json_option, table
 from skeldir.adapters.cli.root import main, operator_errors, operator_settings
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import owner_connection
-from skeldir.operations import tenants
+from skeldir.operations import tenant_deletion, tenants
 
 
 @main.group()
@@ -47,6 +48,12 @@ def tenant_create(ctx: click.Context, name: str, reporting_currency: str, as_jso
 @click.option("--tenant", "tenant_id", required=True, type=click.UUID)
 @click.option("--lookback-days", type=int, default=None, help="Attribution window [30].")
 @click.option("--half-life-days", type=float, default=None, help="Time-decay half-life [7].")
+@click.option("--retention-touchpoint-days", type=int, default=None,
+              help="Days touchpoints are kept after they took place [400].")
+@click.option("--retention-payload-days", type=int, default=None,
+              help="Days kept payload copies of webhook events are kept [90].")
+@click.option("--retention-dead-letter-days", type=int, default=None,
+              help="Days dead letters are kept after their replay [30].")
 @json_option
 @click.pass_context
 def tenant_configure(
@@ -54,16 +61,70 @@ def tenant_configure(
     tenant_id: uuid.UUID,
     lookback_days: int | None,
     half_life_days: float | None,
+    retention_touchpoint_days: int | None,
+    retention_payload_days: int | None,
+    retention_dead_letter_days: int | None,
     as_json: bool,
 ) -> None:
-    """Set a tenant's attribution window and half-life; re-attribute history with `recompute`."""
+    """Set a tenant's attribution window and half-life (re-attribute history with `recompute`)
+    and its retention periods (applied daily by the worker)."""
     settings = operator_settings(ctx)
     with operator_errors():
         with owner_connection(settings) as conn:
             result = tenants.configure_tenant(
-                conn, tenant_id, lookback_days=lookback_days, half_life_days=half_life_days
+                conn,
+                tenant_id,
+                lookback_days=lookback_days,
+                half_life_days=half_life_days,
+                retention={
+                    "retention_touchpoint_days": retention_touchpoint_days,
+                    "retention_payload_days": retention_payload_days,
+                    "retention_dead_letter_days": retention_dead_letter_days,
+                },
             )
     emit(result, as_json)
+
+
+@tenant.command("delete")
+@click.argument("tenant_id", type=click.UUID)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--batch-size",
+    default=tenant_deletion.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    type=int,
+    help="Rows deleted per transaction.",
+)
+@json_option
+@click.pass_context
+def tenant_delete(
+    ctx: click.Context, tenant_id: uuid.UUID, yes: bool, batch_size: int, as_json: bool
+) -> None:
+    """Delete a tenant and every row it owns, in every table; resumable (run it again after a
+    crash). Its keys and sources stop working at once."""
+    settings = operator_settings(ctx)
+    with operator_errors():
+        with owner_connection(settings, autocommit=True) as conn:
+            total = sum(tenant_deletion.remaining_rows(conn, tenant_id).values())
+            if not yes:
+                click.confirm(
+                    f"Delete tenant {tenant_id} and its {total} rows? This cannot be undone",
+                    abort=True,
+                    err=True,
+                )
+            with click.progressbar(length=total, label="deleting rows", file=sys.stderr) as bar:
+                summary = tenant_deletion.delete_tenant(
+                    conn, tenant_id, batch_size=batch_size, on_batch=bar.update
+                )
+    emit(
+        {
+            "tenant_id": str(tenant_id),
+            "deleted_rows": summary.total,
+            "resumed": summary.resumed,
+            "tables": {table: n for table, n in summary.deleted.items() if n},
+        },
+        as_json,
+    )
 
 
 @main.group()

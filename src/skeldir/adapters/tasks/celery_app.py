@@ -14,6 +14,7 @@ TASK_MODULES = (
     "skeldir.adapters.tasks.reporting",
     "skeldir.adapters.tasks.maintenance",
     "skeldir.adapters.tasks.connectors",
+    "skeldir.adapters.tasks.privacy",
     "skeldir.adapters.tasks.signals",
 )
 
@@ -49,6 +50,17 @@ def create_celery(settings: Settings) -> Celery:
                 "task": "maintenance.sweep_pending",
                 "schedule": settings.sweep_interval_seconds,
                 "options": {"expires": settings.sweep_interval_seconds * 2},
+            },
+            # Requests whose task was lost (broker down, worker killed).
+            "sweep-privacy-requests": {
+                "task": "maintenance.privacy_sweep",
+                "schedule": 300,
+                "options": {"expires": 300},
+            },
+            "apply-retention": {
+                "task": "maintenance.retention",
+                "schedule": 86_400,
+                "options": {"expires": 86_400},
             },
             "learn-model-weights": {
                 "task": "maintenance.learn_weights",

@@ -20,6 +20,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from skeldir.adapters.tasks.privacy import schedule_request
 from skeldir.adapters.webhooks.sources import ResolvedSource, SourceResolver
 from skeldir.base.crypto import SecretBox
 from skeldir.base.db import DATABASE_UNAVAILABLE_ERRORS
@@ -39,6 +40,8 @@ from skeldir.domains.ingestion.provider import (
     UnprocessableEvent,
     VerificationContext,
 )
+from skeldir.domains.privacy import shopify_compliance
+from skeldir.domains.privacy.subjects import SubjectError
 from skeldir.domains.providers.registry import (
     LEGACY_TOPICS,
     PINGS,
@@ -47,6 +50,7 @@ from skeldir.domains.providers.registry import (
     TOPIC_HEADERS,
 )
 from skeldir.domains.providers.signing import StaleTimestamp
+from skeldir.operations import privacy_requests
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,10 @@ async def _receive(
     except _Refusal as refusal:
         return _outcome(label, refusal.outcome, refusal.response)
 
+    compliance = shopify_compliance.compliance_topic(headers) if label == "shopify" else None
+    if compliance is not None:
+        return await _privacy_request(edge, request, source, compliance, body, headers)
+
     try:
         delivery = provider.parse(body, headers)
         result = await edge.batcher.ingest(
@@ -157,6 +165,41 @@ async def _receive(
         label,
         result.status,
         OrjsonResponse({"status": result.status, "event_id": str(result.event_id)}),
+    )
+
+
+async def _privacy_request(
+    edge: WebhookEdge,
+    request: Request,
+    source: ResolvedSource,
+    topic: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> Response:
+    """A verified Shopify compliance webhook: stored as a privacy request (200 once stored, the
+    same answer for a redelivery), carried out by the worker."""
+    try:
+        asked = shopify_compliance.read(topic, body, headers)
+        request_id, new = await privacy_requests.submit(
+            edge.pool,
+            edge.box,
+            source.tenant_id,
+            kind=asked.kind,
+            origin="shopify",
+            customer_refs=asked.customer_refs,
+            orders=asked.orders,
+            source_id=source.source_id,
+            dedupe_key=asked.dedupe_key,
+        )
+    except (shopify_compliance.ComplianceError, SubjectError) as exc:
+        return await _dead_letter(edge, source, "shopify", body, headers, str(exc))
+    except DATABASE_UNAVAILABLE_ERRORS:
+        return _unavailable("shopify")
+    if new:
+        await schedule_request(request.app.state.celery, source.tenant_id, request_id)
+    status = "accepted" if new else "duplicate"
+    return _outcome(
+        "shopify", status, JSONResponse({"status": status, "privacy_request_id": str(request_id)})
     )
 
 

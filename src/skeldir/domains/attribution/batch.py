@@ -47,6 +47,9 @@ class Batch:
     entry_order: np.ndarray  # int64[E]: the order of each revenue entry
     entry_amount: np.ndarray  # int64[E]: minor units, negative for refunds and cancellations
     entry_is_sale: np.ndarray  # bool[E]
+    # int64[T]: each touchpoint's campaign grain, an index into the names the batch was read
+    # with (batch_arrays); the models never read it.
+    grain: np.ndarray | None = None
 
     @property
     def orders(self) -> int:

@@ -20,6 +20,7 @@ from skeldir.base import binary_copy, money
 from skeldir.domains.attribution.batch import Batch
 from skeldir.domains.attribution.packing import PackedOrders
 from skeldir.domains.attribution.tenant_attribution import TenantAttribution, reclassify
+from skeldir.domains.ingestion.campaign_keys import SEPARATOR, campaign_key
 from skeldir.domains.ingestion.hints import hints_from_document
 
 CURRENCIES = tuple(sorted(money.MINOR_UNIT_EXPONENTS))
@@ -29,11 +30,18 @@ DAY_US = 86_400_000_000
 # (OFFSET 0 keeps each lateral lookup below an index scan per order: a hash join would read
 # the tenant's whole table for every batch.)
 _ORDERS_COPY_SQL = """
-SELECT idx, ordered_at, coalesce(array_position($1::text[], currency), 0)::int2, has_snapshot
+SELECT idx, ordered_at, coalesce(array_position($1::text[], currency), 0)::int2, has_snapshot,
+       coalesce(is_new_customer, false)
 FROM attribution_batch ORDER BY idx
 """
 _ORDER_ROW = binary_copy.row_type(
-    [("idx", "int4"), ("ordered_at", "timestamptz"), ("currency", "int2"), ("has_snapshot", "bool")]
+    [
+        ("idx", "int4"),
+        ("ordered_at", "timestamptz"),
+        ("currency", "int2"),
+        ("has_snapshot", "bool"),
+        ("is_new_customer", "bool"),
+    ]
 )
 
 # With what the daily revenue report counted of each entry (-1 / NULL: nothing yet), and
@@ -67,27 +75,49 @@ _ENTRY_ROW = binary_copy.row_type(
     ]
 )
 
-# Paths in canonical order (time, fixed channel order, touchpoint id). A touchpoint classified
-# by rules no longer in force comes back as channel -1.
-_PATHS_COPY_SQL = """
+# Paths, each touchpoint with its grain: platform and campaign keys as campaign_keys.campaign_key
+# reads them (joined by its SEPARATOR). A touchpoint classified by rules no longer in force (or
+# before platforms were classified) comes back as channel -1.
+_PATHS_INSERT_SQL = """
+INSERT INTO attribution_paths (idx, at, channel, touchpoint_id, grain)
 SELECT b.idx, t.occurred_at,
-       (CASE WHEN t.rules_version = $3 THEN coalesce(array_position($2::text[], t.channel), 0) - 1
-             ELSE -1 END)::int2 AS channel
+       (CASE WHEN t.rules_version = $3 AND t.platform IS NOT NULL
+             THEN coalesce(array_position($2::text[], t.channel), 0) - 1
+             ELSE -1 END)::int2,
+       t.touchpoint_id,
+       concat_ws(E'\\x1f', coalesce(t.platform, ''), k.campaign_id,
+                 CASE WHEN k.campaign_id = '' THEN k.utm_campaign ELSE '' END, k.adset_id, k.ad_id)
 FROM attribution_batch b
 CROSS JOIN LATERAL (
-    SELECT occurred_at, channel, rules_version, touchpoint_id FROM touchpoints
+    SELECT occurred_at, channel, platform, rules_version, touchpoint_id, hints FROM touchpoints
     WHERE tenant_id = $1 AND visitor_id = b.visitor_id AND is_visit
       AND occurred_at BETWEEN b.ordered_at - $4::interval AND b.ordered_at OFFSET 0) AS t
+CROSS JOIN LATERAL (
+    SELECT replace(btrim(coalesce(t.hints->>'utm_id', '')), E'\\x1f', ' ') AS campaign_id,
+           replace(btrim(coalesce(t.hints->>'utm_campaign', '')), E'\\x1f', ' ') AS utm_campaign,
+           replace(btrim(coalesce(t.hints->>'skd_adset', '')), E'\\x1f', ' ') AS adset_id,
+           replace(btrim(coalesce(t.hints->>'skd_ad', '')), E'\\x1f', ' ') AS ad_id) AS k
 WHERE b.has_snapshot AND b.visitor_id IS NOT NULL
-ORDER BY b.idx, t.occurred_at, channel, t.touchpoint_id COLLATE "C"
 """
-_PATH_ROW = binary_copy.row_type([("idx", "int4"), ("at", "timestamptz"), ("channel", "int2")])
+
+_STALE_PATH_ORDERS_SQL = "SELECT DISTINCT idx FROM attribution_paths WHERE channel < 0"
+
+# Paths in canonical order (time, fixed channel order, touchpoint id), each touchpoint's grain
+# as its place in the batch's grain names.
+_PATHS_COPY_SQL = """
+SELECT p.idx, p.at, p.channel, (g.code - 1)::int4
+FROM attribution_paths p JOIN unnest($1::text[]) WITH ORDINALITY AS g(grain, code) USING (grain)
+ORDER BY p.idx, p.at, p.channel, p.touchpoint_id COLLATE "C"
+"""
+_PATH_ROW = binary_copy.row_type(
+    [("idx", "int4"), ("at", "timestamptz"), ("channel", "int2"), ("grain", "int4")]
+)
 
 _STALE_TOUCHPOINTS_SQL = """
 SELECT t.touchpoint_id, t.hints FROM attribution_batch b
 JOIN touchpoints t ON t.tenant_id = $1 AND t.visitor_id = b.visitor_id
 WHERE b.idx = ANY($2::integer[]) AND t.is_visit
-  AND (t.rules_version IS DISTINCT FROM $3 OR t.channel IS NULL)
+  AND (t.rules_version IS DISTINCT FROM $3 OR t.channel IS NULL OR t.platform IS NULL)
 """
 
 # The hints of orders whose path is their own landing page (no touchpoint in the window).
@@ -118,18 +148,25 @@ async def copy_entries(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> np.nda
 
 async def copy_paths(
     conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution
-) -> np.ndarray:
-    """The stored touchpoints of every order's path, as COPY rows (index, time, channel);
-    touchpoints classified by older rules are classified again first."""
+) -> tuple[np.ndarray, list[str]]:
+    """The stored touchpoints of every order's path, as COPY rows (index, time, channel,
+    grain), and the batch's grain names; touchpoints classified by older rules are classified
+    again first."""
     arguments = (tenant_id, list(tenant.channels), tenant.rules_version, tenant.lookback)
     for _attempt in range(2):
-        paths = await _copy_out(conn, _PATHS_COPY_SQL, _PATH_ROW, *arguments)
-        stale = paths["channel"] < 0
-        if not stale.any():
-            return paths
-        orders = np.unique(paths["idx"][stale]).tolist()
+        await conn.execute("DELETE FROM attribution_paths")
+        await conn.execute(_PATHS_INSERT_SQL, *arguments)
+        stale = [r["idx"] for r in await conn.fetch(_STALE_PATH_ORDERS_SQL)]
+        if not stale:
+            names = [
+                r["grain"]
+                for r in await conn.fetch(
+                    'SELECT DISTINCT grain COLLATE "C" AS grain FROM attribution_paths ORDER BY 1'
+                )
+            ]
+            return await _copy_out(conn, _PATHS_COPY_SQL, _PATH_ROW, names), names
         touchpoints = await conn.fetch(
-            _STALE_TOUCHPOINTS_SQL, tenant_id, orders, tenant.rules_version
+            _STALE_TOUCHPOINTS_SQL, tenant_id, stale, tenant.rules_version
         )
         await reclassify(conn, tenant_id, tenant, touchpoints)
     raise RuntimeError("touchpoints stayed unclassified after reclassification")
@@ -148,40 +185,54 @@ async def batch_of(
     orders: np.ndarray,
     paths: np.ndarray,
     entries: np.ndarray,
+    grain_names: list[str],
 ) -> Batch:
     """Paths and entries as arrays; an order with no touchpoint in its window gets its own
-    landing page (its hints) as its one touchpoint."""
+    landing page (its hints) as its one touchpoint. The grains of landing pages not among
+    `grain_names` are appended to it."""
     count = len(orders)
     order_index = paths["idx"].astype(np.int64)
     channel = paths["channel"].astype(np.int64)
+    grain = paths["grain"].astype(np.int64)
     age = orders["ordered_at"].astype(np.int64)[order_index] - paths["at"].astype(np.int64)
     counts = np.bincount(order_index, minlength=count)
     landing = np.flatnonzero((counts == 0) & orders["has_snapshot"])
+    extra = [landing]
     if len(landing):
         codes = {name: code for code, name in enumerate(tenant.channels)}
-        hints = {
-            r["idx"]: r["hints"]
+        grain_codes = {name: code for code, name in enumerate(grain_names)}
+        rows = {
+            r["idx"]: hints_from_document(r["hints"])
             for r in await conn.fetch(_LANDING_HINTS_SQL, tenant_id, landing.tolist())
         }
-        landing_channel = np.array(
-            [codes[tenant.classify(hints_from_document(hints[i]))] for i in landing.tolist()],
-            dtype=np.int64,
-        )
-        order_index = np.concatenate([order_index, landing])
-        channel = np.concatenate([channel, landing_channel])
-        age = np.concatenate([age, np.zeros(len(landing), dtype=np.int64)])
-        by_order = np.argsort(order_index, kind="stable")
-        order_index, channel, age = order_index[by_order], channel[by_order], age[by_order]
-        counts = np.bincount(order_index, minlength=count)
+        hints = [rows[i] for i in landing.tolist()]
+        landing_grain = []
+        for h in hints:
+            name = SEPARATOR.join((tenant.platform(h), *campaign_key(h)))
+            if name not in grain_codes:
+                grain_codes[name] = len(grain_names)
+                grain_names.append(name)
+            landing_grain.append(grain_codes[name])
+        extra_channel = [np.array([codes[tenant.classify(h)] for h in hints], dtype=np.int64)]
+        extra_grain = [np.array(landing_grain, dtype=np.int64)]
+    else:
+        extra_channel, extra_grain = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     # Orders with no snapshot are not attributed; they get an empty stand-in path entry so
     # every order has one, and no entries (nothing is allocated or written for them).
     unattributed = np.flatnonzero(~orders["has_snapshot"])
-    if len(unattributed):
-        order_index = np.concatenate([order_index, unattributed])
-        channel = np.concatenate([channel, np.zeros(len(unattributed), dtype=np.int64)])
-        age = np.concatenate([age, np.zeros(len(unattributed), dtype=np.int64)])
+    if len(unattributed) and not grain_names:
+        grain_names.append(SEPARATOR * 4)  # no platform, no campaign keys
+    extra.append(unattributed)
+    extra_channel.append(np.zeros(len(unattributed), dtype=np.int64))
+    extra_grain.append(np.zeros(len(unattributed), dtype=np.int64))
+    if len(landing) or len(unattributed):
+        order_index = np.concatenate([order_index, *extra])
+        channel = np.concatenate([channel, *extra_channel])
+        grain = np.concatenate([grain, *extra_grain])
+        age = np.concatenate([age, np.zeros(len(landing) + len(unattributed), dtype=np.int64)])
         by_order = np.argsort(order_index, kind="stable")
-        order_index, channel, age = order_index[by_order], channel[by_order], age[by_order]
+        order_index, channel = order_index[by_order], channel[by_order]
+        grain, age = grain[by_order], age[by_order]
         counts = np.bincount(order_index, minlength=count)
     offsets = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -192,6 +243,7 @@ async def batch_of(
         entries["idx"].astype(np.int64),
         entries["amount"].astype(np.int64),
         entries["is_sale"].astype(bool),
+        grain,
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from skeldir.domains.attribution.channel_rule_format import FORMAT_VERSION
 
 _PAID_MEDIUMS = ["cpc", "paid", "paidsearch", "ppc"]
+# The mediums an ad platform's own URL tags carry (compared without punctuation: paid_social).
+_AD_MEDIUMS = ["cpc", "cpm", "cpv", "display", "paid", "paidsearch", "paidsocial", "ppc"]
 
 DEFAULT_RULES: dict = {
     "version": FORMAT_VERSION,
@@ -92,4 +94,32 @@ DEFAULT_RULES: dict = {
         {"channel": "direct", "absent": ["source_name"], "present": ["landing_path"]},
     ],
     "fallback": "unknown",
+    # A touchpoint's ad platform: the first rule that holds names it; none holds, no platform.
+    # Click ids are the platform's own evidence; a utm_source counts with a paid medium only,
+    # since the same sources tag organic posts.
+    "platform_rules": [
+        {"platform": "google_ads", "click_ids": ["dclid", "gbraid", "gclid", "wbraid"]},
+        {"platform": "microsoft_ads", "click_ids": ["msclkid"]},
+        {"platform": "meta", "click_ids": ["fbclid"]},
+        {"platform": "tiktok", "click_ids": ["ttclid"]},
+        {"platform": "other", "click_ids": ["li_fat_id", "sccid", "twclid"]},
+        {
+            "platform": "meta",
+            "utm_medium": _AD_MEDIUMS,
+            "utm_source": {"names": ["facebook", "instagram", "messenger", "meta"],
+                           "words": ["fb", "ig"]},
+        },
+        {
+            "platform": "google_ads",
+            "utm_medium": _AD_MEDIUMS,
+            "utm_source": {"names": ["google", "youtube"]},
+        },
+        {"platform": "tiktok", "utm_medium": _AD_MEDIUMS, "utm_source": {"names": ["tiktok"]}},
+        {
+            "platform": "microsoft_ads",
+            "utm_medium": _AD_MEDIUMS,
+            "utm_source": {"names": ["bing", "microsoft"]},
+        },
+        {"platform": "other", "utm_medium": _AD_MEDIUMS},
+    ],
 }

@@ -26,6 +26,7 @@ from skeldir.domains.attribution.channel_rule_format import (
     clean,
     medium_key,
 )
+from skeldir.domains.ingestion.campaign_keys import PLATFORMS
 
 # False while reading back a stored, resolved document (see resolve_stored).
 _SIZE_LIMITS: contextvars.ContextVar[bool] = contextvars.ContextVar("size_limits", default=True)
@@ -55,7 +56,10 @@ def _resolved_defaults() -> dict:
 def resolve(document: object) -> dict:
     """The canonical, self-contained form of a tenant's document (`extends` null)."""
     root = _mapping(
-        document, "document", ("version", "extends"), ("channels", "lists", "rules", "fallback")
+        document,
+        "document",
+        ("version", "extends"),
+        ("channels", "lists", "rules", "fallback", "platform_rules"),
     )
     if type(root["version"]) is not int or root["version"] != FORMAT_VERSION:
         raise RuleSetError(f"version: must be {FORMAT_VERSION}")
@@ -64,7 +68,8 @@ def resolve(document: object) -> dict:
     elif root["extends"] is None:
         if "channels" not in root:
             raise RuleSetError("channels: required when extends is null")
-        base = {"channels": [], "lists": {}, "rules": [], "fallback": "unknown"}
+        base = {"channels": [], "lists": {}, "rules": [], "fallback": "unknown",
+                "platform_rules": []}
     else:
         raise RuleSetError('extends: must be "default" or null')
 
@@ -91,9 +96,19 @@ def resolve(document: object) -> dict:
         lists[name] = _place(spec, f"lists.{name}", None)
 
     rules = [
-        _rule(rule, f"rules[{index}]", channels, lists)
+        _rule(rule, f"rules[{index}]", "channel", lambda n, p: _check_channel(n, p, channels), lists)
         for index, rule in enumerate(_array(root.get("rules", []), "rules", MAX_RULES))
     ]
+    if "platform_rules" in root:
+        platform_rules = [
+            _rule(rule, f"platform_rules[{index}]", "platform", _check_platform, lists)
+            for index, rule in enumerate(
+                _array(root["platform_rules"], "platform_rules", MAX_RULES)
+            )
+        ] + base["platform_rules"]
+    else:
+        # A document written before platforms existed (or silent on them) has the defaults'.
+        platform_rules = copy.deepcopy(_resolved_defaults()["platform_rules"])
     fallback = root.get("fallback", base["fallback"])
     _check_channel(fallback, "fallback", channels)
     return {
@@ -103,13 +118,15 @@ def resolve(document: object) -> dict:
         "lists": lists,
         "rules": rules + base["rules"],
         "fallback": fallback,
+        "platform_rules": platform_rules,
     }
 
 
-def _rule(value: object, path: str, channels: list[str], lists: dict) -> dict:
-    rule = _mapping(value, path, ("channel",), (*FIELDS, "present", "absent", "description"))
-    _check_channel(rule["channel"], f"{path}.channel", channels)
-    canonical = {"channel": rule["channel"]}
+def _rule(value: object, path: str, target: str, check_target, lists: dict) -> dict:
+    """A rule naming a `target` (its channel, or its platform) when its conditions hold."""
+    rule = _mapping(value, path, (target,), (*FIELDS, "present", "absent", "description"))
+    check_target(rule[target], f"{path}.{target}")
+    canonical = {target: rule[target]}
     if "description" in rule:
         canonical["description"] = _text(rule["description"], f"{path}.description")
     for field in FIELDS:
@@ -118,7 +135,7 @@ def _rule(value: object, path: str, channels: list[str], lists: dict) -> dict:
     for key in ("present", "absent"):
         if key in rule:
             canonical[key] = _strings(rule[key], f"{path}.{key}", _field_name)
-    if len(canonical.keys() - {"channel", "description"}) == 0:
+    if len(canonical.keys() - {target, "description"}) == 0:
         raise RuleSetError(
             f"{path}: needs at least one condition ({', '.join(FIELDS)}, "
             "present, absent); the fallback covers everything else"
@@ -211,6 +228,11 @@ def _check_channel(name: object, path: str, channels: list[str]) -> None:
         raise RuleSetError(f"{path}: must be a string, not {_json_type(name)}")
     if name not in channels:
         raise RuleSetError(f"{path}: unknown channel {name!r} (declare it under channels)")
+
+
+def _check_platform(name: object, path: str) -> None:
+    if name not in PLATFORMS:
+        raise RuleSetError(f"{path}: must be one of {', '.join(PLATFORMS)}")
 
 
 def _pattern_item(pattern: re.Pattern, what: str):

@@ -18,6 +18,7 @@ from operator import call
 from skeldir.domains.attribution.channel_rule_defaults import DEFAULT_RULES
 from skeldir.domains.attribution.channel_rule_matching import compile_rules
 from skeldir.domains.attribution.channel_rule_validation import resolve, resolve_stored
+from skeldir.domains.ingestion.campaign_keys import NO_PLATFORM
 from skeldir.domains.ingestion.event import AttributionHints
 
 
@@ -27,6 +28,7 @@ class RuleSet:
     __slots__ = (
         "_decide",
         "_document",
+        "_platform",
         "_fingerprint",
         "_functions",
         "_rules",
@@ -41,6 +43,7 @@ class RuleSet:
         self.channels: tuple[str, ...] = tuple(resolved["channels"])
         self.fallback: str = resolved["fallback"]
         self._rules, self._values, self._functions, self._decide = compile_rules(resolved)
+        self._platform = _compiled_platform_rules(resolved)
 
     @classmethod
     def from_document(cls, document: dict) -> RuleSet:
@@ -63,6 +66,14 @@ class RuleSet:
     def classify(self, hints: AttributionHints) -> str:
         return self._decide(*map(call, self._functions, self._values(hints)))
 
+    def platform(self, hints: AttributionHints) -> str:
+        """The ad platform the platform rules give, or NO_PLATFORM."""
+        _rules, values, functions, decide = self._platform
+        return decide(*map(call, functions, values(hints)))
+
+    def channel_and_platform(self, hints: AttributionHints) -> tuple[str, str]:
+        return self.classify(hints), self.platform(hints)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RuleSet) and other._fingerprint == self._fingerprint
 
@@ -76,6 +87,19 @@ class RuleSet:
 @cache
 def default_rule_set() -> RuleSet:
     return RuleSet.from_document(DEFAULT_RULES)
+
+
+def _compiled_platform_rules(resolved: dict) -> tuple:
+    """Platform rules are channel rules naming a platform: one format, one matcher."""
+    return compile_rules(
+        {
+            "rules": [
+                {**rule, "channel": rule["platform"]} for rule in resolved["platform_rules"]
+            ],
+            "lists": resolved["lists"],
+            "fallback": NO_PLATFORM,
+        }
+    )
 
 
 def _canonical_json(document: dict) -> bytes:

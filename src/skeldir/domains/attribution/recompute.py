@@ -3,7 +3,8 @@
 A batch reads its pending orders with the version they were marked at, their paths (stored
 touchpoints, classified once by the rules in force), allocates every model for the whole batch
 at once (`batch.allocate_batch`), and writes one row per order through COPY and one
-INSERT ... SELECT, together with the change to the daily channel report. It clears a pending
+INSERT ... SELECT, together with the changes to the daily channel and campaign reports (each
+row keeps its credits per campaign grain, `campaign_grain`, for the campaign report). It clears a pending
 mark only if neither the order nor its mark changed meanwhile (same order version, same mark
 generation); a changed or re-marked order stays pending for the next batch.
 
@@ -23,7 +24,12 @@ import numpy as np
 
 from skeldir.base import money
 from skeldir.base.db import tenant_transaction
-from skeldir.domains.attribution import batch_arrays, channel_daily_projection
+from skeldir.domains.attribution import (
+    batch_arrays,
+    campaign_daily_projection,
+    campaign_grain,
+    channel_daily_projection,
+)
 from skeldir.domains.attribution.batch import allocate_batch
 from skeldir.domains.attribution.packing import ChannelDayChanges, GroupSums, pack
 from skeldir.domains.attribution.tenant_attribution import (
@@ -35,7 +41,10 @@ _BATCH_TABLES_SQL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS attribution_batch (
     idx integer, order_id uuid, order_version bigint, generation bigint, has_snapshot boolean,
     currency text,
-    ordered_at timestamptz, visitor_id text
+    ordered_at timestamptz, visitor_id text, is_new_customer boolean
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS attribution_paths (
+    idx integer, at timestamptz, channel smallint, touchpoint_id text, grain text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS attribution_rows (
     idx integer, revenue_minor bigint, gross_minor bigint, channel_set integer, credits bytea
@@ -67,10 +76,26 @@ SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, p.generation, o.
            CASE WHEN o.customer_key IS NOT NULL THEN
                (SELECT t.visitor_id FROM touchpoints t WHERE t.tenant_id = $1
                   AND t.customer_key = o.customer_key AND t.received_at <= o.created_at
-                ORDER BY t.received_at, t.touchpoint_id LIMIT 1) END)
+                ORDER BY t.received_at, t.touchpoint_id LIMIT 1) END),
+       o.is_new_customer
 FROM (SELECT order_id, order_version, generation FROM pending_orders WHERE tenant_id = $1
       ORDER BY marked_at LIMIT $2) AS p
 JOIN orders o ON o.tenant_id = $1 AND o.order_id = p.order_id
+"""
+
+# Orders erased on request keep the credits they were attributed (their journey is gone, so
+# they could not be attributed again): their pending marks are dropped unattributed, and the
+# daily revenue report still counts their entries (a refund after the erasure lowers revenue,
+# while the credits stay as attributed; see docs/privacy.md).
+_FREEZE_REDACTED_SQL = """
+WITH frozen AS (
+    DELETE FROM pending_orders p
+    WHERE p.tenant_id = $1 AND p.order_id IN (
+        SELECT o.order_id FROM orders o WHERE o.tenant_id = $1 AND o.redacted_at IS NOT NULL)
+    RETURNING p.order_id)
+INSERT INTO report_dirty_orders (tenant_id, order_id)
+SELECT $1::uuid, order_id FROM frozen
+ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
 """
 
 _RATES_SQL = """
@@ -81,13 +106,15 @@ WHERE quote = $1 AND (day, base) IN (SELECT * FROM unnest($2::date[], $3::text[]
 _UPSERT_ROWS_SQL = """
 INSERT INTO order_attributions AS a (tenant_id, order_id, day, currency, revenue_minor,
     gross_minor, visitor_id, reporting_currency, fx_rate, fx_factor, models, model_versions,
-    channels, credits, computed_at)
+    channels, credits, computed_at, grains, grain_credits, is_new_customer)
 SELECT $1, b.order_id, (b.ordered_at AT TIME ZONE 'UTC')::date, b.currency, r.revenue_minor,
        r.gross_minor, b.visitor_id, $2, fx.rate, fx.factor, $3::text[], $4::integer[],
-       string_to_array(s.channels, ','), r.credits, now()
+       string_to_array(s.channels, ','), r.credits, now(), string_to_array(g.grains, E'\\x1e'),
+       g.credits, b.is_new_customer
 FROM attribution_rows r
 JOIN attribution_batch b ON b.idx = r.idx
 JOIN unnest($9::integer[], $10::text[]) AS s(channel_set, channels) ON s.channel_set = r.channel_set
+JOIN unnest($11::integer[], $12::text[], $13::bytea[]) AS g(idx, grains, credits) ON g.idx = r.idx
 LEFT JOIN unnest($5::date[], $6::text[], $7::numeric[], $8::numeric[]) AS fx(day, currency, rate, factor)
        ON fx.day = (b.ordered_at AT TIME ZONE 'UTC')::date AND fx.currency = b.currency
 ON CONFLICT (tenant_id, order_id) DO UPDATE SET
@@ -96,7 +123,8 @@ ON CONFLICT (tenant_id, order_id) DO UPDATE SET
     reporting_currency = EXCLUDED.reporting_currency, fx_rate = EXCLUDED.fx_rate,
     fx_factor = EXCLUDED.fx_factor, models = EXCLUDED.models,
     model_versions = EXCLUDED.model_versions, channels = EXCLUDED.channels,
-    credits = EXCLUDED.credits, computed_at = EXCLUDED.computed_at
+    credits = EXCLUDED.credits, computed_at = EXCLUDED.computed_at, grains = EXCLUDED.grains,
+    grain_credits = EXCLUDED.grain_credits, is_new_customer = EXCLUDED.is_new_customer
 """
 
 # Orders the daily revenue report must count again (it counts entries at the order's stamped
@@ -162,6 +190,7 @@ async def recompute_pending(
 async def _take_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, batch_size: int) -> int:
     """Read the oldest pending orders, as they stand now, into `attribution_batch`."""
     await conn.execute(_BATCH_TABLES_SQL)
+    await conn.execute(_FREEZE_REDACTED_SQL, tenant_id)
     status = await conn.execute(_TAKE_BATCH_SQL, tenant_id, batch_size)
     return int(status.rsplit(" ", 1)[-1])
 
@@ -184,9 +213,11 @@ async def _attribute(
     report has not counted as they now stand."""
     count = len(orders)
     ordered_us = orders["ordered_at"].astype(np.int64)
-    paths = await batch_arrays.copy_paths(conn, tenant_id, tenant)
+    paths, grain_names = await batch_arrays.copy_paths(conn, tenant_id, tenant)
     entries = await batch_arrays.copy_entries(conn, tenant_id)
-    batch = await batch_arrays.batch_of(conn, tenant_id, tenant, orders, paths, entries)
+    batch = await batch_arrays.batch_of(
+        conn, tenant_id, tenant, orders, paths, entries, grain_names
+    )
     credits = allocate_batch(batch, tenant.model_settings)
     models = tenant.models
     tp_order = np.repeat(np.arange(count), np.diff(batch.offsets))
@@ -217,8 +248,32 @@ async def _attribute(
         packed.values,
         1,
     )
+    grains = campaign_grain.grain_credits(
+        count,
+        tp_order,
+        batch.channel,
+        batch.grain,
+        tenant.channels,
+        grain_names,
+        models,
+        credits,
+        campaign_grain.order_units(batch, gross, tenant.model_settings),
+    )
+    campaign_changes = campaign_grain.CampaignDayChanges.empty()
+    grain_order = np.repeat(np.arange(count), np.diff(grains.first))
+    campaign_changes.add(
+        groups,
+        order_group[grain_order],
+        grains.pair_grain,
+        grains.names,
+        models,
+        grains.values,
+        orders["is_new_customer"][grain_order],
+        1,
+    )
     # Read before the rows are replaced.
     await channel_daily_projection.take_back_previous(conn, tenant_id, changes)
+    await campaign_daily_projection.take_back_previous(conn, tenant_id, campaign_changes)
     await batch_arrays.copy_rows(conn, packed, attributed, revenue, gross, channel_sets, len(models))
 
     rates = await _rates(conn, days[attributed], currency[attributed], tenant.reporting_currency)
@@ -231,9 +286,12 @@ async def _attribute(
         *rates,
         list(range(len(set_names))),
         set_names,
+        attributed.tolist(),
+        *grains.stored(attributed),
     )
 
     await channel_daily_projection.write_changes(conn, tenant_id, changes)
+    await campaign_daily_projection.write_changes(conn, tenant_id, campaign_changes)
     factors = dict(zip(zip(rates[0], rates[1]), rates[3], strict=True))
     order_factor = [factors.get(group) for group in groups]
     return _uncounted(entries, [order_factor[g] for g in order_group.tolist()])

@@ -38,8 +38,8 @@ SELECT version, document FROM channel_rule_sets WHERE tenant_id = $1 ORDER BY ve
 """
 
 _RECLASSIFY_SQL = """
-UPDATE touchpoints t SET channel = v.channel, rules_version = $4
-FROM unnest($2::text[], $3::text[]) AS v(touchpoint_id, channel)
+UPDATE touchpoints t SET channel = v.channel, platform = v.platform, rules_version = $5
+FROM unnest($2::text[], $3::text[], $4::text[]) AS v(touchpoint_id, channel, platform)
 WHERE t.tenant_id = $1 AND t.touchpoint_id = v.touchpoint_id
 """
 
@@ -68,6 +68,9 @@ class TenantAttribution:
     def classify(self, hints) -> str:
         return self.rule_set.classify(hints)
 
+    def platform(self, hints) -> str:
+        return self.rule_set.platform(hints)
+
     def version(self, model: str) -> int:
         return self.learned_versions.get(model, MODEL_VERSION.get(model, 1))
 
@@ -94,12 +97,13 @@ def _rule_set(document: bytes) -> RuleSet:
 
 
 async def rules_in_force(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> tuple[int, object]:
-    """(version, classify) of the tenant's channel rules; version 0 is the default rules."""
+    """(version, classify) of the tenant's channel rules, classify giving (channel, platform);
+    version 0 is the default rules."""
     rules = await conn.fetchrow(_RULES_SQL, tenant_id)
     if rules is None:
-        return 0, default_rule_set().classify
+        return 0, default_rule_set().channel_and_platform
     document = orjson.dumps(rules["document"], option=orjson.OPT_SORT_KEYS)
-    return rules["version"], _rule_set(document).classify
+    return rules["version"], _rule_set(document).channel_and_platform
 
 
 async def load_tenant_attribution(
@@ -127,13 +131,16 @@ async def load_tenant_attribution(
 async def reclassify(
     conn: asyncpg.Connection, tenant_id: uuid.UUID, tenant: TenantAttribution, stale: list
 ) -> None:
-    """Store the channel of each (touchpoint_id, hints) row under the rules in force."""
+    """Store the channel and platform of each (touchpoint_id, hints) row under the rules in
+    force."""
     if not stale:
         return
+    hints = [hints_from_document(r["hints"]) for r in stale]
     await conn.execute(
         _RECLASSIFY_SQL,
         tenant_id,
         [r["touchpoint_id"] for r in stale],
-        [tenant.classify(hints_from_document(r["hints"])) for r in stale],
+        [tenant.classify(h) for h in hints],
+        [tenant.platform(h) for h in hints],
         tenant.rules_version,
     )

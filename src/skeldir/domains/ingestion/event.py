@@ -26,6 +26,11 @@ class AttributionHints:
     utm_campaign: str | None = None
     utm_term: str | None = None
     utm_content: str | None = None
+    # The campaign's id (utm_id), and the ad set and ad ids by the URL convention of
+    # docs/spend.md: what ties a paid click to the spend of its campaign, ad set and ad.
+    utm_id: str | None = None
+    skd_adset: str | None = None
+    skd_ad: str | None = None
     # (name, value) pairs such as ("gclid", "abc"), sorted by name.
     click_ids: tuple[tuple[str, str], ...] = ()
     landing_path: str | None = None

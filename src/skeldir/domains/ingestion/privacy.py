@@ -18,6 +18,10 @@ from urllib.parse import SplitResult, parse_qsl, quote_plus, urlencode, urlsplit
 from skeldir.domains.ingestion.event import AttributionHints
 
 UTM_KEYS: tuple[str, ...] = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+# The campaign, ad set (ad group) and ad ids of a paid click in a landing URL, by the convention
+# of docs/spend.md (UTM has no parameter for the last two). Kept as text, like the utm fields.
+CAMPAIGN_KEYS: tuple[str, ...] = ("utm_id", "skd_adset", "skd_ad")
+TEXT_KEYS: tuple[str, ...] = UTM_KEYS + CAMPAIGN_KEYS
 CLICK_ID_KEYS: tuple[str, ...] = (
     "dclid",
     "epik",
@@ -34,7 +38,7 @@ CLICK_ID_KEYS: tuple[str, ...] = (
     "wbraid",
     "yclid",
 )
-ATTRIBUTION_QUERY_KEYS: frozenset[str] = frozenset(UTM_KEYS + CLICK_ID_KEYS)
+ATTRIBUTION_QUERY_KEYS: frozenset[str] = frozenset(TEXT_KEYS + CLICK_ID_KEYS)
 
 MAX_TEXT_LENGTH = 512
 MAX_CLICK_ID_LENGTH = 256
@@ -154,10 +158,10 @@ def _attribution_params(query: str) -> tuple[UtmFields, ClickIds]:
         key = _CANONICAL_KEYS.get(name.lower())
         if key is None or key in found or not value:
             continue
-        limit = MAX_TEXT_LENGTH if key in UTM_KEYS else MAX_CLICK_ID_LENGTH
+        limit = MAX_TEXT_LENGTH if key in TEXT_KEYS else MAX_CLICK_ID_LENGTH
         found[key] = storable_text(value[:limit])
-    utm = {key: found[key] for key in UTM_KEYS if key in found}
-    click_ids = tuple(sorted((key, value) for key, value in found.items() if key not in UTM_KEYS))
+    utm = {key: found[key] for key in TEXT_KEYS if key in found}
+    click_ids = tuple(sorted((key, value) for key, value in found.items() if key not in TEXT_KEYS))
     return utm, click_ids
 
 

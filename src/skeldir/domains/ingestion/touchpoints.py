@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,7 +18,7 @@ import asyncpg
 from skeldir.base.db import tenant_transaction
 from skeldir.domains.ingestion.event import AttributionHints
 from skeldir.domains.ingestion.hints import hints_document
-from skeldir.domains.ingestion.privacy import UTM_KEYS, attribution_hints, referring_domain
+from skeldir.domains.ingestion.privacy import TEXT_KEYS, attribution_hints, referring_domain
 from skeldir.domains.ingestion.stitching import CART, CHECKOUT, CUSTOMER, stitch_key
 
 MAX_BATCH = 1000
@@ -27,7 +27,7 @@ _MAX_URL = 2048
 _MAX_TOKEN = 256
 # A collector's clock may run a little ahead; more than this is a bad timestamp.
 _FUTURE_SKEW = timedelta(minutes=5)
-_OPTIONAL_TEXT = ("referrer", "checkout_token", "cart_token", "customer_ref", *sorted(UTM_KEYS))
+_OPTIONAL_TEXT = ("referrer", "checkout_token", "cart_token", "customer_ref", *sorted(TEXT_KEYS))
 
 
 KINDS = ("visit", "identify")
@@ -53,8 +53,11 @@ class Rejected:
     errors: tuple[str, ...]
 
 
-def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpoint | Rejected:
-    """One item of a batch; every problem is reported, naming fields and never their values."""
+def validate(
+    item: Any, index: int, tenant_key: bytes, now: datetime, *, ad_click_ids: bool = True
+) -> Touchpoint | Rejected:
+    """One item of a batch; every problem is reported, naming fields and never their values.
+    Without `ad_click_ids` (no ad consent) the item's ad click ids are not kept."""
     if not isinstance(item, dict):
         return Rejected(index, None, ("the item is not an object",))
     errors: list[str] = []
@@ -91,8 +94,11 @@ def validate(item: Any, index: int, tenant_key: bytes, now: datetime) -> Touchpo
     hints = attribution_hints(
         landing_url=url,
         referrer=referrer,
-        fields={key: value for key, value in text.items() if key in UTM_KEYS},
+        fields={key: value for key, value in text.items() if key in TEXT_KEYS},
     )
+    if not ad_click_ids:
+        # Ad click ids identify a click on an ad: kept only with ad consent.
+        hints = replace(hints, click_ids=())
     return Touchpoint(
         touchpoint_id=touchpoint_id,
         visitor_id=visitor_id,
@@ -139,13 +145,13 @@ def _timestamp(item: dict, now: datetime, errors: list[str]) -> datetime | None:
 
 _INSERT_SQL = """
 INSERT INTO touchpoints (tenant_id, touchpoint_id, visitor_id, occurred_at, hints, is_visit,
-                         checkout_key, cart_key, customer_key, channel, rules_version)
+                         checkout_key, cart_key, customer_key, channel, platform, rules_version)
 SELECT $1, t.touchpoint_id, t.visitor_id, t.occurred_at, t.hints, t.is_visit, t.checkout_key,
-       t.cart_key, t.customer_key, t.channel, $11
+       t.cart_key, t.customer_key, t.channel, t.platform, $12
 FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::boolean[], $7::bytea[],
-            $8::bytea[], $9::bytea[], $10::text[])
+            $8::bytea[], $9::bytea[], $10::text[], $11::text[])
      AS t(touchpoint_id, visitor_id, occurred_at, hints, is_visit, checkout_key, cart_key,
-          customer_key, channel)
+          customer_key, channel, platform)
 ON CONFLICT (tenant_id, touchpoint_id) DO NOTHING
 RETURNING touchpoint_id
 """
@@ -179,8 +185,9 @@ class Stored:
     orders_marked: int
 
 
-# The tenant's channel rules in force: (version, classify). Attribution owns the rules; the
-# caller passes them in, so ingestion needs nothing from attribution.
+# The tenant's channel rules in force: (version, classify), classify giving a visit's (channel,
+# platform). Attribution owns the rules; the caller passes them in, so ingestion needs nothing
+# from attribution.
 RulesInForce = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[tuple[int, Callable]]]
 
 
@@ -190,7 +197,8 @@ async def store(
     touchpoints: list[Touchpoint],
     rules_in_force: RulesInForce,
 ) -> Stored:
-    """Insert the touchpoints not stored before, each with its channel under the rules in force,
+    """Insert the touchpoints not stored before, each with its channel and ad platform under the
+    rules in force,
     and mark pending the orders they reach late."""
     if not touchpoints:
         return Stored(0, 0)
@@ -214,11 +222,17 @@ async def store(
     )
     async with tenant_transaction(pool, tenant_id) as conn:
         rules_version, classify = await rules_in_force(conn, tenant_id)
-        channels = [classify(t.hints) if t.is_visit else None for t in touchpoints]
+        classes = [classify(t.hints) if t.is_visit else (None, None) for t in touchpoints]
+        channels, platforms = (list(c) for c in zip(*classes, strict=True))
         inserted = {
             r["touchpoint_id"]
             for r in await conn.fetch(
-                _INSERT_SQL, tenant_id, *(list(c) for c in columns), channels, rules_version
+                _INSERT_SQL,
+                tenant_id,
+                *(list(c) for c in columns),
+                channels,
+                platforms,
+                rules_version,
             )
         }
         new = [t for t in touchpoints if t.touchpoint_id in inserted]

@@ -13,12 +13,14 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import asyncpg
 
 from skeldir.base.observability import metrics
 from skeldir.domains.attribution.packing import unpack
+from skeldir.domains.reporting.performance import ALL, KEY_FIELDS, DrillDown, performance_rows
 from skeldir.domains.reporting import cohorts
 
 if TYPE_CHECKING:
@@ -32,14 +34,14 @@ Chunk = list[tuple]
 @dataclass(frozen=True)
 class Export:
     name: str
-    # (column, the name of its pyarrow type: "string", "date32", "int64")
+    # (column, its pyarrow type by name: "string", "date32", "int64", "decimal128(38, 6)")
     columns: tuple[tuple[str, str], ...]
 
     @property
     def schema(self) -> pa.Schema:
         import pyarrow as pa
 
-        return pa.schema([(name, getattr(pa, kind)()) for name, kind in self.columns])
+        return pa.schema([(name, _arrow_type(pa, kind)) for name, kind in self.columns])
 
 
 CHANNEL_PERFORMANCE = Export(
@@ -70,6 +72,32 @@ ALLOCATIONS = Export(
     ),
 )
 
+PERFORMANCE = Export(
+    "performance",
+    (
+        ("model", "string"),
+        ("level", "string"),
+        ("channel", "string"),
+        ("platform", "string"),
+        ("campaign_id", "string"),
+        ("campaign_name", "string"),
+        ("adset_id", "string"),
+        ("adset_name", "string"),
+        ("ad_id", "string"),
+        ("ad_name", "string"),
+        ("currency", "string"),
+        ("spend_cents", "int64"),
+        ("revenue_cents", "int64"),
+        ("orders", "decimal128(38, 6)"),
+        ("new_customers", "decimal128(38, 6)"),
+        ("new_customer_revenue_cents", "int64"),
+        ("roas", "decimal128(38, 4)"),
+        ("cpa_cents", "int64"),
+        ("cac_cents", "int64"),
+        ("rate_missing", "bool_"),
+    ),
+)
+_DECIMALS = ("orders", "new_customers", "roas")
 # One row per cohort (and acquiring channel) and period of its curve, then one per period of
 # the orders without a customer, whose cohort and channel are empty (see docs/customers.md).
 COHORTS = Export(
@@ -187,6 +215,34 @@ def _order_allocations(record: asyncpg.Record, only_model: str | None) -> list[t
     return rows
 
 
+async def performance_export_rows(
+    conn: asyncpg.Connection,
+    model: str,
+    level: str,
+    start: date,
+    end: date,
+    currency: str | None,
+    drill: DrillDown = ALL,
+    chunk_rows: int = 5000,
+) -> AsyncIterator[Chunk]:
+    """The performance report's rows, a keyset page per chunk (the report's own reader)."""
+    after = None
+    fields = [name for name, _type in PERFORMANCE.columns[2:]]
+    while rows := await performance_rows(
+        conn, model, level, start, end, currency, after, chunk_rows, drill
+    ):
+        yield [
+            (model, level, *(_typed(name, row[name]) for name in fields)) for row in rows
+        ]
+        if len(rows) < chunk_rows:
+            return
+        after = tuple(rows[-1][f"key_{i}"] for i in range(len(KEY_FIELDS[level])))
+
+
+def _typed(name: str, value: object) -> object:
+    return Decimal(value) if name in _DECIMALS and value is not None else value
+
+
 async def counted(chunks: AsyncIterator[Chunk], export: Export, fmt: str) -> AsyncIterator[Chunk]:
     rows = metrics.EXPORT_ROWS.labels(export=export.name, format=fmt)
     async for chunk in chunks:
@@ -239,6 +295,12 @@ async def parquet_bytes(export: Export, chunks: AsyncIterator[Chunk]) -> AsyncIt
     finally:
         writer.close()
     yield sink.drain()
+
+
+def _arrow_type(pa, kind: str):
+    """A pyarrow type from its name, with arguments where it takes them: "decimal128(38, 6)"."""
+    name, _, arguments = kind.partition("(")
+    return getattr(pa, name)(*(int(a) for a in arguments.rstrip(")").split(",") if a.strip()))
 
 
 def _table(export: Export, chunk: Sequence[tuple]) -> pa.Table:

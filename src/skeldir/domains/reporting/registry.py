@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from skeldir.domains.reporting import channel_daily, daily_revenue
+from skeldir.domains.reporting import campaign_daily, channel_daily, daily_revenue
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Report:
 
 REPORTS: tuple[Report, ...] = (
     Report(channel_daily.NAME, None, channel_daily.rebuild),
+    Report(campaign_daily.NAME, None, campaign_daily.rebuild),
     Report(daily_revenue.NAME, daily_revenue.refresh, daily_revenue.rebuild),
 )
 

@@ -14,8 +14,7 @@ from datetime import date
 from typing import Any
 
 from skeldir.base.money import BIGINT_MAX, BIGINT_MIN, MoneyError, exponent, to_minor
-
-PLATFORMS = ("meta", "google_ads", "tiktok", "microsoft_ads", "other")
+from skeldir.domains.ingestion.campaign_keys import PLATFORMS
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 500
 # Counts beyond a bigint are no platform's figures.
