@@ -199,7 +199,7 @@ async def _privacy_request(
         await schedule_request(request.app.state.celery, source.tenant_id, request_id)
     status = "accepted" if new else "duplicate"
     return _outcome(
-        "shopify", status, JSONResponse({"status": status, "privacy_request_id": str(request_id)})
+        "shopify", status, OrjsonResponse({"status": status, "privacy_request_id": str(request_id)})
     )
 
 
