@@ -247,7 +247,8 @@ def _error_lines(path: Path, count: int = 5) -> list[str]:
         lines = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         return []
-    errors = [line for line in lines if '"level": "ERROR"' in line or line.startswith("Traceback")]
+    # The JSON lines are compact ("level":"ERROR").
+    errors = [line for line in lines if '"level":"ERROR"' in line or line.startswith("Traceback")]
     # A traceback's end names the exception: keep the start and the end of a long line.
     return [line if len(line) <= LOG_TAIL_BYTES else f"{line[:500]} ... {line[-2000:]}"
             for line in errors[-count:]]
