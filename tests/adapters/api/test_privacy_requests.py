@@ -159,3 +159,15 @@ async def test_a_data_request_export_ends_with_its_retention(client, database, w
     gone = client.get(path, headers=admin(shop))
     assert gone.status_code == 410 and gone.headers["content-type"].startswith(
         "application/problem+json")
+
+
+def test_identifiers_postgresql_cannot_store_are_refused_with_422(client, tenant_factory):
+    tenant = tenant_factory()
+    headers = {"Authorization": f"Bearer {tenant.api_key}"}
+    for body in ({"orders": [{"provider": "shopify", "order_id": "\x00$"}]},
+                 {"visitor_id": "v\x00"},
+                 {"email": "\udbd0@example.invalid"}):
+        for path in ("/api/privacy/erasures", "/api/privacy/data-requests"):
+            answer = client.post(path, content=json.dumps(body), headers={
+                **headers, "Content-Type": "application/json"})
+            assert answer.status_code == 422, (path, body, answer.text)

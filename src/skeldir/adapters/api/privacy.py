@@ -5,9 +5,10 @@ worker."""
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from skeldir.adapters.api.auth import Principal, require_admin
 from skeldir.adapters.api.problem_responses import ADMIN_ERRORS, problem_responses
@@ -21,17 +22,31 @@ from skeldir.operations import privacy_requests
 router = APIRouter(prefix="/api/privacy", tags=["privacy"], responses=ADMIN_ERRORS)
 
 
+def _storable(value: str) -> str:
+    """Text PostgreSQL can take: no NUL, no lone surrogate (neither is in any stored id)."""
+    if "\x00" in value:
+        raise ValueError("cannot hold a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text") from None
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_storable)]
+
+
 class OrderIdentifier(BaseModel):
-    provider: str = Field(max_length=32, examples=["shopify"])
-    order_id: str = Field(max_length=256, examples=["820982911946154508"])
+    provider: Identifier = Field(max_length=32, examples=["shopify"])
+    order_id: Identifier = Field(max_length=256, examples=["820982911946154508"])
 
 
 class SubjectIdentifiers(BaseModel):
-    customer_reference: str | None = Field(
+    customer_reference: Identifier | None = Field(
         default=None, max_length=256, description="As the platform sends it (often an email)"
     )
-    email: str | None = Field(default=None, max_length=256)
-    visitor_id: str | None = Field(default=None, max_length=256)
+    email: Identifier | None = Field(default=None, max_length=256)
+    visitor_id: Identifier | None = Field(default=None, max_length=256)
     orders: list[OrderIdentifier] = Field(default_factory=list, max_length=1000)
 
 
