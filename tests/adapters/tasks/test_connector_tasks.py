@@ -92,6 +92,15 @@ def spend_report(client, tenant) -> list[tuple]:
             for i in answer.json()["items"]]
 
 
+def performance_spend(client, tenant) -> dict[tuple, int]:
+    """The performance report's spend per (platform, campaign, ad set, ad) over the two days."""
+    answer = client.get("/api/reports/performance", headers=bearer(tenant.api_key), params={
+        "model": "linear", "from": "2026-12-01", "to": "2026-12-02", "level": "ad"})
+    assert answer.status_code == 200, answer.text
+    return {(i["platform"], i["campaign_id"], i["adset_id"], i["ad_id"]): i["spend_cents"]
+            for i in answer.json()["items"] if i["spend_cents"]}
+
+
 def test_a_pulled_restatement_makes_the_report_equal_the_new_figures(system, platform):  # noqa: F811
     client, rt, _ = system
     tenant = create_tenant(rt.settings)
@@ -104,12 +113,15 @@ def test_a_pulled_restatement_makes_the_report_equal_the_new_figures(system, pla
     assert spend_report(client, tenant) == [
         ("2026-12-01", "A", 1000, 1000), ("2026-12-01", "B", 250, 250),
         ("2026-12-02", "A", 1235, 1235)]
+    assert performance_spend(client, tenant) == {("google_ads", "111", "222", "A"): 2235,
+                                                 ("google_ads", "111", "222", "B"): 250}
     # The platform restates the 2nd and no longer reports ad B.
     serve_google(platform, [ads_row("2026-12-01", "A", "10000000"),
                             ads_row("2026-12-02", "A", "13000000")])
     connector_tasks.pull_connector(str(tenant.tenant_id), connector, "2026-12-01", "2026-12-02")
     assert spend_report(client, tenant) == [
         ("2026-12-01", "A", 1000, 1000), ("2026-12-02", "A", 1300, 1300)]
+    assert performance_spend(client, tenant) == {("google_ads", "111", "222", "A"): 2300}
     searches = platform.seen("POST", SEARCH)
     assert len(searches) == 4 and all("BETWEEN '2026-12-01' AND '2026-12-02'" in s.json["query"]
                                       for s in searches)
