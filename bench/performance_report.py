@@ -23,6 +23,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import common
+from attribution import MARK_ALL_SQL, analyze
 from skeldir.base.crypto import secret_box
 from skeldir.base.db import create_worker_pool, owner_connection, tenant_transaction
 from skeldir.domains.attribution.channel_rules import default_rule_set
@@ -91,13 +92,6 @@ FROM unnest($3::text[]) AS p, generate_series(1, $4::int) AS c, generate_series(
      generate_series(1, $6::int) AS a, generate_series(0, $7::int - 1) AS d
 """
 
-MARK_ALL_SQL = """
-INSERT INTO pending_orders (tenant_id, order_id, order_version)
-SELECT tenant_id, order_id, version FROM orders WHERE tenant_id = $1
-ON CONFLICT (tenant_id, order_id) DO UPDATE SET marked_at = now()
-"""
-
-
 def ad_grid(spend_rows: int) -> tuple[int, int, int]:
     """Campaigns per platform, ad sets per campaign, ads per ad set: about `spend_rows` rows."""
     ads_per_day = max(1, spend_rows // DAYS // len(PLATFORMS))
@@ -135,12 +129,6 @@ async def generate(pool, settings, tenant_id, orders: int, touchpoints: int, spe
         loaded = await conn.fetchval("SELECT count(*) FROM ad_spend")
     analyze(settings, "revenue_entries", "ad_spend")
     return loaded
-
-
-def analyze(settings, *tables: str) -> None:
-    with owner_connection(settings, autocommit=True) as conn:
-        for table in tables:
-            conn.execute(f"ANALYZE {table}")
 
 
 async def attribute(pool, tenant_id) -> float:
