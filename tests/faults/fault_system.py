@@ -109,6 +109,9 @@ class FaultSystem:
             sweep_grace_seconds=2.0,
             chain_stale_seconds=5.0,
             worker_metrics_port=self.port + 1,
+            # A tenant's first learned weights re-attribute its orders with two more models
+            # just after they converged: a check of the converged state would race it.
+            learn_min_conversions=0,
         )
         self.settings = replace(self.settings, **self.overrides)
         migrate.upgrade(self.settings)
