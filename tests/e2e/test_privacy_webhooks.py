@@ -105,8 +105,11 @@ def completed(system, shop, request_id: str) -> dict | None:
 
 
 def derived(system: RunningSystem, shop: dict, customer: Customer) -> list:
+    # The system's own key: its data dir's key file, or SKELDIR_SECRET_KEY where the system
+    # runs on the machine's services (.ci/run).
     settings = Settings(data_dir=system.data_dir,
-                        owner_database_url=system.ready["owner_database_url"])
+                        owner_database_url=system.ready["owner_database_url"],
+                        secret_key=system.env.get("SKELDIR_SECRET_KEY"))
     with owner_connection(settings) as conn:
         ciphertext = conn.execute("SELECT stitch_key_ciphertext FROM tenants WHERE tenant_id = %s",
                                   (shop["tenant_id"],)).fetchone()[0]
