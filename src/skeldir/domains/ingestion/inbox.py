@@ -1,5 +1,5 @@
-"""Store a verified delivery exactly once and apply it to the order ledger, in one round trip
-(or many deliveries, of any tenants, in one round trip and one transaction)."""
+"""Store verified deliveries exactly once and apply them to the order ledger: one delivery, or
+many of any tenants, in one round trip and one transaction (`ingest_events`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from skeldir.domains.ingestion.hints import hints_document
 from skeldir.domains.ingestion.provider import Delivery, UnprocessableEvent
 from skeldir.domains.ingestion.stitching import order_stitch
 
-_INGEST_SQL = "SELECT * FROM ingest_event($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 # Results carry the ordinal of their event (1-based), so each caller gets its own.
 _INGEST_MANY_SQL = (
     "SELECT ordinal, status, event_id, order_id, needs_chain"
@@ -61,7 +60,7 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class IngestArguments:
-    """One event as `ingest_event` takes it (the documents are ready for the jsonb codec)."""
+    """One event as `ingest_events` takes it (its documents are encoded to JSON text there)."""
 
     tenant_id: uuid.UUID
     source_id: uuid.UUID
@@ -157,30 +156,20 @@ async def ingest(
 async def ingest_one(
     executor: asyncpg.Pool | asyncpg.Connection, event: IngestArguments, chain_stale: timedelta
 ) -> IngestResult:
-    with _refusals_unprocessable():
-        row = await executor.fetchrow(
-            _INGEST_SQL,
-            event.tenant_id,
-            event.source_id,
-            event.provider,
-            event.topic,
-            event.dedupe_key,
-            event.payload,
-            event.order,
-            event.entries,
-            chain_stale,
-        )
-    return IngestResult(row["status"], row["event_id"], row["order_id"], row["needs_chain"])
+    (result,) = await ingest_many(executor, [event], chain_stale)
+    return result
 
 
 async def ingest_many(
-    pool: asyncpg.Pool, events: list[IngestArguments], chain_stale: timedelta
+    executor: asyncpg.Pool | asyncpg.Connection,
+    events: list[IngestArguments],
+    chain_stale: timedelta,
 ) -> list[IngestResult]:
     """Every event in one round trip and one transaction: all are stored or none is. Each event
     sets its own tenant context inside, so events of different tenants may share a call. One
     event the ledger refuses fails the call (the batcher then stores each event alone)."""
     with _refusals_unprocessable():
-        rows = await pool.fetch(
+        rows = await executor.fetch(
             _INGEST_MANY_SQL,
             [e.tenant_id for e in events],
             [e.source_id for e in events],
