@@ -80,7 +80,10 @@ SELECT (row_number() OVER ()) - 1, p.order_id, p.order_version, p.generation, o.
        o.is_new_customer
 FROM (SELECT order_id, order_version, generation FROM pending_orders WHERE tenant_id = $1
       ORDER BY marked_at LIMIT $2) AS p
-JOIN orders o ON o.tenant_id = $1 AND o.order_id = p.order_id
+-- One index lookup per pending order, whatever the estimates: a hash join would read every
+-- order of the tenant for a live batch of a few dozen.
+CROSS JOIN LATERAL (SELECT * FROM orders o WHERE o.tenant_id = $1 AND o.order_id = p.order_id
+                    LIMIT 1) AS o
 """
 
 # Orders erased on request keep the credits they were attributed (their journey is gone, so
@@ -192,7 +195,14 @@ async def _take_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID, batch_size
     await conn.execute(_BATCH_TABLES_SQL)
     await conn.execute(_FREEZE_REDACTED_SQL, tenant_id)
     status = await conn.execute(_TAKE_BATCH_SQL, tenant_id, batch_size)
-    return int(status.rsplit(" ", 1)[-1])
+    taken = int(status.rsplit(" ", 1)[-1])
+    if taken:
+        # A temporary table has no statistics until analyzed, and the planner then guesses
+        # about a thousand rows: every join of the batch to the tenant's orders, entries,
+        # touchpoints and earlier rows became a hash join over all of them, which grew with
+        # the tenant. Analyzed, a live batch of a few dozen orders is looked up by index.
+        await conn.execute("ANALYZE attribution_batch")
+    return taken
 
 
 async def _write_batch(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> None:
