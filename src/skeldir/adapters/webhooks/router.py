@@ -19,6 +19,7 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from skeldir.adapters.tasks.privacy import schedule_request
 from skeldir.adapters.webhooks.sources import ResolvedSource, SourceResolver
@@ -102,6 +103,36 @@ async def receive_legacy(provider: str, legacy_route: str, request: Request) -> 
     if topic is None:
         return problem(404, "Not found", "no such webhook route")
     return await _receive_with_key(request, provider, topic)
+
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+def direct_endpoint(path: str) -> tuple[Endpoint, dict[str, str]] | None:
+    """The webhook endpoint a POST to `path` reaches, with its path parameters (as the routes
+    above declare them), or None for any other path."""
+    parts = path.split("/")
+    if parts[1:2] == ["hooks"] and len(parts) in (3, 4) and parts[2] and parts[3:] in ([], [""]):
+        return receive_by_source_token, {"source_token": parts[2]}
+    if parts[1:3] == ["api", "webhooks"] and len(parts) in (4, 5) and all(parts[3:]):
+        if len(parts) == 4:
+            return receive_by_tenant_key, {"provider": parts[3]}
+        return receive_legacy, {"provider": parts[3], "legacy_route": parts[4]}
+    return None
+
+
+async def serve_directly(
+    endpoint: Endpoint, path_params: dict[str, str], scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer a webhook POST without the read API's middleware and routing (audit log, body
+    limit, telemetry and exception layers): the endpoint reads its own capped body, answers
+    every error it expects, and is logged and answered 500 for any other."""
+    try:
+        response = await endpoint(request=Request(scope, receive), **path_params)
+    except Exception:
+        log.exception("webhook_failed", extra={"endpoint": endpoint.__name__})
+        response = problem(500, "Internal server error", "the webhook could not be processed")
+    await response(scope, receive, send)
 
 
 async def _receive_with_key(request: Request, provider: str, default_topic: str | None) -> Response:
