@@ -77,7 +77,7 @@ def worker(ctx: click.Context, beat: bool) -> None:
             " (docs/operations.md)"
         )
     configure_logging(settings.log_level, component="worker")
-    run_worker(settings, beat=beat)
+    sys.exit(run_worker(settings, beat=beat))
 
 
 @main.command("migrate")

@@ -11,6 +11,8 @@ from pathlib import Path
 from celery import Celery
 from celery.beat import EmbeddedService
 from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.utils.log import mlevel
+from celery.utils.nodenames import default_nodename, host_format
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from skeldir.adapters.tasks.celery_app import QUEUE_NAMES, create_celery
@@ -39,7 +41,8 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         pass
 
 
-def run_worker(settings: Settings, *, beat: bool) -> None:
+def run_worker(settings: Settings, *, beat: bool) -> int:
+    """Run until shut down; the worker's exit code."""
     app = create_celery(settings)
     servers: list[ThreadingHTTPServer] = []
 
@@ -68,20 +71,19 @@ def run_worker(settings: Settings, *, beat: bool) -> None:
     if beat:
         _run_beat_in_a_thread(app, _schedule_file(settings))
 
-    argv = [
-        "worker",
-        "--loglevel",
-        settings.log_level,
-        "--queues",
-        ",".join(settings.queue(name) for name in QUEUE_NAMES),
-        "--hostname",
-        f"skeldir-{settings.queue_namespace}@%h",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    # One process runs the tasks, so its metrics are the endpoint's; scale with more workers.
-    argv += ["--pool", "solo"]
-    app.worker_main(argv)
+    # Started as a program without Celery's command line (`worker_main`), whose click
+    # commands, plugins and REPL (prompt_toolkit) hold about 9 MiB for parsing these options.
+    worker = app.Worker(
+        hostname=host_format(default_nodename(f"skeldir-{settings.queue_namespace}@%h")),
+        queues=[settings.queue(name) for name in QUEUE_NAMES],
+        loglevel=mlevel(settings.log_level.upper()),
+        # One process runs the tasks, so its metrics are the endpoint's; scale with more workers.
+        pool_cls="solo",
+        without_gossip=True,
+        without_mingle=True,
+    )
+    worker.start()
+    return worker.exitcode
 
 
 def _run_beat_in_a_thread(app: Celery, schedule_file: Path) -> None:
