@@ -44,9 +44,9 @@ CONNECTIONS = 32
 ORDERS_PER_SECOND = 12_000
 WARMUP_SECONDS = 2
 TARGET_ACCEPTED = 4_000
-# Each of the API and the worker (the worker's beat process included), as the recompute's bound.
+# Each of the API and the worker (beat is a thread of it), as the recompute's bound.
 MEMORY_BOUND_MIB = 1024
-# At rest (before any load): the API alone, the worker with its beat process.
+# At rest (before any load).
 MEMORY_AT_REST_MIB = {"api": 120, "worker": 150}
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 

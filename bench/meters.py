@@ -88,10 +88,9 @@ class MemoryMeter:
         self.peak: dict[str, int] = {}
 
     def sample(self, proportional: bool = False) -> dict[str, int]:
-        """Bytes per part now; a part of several processes (the worker and its beat) is their
-        sum. RSS counts the pages a forked child (beat) shares with its parent twice;
-        `proportional` gives PSS instead (each shared page divided among its sharers; slower,
-        it reads smaps)."""
+        """Bytes per part now; a part of several processes is their sum (RSS counts the pages
+        they share once per process). `proportional` gives PSS instead (each shared page divided
+        among its sharers; slower, it reads smaps)."""
         if self.up_pid is None:
             return {}
         rss: dict[str, int] = {}

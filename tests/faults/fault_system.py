@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
-import psutil
 import psycopg
 
 from databases import new_roles
@@ -152,16 +151,10 @@ class FaultSystem:
         poll(f"the {name} answers {url}", healthy, START_TIMEOUT, self.logs)
 
     def kill_worker(self) -> None:
-        """SIGKILL the worker (beat, its child, follows it) and wait until both are gone."""
+        """SIGKILL the worker (beat, a thread of it, goes with it) and wait until it is gone."""
         worker, self.worker = self.worker, None
-        children = []
-        with contextlib.suppress(psutil.NoSuchProcess):
-            children = psutil.Process(worker.pid).children(recursive=True)
         worker.kill()
         worker.wait(STOP_TIMEOUT)
-        _, alive = psutil.wait_procs(children, timeout=STOP_TIMEOUT)
-        for child in alive:  # beat dies with the worker; never leave one writing its schedule
-            child.kill()
 
     def stop_worker(self) -> None:
         if self.worker is not None:

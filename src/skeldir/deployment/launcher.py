@@ -23,6 +23,7 @@ import httpx
 from skeldir.base.config import Settings
 from skeldir.base.crypto import secret_box
 from skeldir.deployment.provision import Roles, provision
+from skeldir.deployment.running_services import runtime_file
 from skeldir.embedded import process
 from skeldir.embedded.postgres import EmbeddedPostgres
 from skeldir.embedded.redis import EmbeddedRedis
@@ -30,7 +31,6 @@ from skeldir.embedded.service_account import write_private_file
 
 log = logging.getLogger(__name__)
 
-RUNTIME_FILE = "runtime.json"
 EMBEDDED_ROLES = Roles(
     database="skeldir", owner="skeldir_owner", runtime="skeldir_app", worker="skeldir_worker"
 )
@@ -41,27 +41,6 @@ READY_PREFIX = "SKELDIR READY "
 
 class StartupError(RuntimeError):
     pass
-
-
-def runtime_file(data_dir: Path) -> Path:
-    return Path(data_dir) / RUNTIME_FILE
-
-
-def settings_with_running_services(settings: Settings) -> Settings:
-    """Fill what a running `up` wrote into its data dir (URLs), for operator commands."""
-    path = runtime_file(settings.data_dir)
-    if not path.exists():
-        return settings
-    recorded = json.loads(path.read_text())
-    explicit_public_url = settings.public_url != Settings.public_url
-    return replace(
-        settings,
-        database_url=settings.database_url or recorded.get("database_url"),
-        worker_database_url=settings.worker_database_url or recorded.get("worker_database_url"),
-        owner_database_url=settings.owner_database_url or recorded.get("owner_database_url"),
-        broker_url=settings.broker_url or recorded.get("broker_url"),
-        public_url=settings.public_url if explicit_public_url else recorded["api_url"],
-    )
 
 
 def run_up(settings: Settings, *, host: str, port: int) -> int:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from cli_commands import leaf_commands
 from skeldir.adapters.cli import main
 from skeldir.base.config import Settings
-from skeldir.deployment.launcher import runtime_file
+from skeldir.deployment.running_services import runtime_file
 
 
 @pytest.mark.parametrize("command", leaf_commands(main), ids=" ".join)

@@ -12,7 +12,9 @@ import binascii
 from collections.abc import Sequence
 
 import orjson
-from fastapi import HTTPException
+# Starlette's, which FastAPI's subclasses and the app's problem+json handler answers: the CLI
+# decodes these cursors too, and so does not import FastAPI (about 6 MiB) for them.
+from starlette.exceptions import HTTPException
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

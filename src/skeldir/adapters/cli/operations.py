@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import click
-from fastapi import HTTPException
+from starlette.exceptions import HTTPException
 
 from skeldir.adapters.api.pagination import decode_cursor, page
 from skeldir.adapters.cli.output import json_option, table

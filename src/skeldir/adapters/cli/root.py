@@ -20,7 +20,7 @@ import click
 from skeldir.adapters.cli.group import GroupWithGlobalOptions, settings_of
 from skeldir.base.config import Settings
 from skeldir.base.db import create_pool
-from skeldir.deployment.launcher import settings_with_running_services
+from skeldir.deployment.running_services import settings_with_running_services
 from skeldir.domains.attribution.channel_rule_format import RuleSetError
 from skeldir.operations import exchange_rates, reattribution, tenants
 

@@ -1,4 +1,8 @@
-"""Running the system and its database: `up`, `api`, `worker` and `migrate`."""
+"""Running the system and its database: `up`, `api`, `worker` and `migrate`.
+
+Every process loads every command of the CLI, so each command imports what it runs itself:
+the worker never holds the web application (FastAPI, uvicorn: about 20 MiB) nor the embedded
+servers, and the API never holds Celery's worker and beat."""
 
 from __future__ import annotations
 
@@ -6,16 +10,11 @@ import sys
 from dataclasses import replace
 
 import click
-import uvicorn
 
-from skeldir.adapters.api.header_cap import capped_http_protocol
-from skeldir.adapters.app import create_app
 from skeldir.adapters.cli.group import settings_of
 from skeldir.adapters.cli.output import emit, json_option
 from skeldir.adapters.cli.root import main, operator_settings
-from skeldir.adapters.tasks.worker import run_worker
 from skeldir.base.observability.logging import configure_logging
-from skeldir.deployment.launcher import run_up
 
 
 @main.command()
@@ -30,6 +29,8 @@ from skeldir.deployment.launcher import run_up
 @click.pass_context
 def up(ctx: click.Context, host: str, port: int, worker_metrics_port: int | None) -> None:
     """Run the whole system (embedded PostgreSQL and Redis unless URLs are given)."""
+    from skeldir.deployment.launcher import run_up
+
     settings = settings_of(ctx)
     configure_logging(settings.log_level, component="supervisor")
     metrics_port = worker_metrics_port or (port + 1)
@@ -43,6 +44,11 @@ def up(ctx: click.Context, host: str, port: int, worker_metrics_port: int | None
 @click.pass_context
 def api(ctx: click.Context, host: str, port: int) -> None:
     """Run the API alone (uvicorn), for deployments."""
+    import uvicorn
+
+    from skeldir.adapters.api.header_cap import capped_http_protocol
+    from skeldir.adapters.app import create_app
+
     settings = settings_of(ctx)
     configure_logging(settings.log_level, component="api")
     uvicorn.run(
@@ -62,6 +68,8 @@ def api(ctx: click.Context, host: str, port: int) -> None:
 @click.pass_context
 def worker(ctx: click.Context, beat: bool) -> None:
     """Run a Celery worker alone, for deployments."""
+    from skeldir.adapters.tasks.worker import run_worker
+
     settings = settings_of(ctx)
     if not settings.worker_database_url:
         raise click.ClickException(
@@ -69,7 +77,7 @@ def worker(ctx: click.Context, beat: bool) -> None:
             " (docs/operations.md)"
         )
     configure_logging(settings.log_level, component="worker")
-    run_worker(settings, beat=beat)
+    sys.exit(run_worker(settings, beat=beat))
 
 
 @main.command("migrate")
@@ -77,7 +85,7 @@ def worker(ctx: click.Context, beat: bool) -> None:
 @click.pass_context
 def migrate_command(ctx: click.Context, as_json: bool) -> None:
     """Apply database migrations as the owner role."""
-    # Imported here: Alembic and SQLAlchemy (about 20 MiB) stay out of the API and the worker.
+    # Alembic and SQLAlchemy: about 20 MiB.
     from skeldir.deployment import migrate
 
     settings = operator_settings(ctx)
