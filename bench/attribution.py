@@ -41,6 +41,9 @@ from skeldir.domains.ingestion.hints import hints_from_document
 from skeldir.operations import tenants
 
 BATCH_SIZE = 20_000
+# Generating 5M touchpoints in one statement can pass the pools' 60 s limits on a busy machine:
+# the data set is not what is measured, so its statements may take longer.
+GENERATE_TIMEOUT = 1800.0
 ORDERED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 # Landing URLs of typical journeys; their hints decide each touchpoint's channel.
@@ -114,16 +117,20 @@ async def generate(pool, settings, tenant_id, orders: int, touchpoints: int) -> 
     async with tenant_transaction(pool, tenant_id) as conn:
         channels = [default_rule_set().classify(hints_from_document(h)) for h in landings]
         platforms = [default_rule_set().platform(hints_from_document(h)) for h in landings]
+        await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute(
             TOUCHPOINTS_SQL, tenant_id, touchpoints, orders, ORDERED_AT, landings, channels,
-            platforms
+            platforms, timeout=GENERATE_TIMEOUT
         )
-        await conn.execute(ORDERS_SQL, tenant_id, orders, ORDERED_AT)
+        await conn.execute(ORDERS_SQL, tenant_id, orders, ORDERED_AT, timeout=GENERATE_TIMEOUT)
     # The entries' foreign key checks are planned from the orders' statistics: taken before
     # another tenant's orders arrived, they would make each check scan the table.
     analyze(settings, "touchpoints", "orders")
     async with tenant_transaction(pool, tenant_id) as conn:
-        await conn.execute(ENTRIES_SQL, tenant_id, orders, ORDERED_AT, uuid.uuid4())
+        await conn.execute("SET LOCAL statement_timeout = 0")
+        await conn.execute(
+            ENTRIES_SQL, tenant_id, orders, ORDERED_AT, uuid.uuid4(), timeout=GENERATE_TIMEOUT
+        )
     analyze(settings, "revenue_entries")
     return time.perf_counter() - started
 

@@ -77,6 +77,8 @@ class WrkResult:
     latency_ms: dict[str, float]
     replay: list[str]
     cpu: dict[str, float]
+    # Seconds the CPU shares were measured over (wrk's run, its start and exit included).
+    cpu_wall: float = 0.0
 
 
 def require_wrk() -> str:
@@ -119,10 +121,10 @@ def run_wrk(wrk: str, url: str, prefix: Path, seconds: int, meter: meters.CpuMet
     cpu = meter.stop()
     if done.returncode != 0:
         sys.exit(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    return parse_wrk(done.stdout, cpu)
+    return parse_wrk(done.stdout, cpu, meter.wall)
 
 
-def parse_wrk(output: str, cpu: dict[str, float]) -> WrkResult:
+def parse_wrk(output: str, cpu: dict[str, float], cpu_wall: float = 0.0) -> WrkResult:
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
     seconds = float(total.group(2)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[total.group(3)]
     latency = {
@@ -142,6 +144,7 @@ def parse_wrk(output: str, cpu: dict[str, float]) -> WrkResult:
         latency_ms=latency,
         replay=re.findall(r"^replay: .*$", output, re.M),
         cpu=cpu,
+        cpu_wall=cpu_wall,
     )
 
 
@@ -223,7 +226,7 @@ def bare_verify_app(secret: str) -> Iterator[tuple[str, int]]:
 
 def live_cost(
     cpu: dict[str, float],
-    seconds: float,
+    cpu_wall: float,
     backends: dict[str, float] | None,
     target: common.Target,
     accepted: int,
@@ -232,13 +235,13 @@ def live_cost(
     """CPU per webhook and per attributed order of the signed-orders phase, in microseconds."""
     figures: dict[str, float] = {}
     if accepted and "api" in cpu:
-        figures["api_us_per_webhook"] = cpu["api"] * seconds / accepted * 1e6
+        figures["api_us_per_webhook"] = cpu["api"] * cpu_wall / accepted * 1e6
     if backends is None:
         return figures
     if accepted:
         figures["api_postgres_us_per_webhook"] = backends[target.runtime_role] / accepted * 1e6
     if attributed:
-        worker = cpu.get("worker", 0.0) * seconds
+        worker = cpu.get("worker", 0.0) * cpu_wall
         postgres = backends[target.worker_role]
         figures["live_worker_us_per_order"] = worker / attributed * 1e6
         figures["live_worker_postgres_us_per_order"] = postgres / attributed * 1e6
@@ -319,7 +322,7 @@ def measure(
         print(f"  WARNING: {own_401.requests - own_401.non_2xx} bad-signature requests passed")
     if bare.non_2xx:
         print(f"  WARNING: the bare app refused {bare.non_2xx} signed requests")
-    figures.update(live_cost(ingest.cpu, ingest.seconds, backends, target, accepted, attributed))
+    figures.update(live_cost(ingest.cpu, ingest.cpu_wall, backends, target, accepted, attributed))
     if backends is not None:
         print(
             "  PostgreSQL backends' CPU during the phase, seconds: "

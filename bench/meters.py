@@ -57,8 +57,9 @@ class CpuMeter:
         self._wall = time.monotonic()
 
     def stop(self) -> dict[str, float]:
-        """Cores used per part (1.0 = one core busy); processes that exited meanwhile are lost."""
-        wall = time.monotonic() - self._wall
+        """Cores used per part (1.0 = one core busy); processes that exited meanwhile are lost.
+        `wall` keeps the seconds measured: share x wall is CPU seconds."""
+        wall = self.wall = time.monotonic() - self._wall
         after = self._sample()
         children = os.times()
         shares: dict[str, float] = {}
