@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="attribution at 1M orders and 5M touchpoints (about N min) instead of 100k / 500k",
+        help="attribution at 1M orders and 5M touchpoints instead of 100k / 500k (minutes longer)",
     )
     args = parser.parse_args()
     selected = set(args.only.split(","))
