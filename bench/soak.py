@@ -308,9 +308,13 @@ async def monitor(
             boundary = soak.started + 60 * (index + 1)
             try:
                 await asyncio.wait_for(stop.wait(), max(0.0, boundary - loop.time()))
-                return
+                stopped = True
             except TimeoutError:
-                pass
+                stopped = False
+            # The load can end just before the boundary of its last minute: that minute is
+            # still reported (the first / last comparison needs it), the one after it is not.
+            if stopped and index not in soak.minutes:
+                return
             figures = {
                 "memory": memory.sample(),
                 "tables": await asyncio.to_thread(table_stats, db),
@@ -318,8 +322,9 @@ async def monitor(
                 "queues": common.queue_depth(redis, target.namespace) if redis else {},
             }
             # Answers of requests due in this minute may still be arriving: a minute's
-            # latencies are read a few seconds into the next one.
-            await asyncio.sleep(2.0)
+            # latencies are read a few seconds into the next one (all are in once stopped).
+            if not stopped:
+                await asyncio.sleep(2.0)
             minute = soak.minutes[index]
             figures["p99"] = common.percentile(minute.webhooks, 0.99)
             history.append(figures)
@@ -329,6 +334,8 @@ async def monitor(
                 outstanding=soak.outstanding,
                 **{k: figures[k] for k in ("memory", "tables", "pending", "queues")},
             )
+            if stopped:
+                return
             index += 1
 
 
