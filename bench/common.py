@@ -67,6 +67,10 @@ class Target:
     up_pid: int | None = None
     # A collect key of the tenant (touchpoints), when this run created the tenant.
     collect_key: str | None = None
+    # When this run started the system: the database roles of the API and of the worker (their
+    # backends' CPU is told apart by role).
+    runtime_role: str | None = None
+    worker_role: str | None = None
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +124,8 @@ def target_from(args: argparse.Namespace) -> Iterator[Target]:
             ready["broker_url"],
             up_pid=ready["pid"],
             collect_key=tenant.get("collect_key"),
+            runtime_role=urlsplit(ready["database_url"]).username,
+            worker_role=urlsplit(ready["worker_database_url"]).username,
         )
 
 
@@ -285,11 +291,17 @@ def add_rows_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def finish(args: argparse.Namespace, title: str, rows: list[tuple[str, str, str, str]]) -> None:
-    """Print the table; write its rows as JSON too when asked."""
+def finish(
+    args: argparse.Namespace,
+    title: str,
+    rows: list[tuple[str, str, str, str]],
+    figures: dict[str, float] | None = None,
+) -> None:
+    """Print the table; write its rows as JSON too when asked, with the raw `figures` that
+    bench/run_all.py combines across benchmarks (e.g. the batch CPU per order)."""
     print_table(title, rows)
     if args.rows_json:
-        args.rows_json.write_text(json.dumps(rows))
+        args.rows_json.write_text(json.dumps({"rows": rows, "figures": figures or {}}))
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
-"""What a run's processes cost: the cores each part of the system keeps busy, and its memory.
+"""What a run's processes cost: the cores each part of the system keeps busy, its memory, and
+the CPU of the PostgreSQL backends serving each role.
 
-Both look at the processes of a system this run started (`skeldir up` and its children): an
+They look at the processes of a system this run started (`skeldir up` and its children): an
 attached system is not ours to inspect, so then only the machine as a whole is measured.
 """
 
@@ -12,6 +13,7 @@ import threading
 import time
 
 import psutil
+import psycopg
 
 
 class CpuMeter:
@@ -25,13 +27,19 @@ class CpuMeter:
         ("redis", "redis-server"),
     )
 
-    def __init__(self, up_pid: int | None) -> None:
+    def __init__(self, up_pid: int | None, named: dict[str, int] | None = None) -> None:
         self.up_pid = up_pid
+        # Processes of this run outside the system, by part name (the bare verify-only app).
+        self.named = named or {}
 
     def _sample(self) -> dict[int, tuple[str, float]]:
-        if self.up_pid is None:
-            return {}
         seen = {}
+        for group, pid in self.named.items():
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
+                seen[pid] = (group, times.user + times.system)
+        if self.up_pid is None:
+            return seen
         up = psutil.Process(self.up_pid)
         for proc in [up, *up.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
@@ -49,8 +57,9 @@ class CpuMeter:
         self._wall = time.monotonic()
 
     def stop(self) -> dict[str, float]:
-        """Cores used per part (1.0 = one core busy); processes that exited meanwhile are lost."""
-        wall = time.monotonic() - self._wall
+        """Cores used per part (1.0 = one core busy); processes that exited meanwhile are lost.
+        `wall` keeps the seconds measured: share x wall is CPU seconds."""
+        wall = self.wall = time.monotonic() - self._wall
         after = self._sample()
         children = os.times()
         shares: dict[str, float] = {}
@@ -125,3 +134,58 @@ class MemoryMeter:
 
 def mib(size: int | None) -> str:
     return "-" if size is None else f"{size / 2**20:,.0f} MiB"
+
+
+class BackendCpuMeter:
+    """CPU seconds of the PostgreSQL backends of some roles between start() and stop().
+
+    The roles come from pg_stat_activity.usename (the API connects as the runtime role, the
+    worker as its own), so one server's CPU splits by who asked for the work. A thread maps
+    backend pids to roles every `interval` seconds and reads each one's CPU time: backends that
+    come and go meanwhile (a pool's new connections, parallel workers) count up to their last
+    sample, those born after start() from zero. Needs the server on this machine and its
+    processes readable (an embedded PostgreSQL this run started)."""
+
+    def __init__(self, owner_url: str, roles: list[str], interval: float = 0.25) -> None:
+        self.owner_url = owner_url
+        self.roles = list(roles)
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._first: dict[int, float] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+
+    def _sample(self, conn, baseline: bool = False) -> None:
+        rows = conn.execute(
+            "SELECT pid, usename FROM pg_stat_activity WHERE usename = ANY(%s)", (self.roles,)
+        ).fetchall()
+        for pid, role in rows:
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
+                seconds = times.user + times.system
+                self._first.setdefault(pid, seconds if baseline else 0.0)
+                self._last[pid] = (role, seconds)
+
+    def start(self) -> None:
+        self._first, self._last = {}, {}
+        self._stop.clear()
+        self._conn = psycopg.connect(self.owner_url, autocommit=True)
+        self._sample(self._conn, baseline=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample(self._conn)
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per role (0.0 for a role with no backend seen)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample(self._conn)
+        self._conn.close()
+        used = dict.fromkeys(self.roles, 0.0)
+        for pid, (role, seconds) in self._last.items():
+            used[role] += seconds - self._first[pid]
+        return used
