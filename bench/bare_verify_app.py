@@ -20,6 +20,7 @@ import hmac
 
 from fastapi import FastAPI, Request, Response
 
+from skeldir.adapters import app as application
 from skeldir.adapters.cli import services
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
@@ -52,8 +53,9 @@ def main() -> None:
     parser.add_argument("--secret", required=True, help="the secret the benchmark signs with")
     args = parser.parse_args()
     bare = create_bare_app(args.secret)
-    # `skeldir api` builds its app with services.create_app(settings): hand it this one instead.
-    services.create_app = lambda _settings: bare
+    # `skeldir api` imports create_app from skeldir.adapters.app when it runs and builds its
+    # app with it: hand it this one instead.
+    application.create_app = lambda _settings: bare
     services.api.main(
         ["--host", args.host, "--port", str(args.port)], prog_name="skeldir api (bare verify)"
     )
