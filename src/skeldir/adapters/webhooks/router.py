@@ -28,7 +28,7 @@ from skeldir.base.db import DATABASE_UNAVAILABLE_ERRORS
 from skeldir.base.http import rate_limits
 from skeldir.base.http.bodies import read_capped
 from skeldir.base.http.problems import problem
-from skeldir.base.http.responses import OrjsonResponse, PlainRoute
+from skeldir.base.http.responses import OrjsonResponse
 from skeldir.base.http.unavailable import database_unavailable
 from skeldir.base.observability import metrics
 from skeldir.domains.ingestion.batching import IngestBatcher
@@ -71,9 +71,9 @@ class WebhookEdge:
     batcher: IngestBatcher
 
 
-# The endpoints take the request and string path parameters and return a Response: FastAPI's
-# request handling would only add its cost to every webhook.
-router = APIRouter(route_class=PlainRoute)
+# Declared for the OpenAPI document (and the methods they refuse); a POST to one of these paths
+# is answered by `serve_directly` before FastAPI's routing (see SkeldirApp).
+router = APIRouter()
 
 
 def _edge(request: Request) -> WebhookEdge:
