@@ -170,11 +170,21 @@ _MARK_LATE_SQL = """
 SELECT mark_orders_pending($1, array(
     SELECT o.order_id FROM orders o
     WHERE o.tenant_id = $1 AND o.has_snapshot AND o.ordered_at >= $2
-      AND (o.order_id IN (SELECT a.order_id FROM order_attributions a WHERE a.tenant_id = $1
-                             AND a.visitor_id = ANY($3::text[]))
-           OR o.visitor_id = ANY($3::text[])
-           OR o.checkout_key = ANY($4::bytea[]) OR o.cart_key = ANY($5::bytea[])
-           OR o.customer_key = ANY($6::bytea[]))))
+      -- Each key by its own index: one OR across them read every order of the tenant on every
+      -- post, which slowed collection as the shop's history grew.
+      AND o.order_id IN (
+          SELECT a.order_id FROM order_attributions a
+          WHERE a.tenant_id = $1 AND a.visitor_id = ANY($3::text[])
+          UNION ALL
+          SELECT k.order_id FROM orders k WHERE k.tenant_id = $1 AND k.visitor_id = ANY($3::text[])
+          UNION ALL
+          SELECT k.order_id FROM orders k
+          WHERE k.tenant_id = $1 AND k.checkout_key = ANY($4::bytea[])
+          UNION ALL
+          SELECT k.order_id FROM orders k WHERE k.tenant_id = $1 AND k.cart_key = ANY($5::bytea[])
+          UNION ALL
+          SELECT k.order_id FROM orders k
+          WHERE k.tenant_id = $1 AND k.customer_key = ANY($6::bytea[]))))
 """
 
 
