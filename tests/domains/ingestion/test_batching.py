@@ -12,7 +12,14 @@ import json
 import asyncpg
 import pytest
 
-from db_helpers import CHAIN_STALE, create_tenant, ingest_shopify, order_body, shopify_delivery
+from db_helpers import (
+    CHAIN_STALE,
+    create_tenant,
+    ingest_shopify,
+    ledger,
+    order_body,
+    shopify_delivery,
+)
 from skeldir.base.config import Settings
 from skeldir.base.db import owner_connection, tenant_transaction
 from skeldir.domains.ingestion import batching
@@ -134,26 +141,6 @@ def shop_day() -> list[tuple[str, str, bytes]]:
          order(8003, "5.00", 45, cancelled_at="2026-01-25T12:45:00Z")),
         ("r1", "refunds/create", refund(91, 8001, "2.00")),
     ]
-
-
-def ledger(database: Settings, tenant) -> dict[str, list]:
-    """Every column of the tenant's orders, entries and pending marks, but ids and times the
-    database makes up (the order an entry or a mark belongs to comes as its external id)."""
-    queries = {
-        "orders": "SELECT to_jsonb(o) - '{tenant_id,order_id,created_at,updated_at}'::text[]"
-                  " FROM orders o WHERE o.tenant_id = %s",
-        "entries": "SELECT to_jsonb(e) - '{tenant_id,entry_id,order_id,event_id}'::text[]"
-                   " || jsonb_build_object('order', o.external_order_id)"
-                   " FROM revenue_entries e JOIN orders o USING (tenant_id, order_id)"
-                   " WHERE e.tenant_id = %s",
-        "pending": "SELECT to_jsonb(p) - '{tenant_id,order_id,marked_at}'::text[]"
-                   " || jsonb_build_object('order', o.external_order_id)"
-                   " FROM pending_orders p JOIN orders o USING (tenant_id, order_id)"
-                   " WHERE p.tenant_id = %s",
-    }
-    with owner_connection(database) as conn:
-        return {name: sorted(conn.execute(sql, (tenant.tenant_id,)).fetchall(), key=repr)
-                for name, sql in queries.items()}
 
 
 async def test_one_batch_leaves_the_ledger_as_ingesting_one_by_one_does(

@@ -7,8 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from db_helpers import CHAIN_STALE, create_tenant
-from skeldir.base.config import Settings
+from db_helpers import CHAIN_STALE, create_tenant, ledger
 from skeldir.base.db import owner_connection, tenant_transaction
 from skeldir.domains.ingestion.inbox import IngestArguments, ingest_many
 
@@ -90,29 +89,6 @@ async def apply_alone(pool, event: IngestArguments) -> tuple[str, bool]:
             event.tenant_id, event.provider, event_id, orjson.dumps(event.order).decode(),
             orjson.dumps(event.entries).decode(), CHAIN_STALE)
         return "accepted", row["needs_chain"]
-
-
-def ledger(database: Settings, tenant) -> dict[str, list]:
-    """The tenant's orders, entries, pending marks and customers, without the ids and times the
-    database makes up (what an entry, mark or customer points at comes as its order's id)."""
-    queries = {
-        "orders": "SELECT to_jsonb(o) - '{tenant_id,order_id,created_at,updated_at}'::text[]"
-                  " FROM orders o WHERE o.tenant_id = %s",
-        "entries": "SELECT to_jsonb(e) - '{tenant_id,entry_id,order_id,event_id}'::text[]"
-                   " || jsonb_build_object('order', o.external_order_id)"
-                   " FROM revenue_entries e JOIN orders o USING (tenant_id, order_id)"
-                   " WHERE e.tenant_id = %s",
-        "pending": "SELECT p.order_version, o.external_order_id FROM pending_orders p"
-                   " JOIN orders o USING (tenant_id, order_id) WHERE p.tenant_id = %s",
-        "customers": "SELECT c.customer_key, o.external_order_id FROM customers c"
-                     " JOIN orders o ON o.tenant_id = c.tenant_id"
-                     " AND o.order_id = c.first_order_id WHERE c.tenant_id = %s",
-        "events": "SELECT dedupe_key, external_order_id FROM webhook_events"
-                  " WHERE tenant_id = %s",
-    }
-    with owner_connection(database) as conn:
-        return {name: sorted(conn.execute(sql, (tenant.tenant_id,)).fetchall(), key=repr)
-                for name, sql in queries.items()}
 
 
 async def test_a_batch_leaves_the_ledger_that_applying_each_event_alone_leaves(
