@@ -133,10 +133,4 @@ log_lock_waits = on
 log_checkpoints = on
 # Analyze new tables soon after they fill (plans of near-empty tables are arbitrary).
 autovacuum_naptime = 5s
-# Sustained ingest writes several MB of WAL a second: with the default 1 GB a checkpoint came
-# every ~70 s, and the first write of each page after one logs the whole page (about half the
-# WAL). Fewer checkpoints and compressed page images cut the WAL, and with it the commit waits.
-max_wal_size = 4GB
-checkpoint_timeout = 15min
-wal_compression = on
 """
